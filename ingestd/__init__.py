@@ -1,0 +1,3 @@
+"""ingestd: every file that lands in a shared directory, processed exactly once by a fleet."""
+
+__version__ = "0.1.0"

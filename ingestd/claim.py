@@ -1,0 +1,181 @@
+"""The claim: a non-blocking `flock` on `STATE/locks/NAME.lock`, one lock file per data file.
+
+Why each step is there:
+- `O_RDWR|O_CREAT|O_NOFOLLOW`, no `O_TRUNC`: the file may be a peer's live claim, and its
+  content (the owner and attempt count) must survive until we hold the lock; a symlink planted
+  in the locks directory is never followed.
+- `LOCK_EX|LOCK_NB`: a busy lock means a peer owns the file; we move on instead of queueing
+  behind it (the peer may hold it for half an hour).
+- inode re-check after locking: the owner unlinks the lock file after committing. Had we opened
+  the path before that unlink, we now hold a lock on a file no one else can find, while a third
+  worker creates a fresh one. Holding a lock that is not the one at the path means nothing.
+- The owner record is read and written through the claim's own descriptor: on NFS, flock is a
+  POSIX lock, and closing *any* descriptor of the file would silently drop it.
+- Lock files are not data files: the kernel drops the lock of a dead process (on NFS, the server
+  does when the client's lease expires), and the lock file stays behind with the attempt count.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_BUSY = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES})
+_OWNER_MAX = 64 * 1024
+
+
+class Busy(Exception):
+    """A peer holds the claim."""
+
+
+@dataclass
+class Claim:
+    """A held claim. The lock lives as long as `fd` is open."""
+
+    name: str
+    path: Path
+    fd: int
+    previous: bytes  # owner record left by the last holder (a dead worker), or b""
+    attempt: int = 0
+    # finish/abandon/release may race (a cancelled task gives back a claim whose finish is
+    # still running in a thread): the first one wins, the others do nothing. Acting on a
+    # closed descriptor number could touch whatever file reused it.
+    _mutex: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _closed: bool = False
+
+    @property
+    def previous_owner(self) -> dict[str, Any] | None:
+        return parse_owner(self.previous)
+
+    def begin(self, owner: dict[str, Any]) -> int:
+        """Record us as the owner with the next attempt number; return that number."""
+        before = self.previous_owner
+        self.attempt = int(before.get("attempt", 0)) + 1 if before else 1
+        self._write(json.dumps({**owner, "attempt": self.attempt}).encode() + b"\n")
+        return self.attempt
+
+    def finish(self) -> None:
+        """The file is recorded: remove the lock file, then release the lock."""
+        with self._mutex:
+            if not self._closed:
+                self._unlink_and_close()
+
+    def abandon(self) -> None:
+        """Give the file back without spending an attempt (shutdown, infrastructure errors).
+
+        The previous owner record is put back, so the next claimer counts attempts as if we
+        had never started; a lock file we created is removed.
+        """
+        with self._mutex:
+            if self._closed:
+                return
+            if not self.previous:
+                self._unlink_and_close()
+                return
+            try:
+                self._write(self.previous)
+            finally:
+                self._close()
+
+    def release(self) -> None:
+        """Give the file back and keep our owner record: the attempt counts (handler crash)."""
+        with self._mutex:
+            if not self._closed:
+                self._close()
+
+    def _close(self) -> None:
+        self._closed = True
+        os.close(self.fd)
+
+    def _write(self, data: bytes) -> None:
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, data, 0)
+
+    def _unlink_and_close(self) -> None:
+        try:
+            # Unlink while still holding the lock: a peer that opened this inode in the
+            # meantime will see the path gone (or a new inode) and start over. Only our own
+            # inode is removed: if our claim was lost (an NFS lease expired), the path may
+            # already name a peer's live lock file.
+            held = os.fstat(self.fd)
+            current = os.stat(self.path, follow_symlinks=False)
+            if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
+                os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        finally:
+            self._close()
+
+
+def parse_owner(data: bytes) -> dict[str, Any] | None:
+    try:
+        owner = json.loads(data)
+    except ValueError:
+        return None
+    return owner if isinstance(owner, dict) else None
+
+
+def lock_path(locks_dir: Path, name: str) -> Path:
+    return locks_dir / f"{name}.lock"
+
+
+def try_claim(locks_dir: Path, name: str, *, retries: int = 16) -> Claim:
+    """Claim `name` or raise `Busy`. Blocking (filesystem calls): run it in a thread."""
+    path = lock_path(locks_dir, name)
+    for _ in range(retries):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o664)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in _BUSY:
+                raise Busy(name) from None
+            raise
+        try:
+            held = os.fstat(fd)
+            current = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            os.close(fd)  # unlinked by its owner after we opened it: start over
+            continue
+        except BaseException:
+            os.close(fd)
+            raise
+        if (held.st_dev, held.st_ino) != (current.st_dev, current.st_ino):
+            os.close(fd)
+            continue
+        try:
+            previous = os.pread(fd, _OWNER_MAX, 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        return Claim(name=name, path=path, fd=fd, previous=previous)
+    # Losing the unlink race this many times in a row means heavy churn on this very name:
+    # treat it as busy and let the next scan offer it again.
+    raise Busy(name)
+
+
+def probe(path: Path) -> tuple[bool, dict[str, Any] | None]:
+    """(held by someone, owner record) of one lock file, without taking it from anyone.
+
+    Opens read-only and asks for a shared lock without waiting: if it is granted, no one holds
+    the claim (it is dropped at once); if not, the owner is alive.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        owner = parse_owner(os.pread(fd, _OWNER_MAX, 0))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in _BUSY:
+                return True, owner
+            raise
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False, owner
+    finally:
+        os.close(fd)

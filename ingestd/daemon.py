@@ -1,0 +1,396 @@
+"""The daemon's lifecycle: wait for the directory, start, find work, claim it, shut down.
+
+One process runs a small set of named tasks: `tick` (rescans, settle checks, pause flag,
+observer health, idle exit: the one place that waits for "event, timer or stop"), `claim-N`
+(take the oldest ready file and process it), `heartbeat` and, under systemd, `watchdog`.
+Signal handlers only set the stop event; shutdown happens in `run`, bounded by
+`--drain-timeout`. If a task dies, the daemon stops loudly instead of limping on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from typing import Any
+
+from . import __version__
+from .handlers import Handler
+from .heartbeat import remove_heartbeat, write_heartbeat
+from .manifest import Manifest
+from .mounts import check_state_dir
+from .naming import printable
+from .ready import ReadyQueue, Settling
+from .settings import Settings
+from .systemd import Notifier, watchdog_interval
+from .watcher import Watcher, scan, signature_of
+from .worker import Result, Worker, utc_now
+
+WAIT_FOR_DIR_LOG_EVERY = 30.0
+MAX_BACKOFF = 300.0
+
+
+class StartupError(Exception):
+    """Something a person must fix before the daemon can run (exit 2)."""
+
+
+class Daemon:
+    def __init__(
+        self, settings: Settings, handler: Handler, log: Any, notifier: Notifier | None = None
+    ) -> None:
+        self.settings = settings
+        self.log = log
+        self.notifier = notifier or Notifier()
+        self.manifest = Manifest(
+            settings.manifest_path, settings.manifest_lock_path, on_bad_line=self._bad_line
+        )
+        self.worker = Worker(settings, self.manifest, handler, log)
+        self.ready = ReadyQueue()
+        self.settling = Settling(settings.settle)
+        self.stop_event = asyncio.Event()
+        self.exit_code = 0
+        self.paused = False
+        self.pending = 0  # data files present and not finished, at the last scan
+        self._wake = asyncio.Event()
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        self._to_check: set[str] = set()
+        self._seen_at: dict[str, str] = {}
+        self._retry_at: dict[str, tuple[float, int]] = {}  # name -> (monotonic, failures)
+        self._ignored: set[str] = set()
+        self._busy_tasks: set[asyncio.Task[None]] = set()
+        self._idle_since = time.monotonic()
+        self._scan_failing = False
+        self._watcher: Watcher | None = None
+        self._started_at = utc_now()
+
+    # ---- entry point ----
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop, signum)
+        try:
+            return await self._run()
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+            self.notifier.close()
+            self.manifest.close()
+
+    def request_stop(self, signum: int | None = None) -> None:
+        if not self.stop_event.is_set():
+            self.log.info("stop_requested", signal=signal.Signals(signum).name if signum else None)
+        self.stop_event.set()
+        self._wake.set()
+
+    async def _run(self) -> int:
+        s = self.settings
+        self.log.info(
+            "worker_started",
+            version=__version__,
+            data_dir=str(s.data_dir),
+            state_dir=str(s.state_dir),
+            concurrency=s.concurrency,
+            seconds_in_min=s.seconds_in_min,
+            handler=s.handler,
+            pid=os.getpid(),
+        )
+        if not await self._wait_for_directory():
+            self.log.info("shutdown", reason="stopped while waiting for the directory")
+            return 0
+        await asyncio.to_thread(self._prepare_state_dir)
+        await asyncio.to_thread(self.manifest.refresh)
+        if s.watch:
+            self._watcher = Watcher(
+                s.data_dir, asyncio.get_running_loop(), self._on_event, self.log
+            )
+            self._watcher.start()
+        try:
+            await self._check_pause()
+            await self._rescan()
+            self.notifier.notify("READY=1", f"STATUS={self._status_line()}")
+            self.log.info("ready", pending=self.pending, known=len(self.manifest.status))
+            await self._serve()
+        finally:
+            if self._watcher is not None:
+                self._watcher.stop()
+        return self.exit_code
+
+    async def _wait_for_directory(self) -> bool:
+        """Wait for DIR to exist, never creating it: it may be an NFS mount still to come."""
+        last_log = -WAIT_FOR_DIR_LOG_EVERY
+        while not await asyncio.to_thread(self.settings.data_dir.is_dir):
+            now = time.monotonic()
+            if now - last_log >= WAIT_FOR_DIR_LOG_EVERY:
+                self.log.warning("waiting_for_directory", data_dir=str(self.settings.data_dir))
+                last_log = now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), self.settings.rescan_interval)
+            if self.stop_event.is_set():
+                return False
+        return True
+
+    def _prepare_state_dir(self) -> None:
+        s = self.settings
+        try:
+            for path in (s.state_dir, s.locks_dir, s.workers_dir):
+                path.mkdir(mode=0o775, exist_ok=True)
+            probe = s.state_dir / f".probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise StartupError(f"state dir {s.state_dir} is not usable: {exc.strerror}") from exc
+        reason = check_state_dir(s.state_dir)
+        if reason is not None:
+            raise StartupError(f"refusing state dir {s.state_dir}: {reason}")
+
+    # ---- the running daemon ----
+
+    async def _serve(self) -> None:
+        s = self.settings
+        claimers = [
+            asyncio.create_task(self._claim_loop(), name=f"claim-{i}") for i in range(s.concurrency)
+        ]
+        side = [
+            asyncio.create_task(self._tick_loop(), name="tick"),
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+        ]
+        interval = watchdog_interval()
+        if interval is not None and self.notifier.enabled:
+            side.append(asyncio.create_task(self._systemd_watchdog(interval), name="watchdog"))
+        stop: asyncio.Task[Any] = asyncio.create_task(self.stop_event.wait(), name="stop")
+        done, _ = await asyncio.wait([stop, *claimers, *side], return_when="FIRST_COMPLETED")
+        for task in done:
+            if task is not stop and not task.cancelled() and task.exception() is not None:
+                self.log.error("task_crashed", task=task.get_name(), exc_info=task.exception())
+                self.exit_code = 1
+        self.stop_event.set()
+        await self._shutdown(claimers, side, stop)
+
+    async def _shutdown(
+        self,
+        claimers: list[asyncio.Task[None]],
+        side: list[asyncio.Task[None]],
+        stop: asyncio.Task[Any],
+    ) -> None:
+        self.notifier.notify("STOPPING=1")
+        in_flight = [t for t in claimers if t in self._busy_tasks]
+        for task in claimers:
+            if task not in self._busy_tasks:
+                task.cancel()
+        if in_flight:
+            self.log.info(
+                "draining", files=sorted(self.worker.in_hand), timeout=self.settings.drain_timeout
+            )
+            await asyncio.wait(in_flight, timeout=self.settings.drain_timeout)
+        abandoned = sorted(self.worker.in_hand)
+        for task in [*claimers, *side, stop]:
+            task.cancel()
+        await asyncio.gather(*claimers, *side, stop, return_exceptions=True)
+        await asyncio.to_thread(
+            remove_heartbeat, self.settings.workers_dir, self.settings.worker_id
+        )
+        self.log.info("stats", **self.worker.stats.fields())
+        self.log.info(
+            "shutdown",
+            files_processed=self.worker.stats.count,
+            failed=self.worker.failed,
+            taken_over=self.worker.redone,
+            released_unfinished=abandoned,
+            exit_code=self.exit_code,
+        )
+
+    async def _claim_loop(self) -> None:
+        me = asyncio.current_task()
+        assert me is not None
+        while not self.stop_event.is_set():
+            await self._resumed.wait()
+            name = await self.ready.get()
+            if self.stop_event.is_set():
+                return
+            if self.paused:
+                self.ready.put(name)
+                continue
+            self._busy_tasks.add(me)
+            try:
+                result = await self.worker.process(name, self._seen_at.get(name))
+            finally:
+                self._busy_tasks.discard(me)
+            self._after(name, result)
+            if result in (Result.DONE, Result.FAILED):
+                self.notifier.notify(f"STATUS={self._status_line()}")
+
+    def _after(self, name: str, result: Result) -> None:
+        if result is Result.RETRY:
+            failures = self._retry_at.get(name, (0.0, 0))[1] + 1
+            delay = min(self.settings.rescan_interval * 2 ** (failures - 1), MAX_BACKOFF)
+            self._retry_at[name] = (time.monotonic() + delay, failures)
+        elif result is not Result.BUSY:
+            self._retry_at.pop(name, None)
+            self._seen_at.pop(name, None)
+        self._idle_since = time.monotonic()
+
+    # ---- discovery ----
+
+    def _on_event(self, kind: str, name: str) -> None:
+        """Runs on the loop, handed over from the observer thread."""
+        if self.manifest.is_finished(name) or name in self.worker.in_hand:
+            return
+        self._seen_at.setdefault(name, utc_now())
+        if kind == "written" and not self._backing_off(name, time.monotonic()):
+            self.settling.forget(name)
+            if self.ready.put(name):
+                self.log.debug("file_ready", file=name, via="event")
+        else:
+            self._to_check.add(name)
+            self._wake.set()
+
+    def _backing_off(self, name: str, now: float) -> bool:
+        entry = self._retry_at.get(name)
+        return entry is not None and entry[0] > now
+
+    def _offer(self, name: str, signature: tuple[int, int] | None, now: float) -> None:
+        """One look at a file: queue it once it has settled."""
+        if signature is None:
+            self.settling.forget(name)
+            return
+        if name in self.ready or name in self.worker.in_hand or self._backing_off(name, now):
+            return
+        self._seen_at.setdefault(name, utc_now())
+        if self.settling.observe(name, signature, now):
+            self.ready.put(name)
+            self.log.debug("file_ready", file=name, via="scan")
+
+    async def _rescan(self) -> None:
+        s = self.settings
+        hide = s.state_dir.name if s.state_dir.parent == s.data_dir else None
+        try:
+            await asyncio.to_thread(self.manifest.refresh)
+            result = await asyncio.to_thread(scan, s.data_dir, self.manifest.is_finished, hide)
+        except OSError as exc:
+            if not self._scan_failing:
+                self.log.error("scan_failed", error=str(exc), data_dir=str(s.data_dir))
+            self._scan_failing = True
+            return
+        if self._scan_failing:
+            self.log.info("scan_recovered")
+            self._scan_failing = False
+        now = time.monotonic()
+        for name in self.settling.names():
+            if name not in result.candidates:
+                self.settling.forget(name)
+        for name, signature in result.candidates.items():
+            self._offer(name, signature, now)
+        for name, why in result.ignored.items():
+            if name not in self._ignored:
+                self._ignored.add(name)
+                self.log.info("entry_ignored", entry=printable(name), reason=why)
+        self.pending = len(result.candidates)
+
+    async def _check_settling(self) -> None:
+        names = set(self._to_check)
+        self._to_check.clear()
+        deadline = self.settling.next_deadline()
+        now = time.monotonic()
+        if deadline is not None and deadline <= now:
+            names.update(self.settling.names())
+        for name in names:
+            path = self.settings.data_dir / name
+            signature = await asyncio.to_thread(signature_of, path)
+            self._offer(name, signature, time.monotonic())
+
+    async def _check_pause(self) -> None:
+        paused = await asyncio.to_thread(self.settings.pause_flag.exists)
+        if paused == self.paused:
+            return
+        self.paused = paused
+        if paused:
+            self._resumed.clear()
+            self.log.info("paused", in_hand=sorted(self.worker.in_hand))
+        else:
+            self._resumed.set()
+            self.log.info("resumed")
+        self.notifier.notify(f"STATUS={self._status_line()}")
+
+    async def _tick_loop(self) -> None:
+        """The one wait point for background work: an event, the settle or rescan timer, or stop."""
+        interval = self.settings.rescan_interval
+        next_scan = time.monotonic() + interval
+        while not self.stop_event.is_set():
+            deadline = self.settling.next_deadline()
+            wake_at = next_scan if deadline is None else min(next_scan, deadline)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(wake_at - time.monotonic(), 0.0))
+            if self.stop_event.is_set():
+                return
+            await self._check_settling()
+            if time.monotonic() >= next_scan:
+                next_scan = time.monotonic() + interval
+                if self._watcher is not None:
+                    self._watcher.ensure_alive()
+                await self._check_pause()
+                await self._rescan()
+                self._check_idle()
+
+    def _check_idle(self) -> None:
+        busy = self.worker.in_hand or len(self.ready) or len(self.settling) or self.pending
+        now = time.monotonic()
+        if busy:
+            self._idle_since = now
+            return
+        limit = self.settings.exit_when_idle
+        if limit is not None and now - self._idle_since >= limit and not self.stop_event.is_set():
+            self.log.info("idle_exit", idle_seconds=round(now - self._idle_since, 3))
+            self.request_stop()
+
+    async def _heartbeat_loop(self) -> None:
+        s = self.settings
+        while True:
+            try:
+                await asyncio.to_thread(write_heartbeat, s.workers_dir, s.worker_id, self._beat())
+            except OSError as exc:
+                self.log.warning("heartbeat_failed", error=str(exc))
+            await asyncio.sleep(s.heartbeat_interval)
+
+    def _beat(self) -> dict[str, Any]:
+        s = self.settings
+        now = time.monotonic()
+        return {
+            "worker": s.worker_id,
+            "host": s.host,
+            "pid": os.getpid(),
+            "version": __version__,
+            "started_at": self._started_at,
+            "state": "draining"
+            if self.stop_event.is_set()
+            else ("paused" if self.paused else "running"),
+            "in_hand": {name: round(now - t, 3) for name, t in self.worker.in_hand.items()},
+            "interval": s.heartbeat_interval,
+            **self.worker.stats.fields(),
+        }
+
+    async def _systemd_watchdog(self, interval: float) -> None:
+        # Sent from the event loop on purpose: a loop that blocks stops the pings, and
+        # systemd kills and restarts the worker.
+        while True:
+            self.notifier.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+    def _status_line(self) -> str:
+        state = "paused" if self.paused else "running"
+        return (
+            f"{state}: {self.worker.stats.count} done, {len(self.worker.in_hand)} in hand, "
+            f"{self.pending} pending"
+        )
+
+    def _bad_line(self, offset: int, line: bytes) -> None:
+        self.log.warning(
+            "manifest_bad_line",
+            offset=offset,
+            length=len(line),
+            head=printable(line[:60].decode("ascii", "replace")),
+        )

@@ -1,0 +1,160 @@
+"""What "processing a file" means, behind one small interface.
+
+A handler is an async callable taking a `Job` and returning an `Outcome`. `load_handler`
+turns the `--handler` option into one: `simulate` (the default: sleep for the minutes the file
+says), `tsv` (JSON objects to PostgreSQL COPY text), or `package.module:callable` for the user's
+own code; a plain function runs in a thread, a coroutine function on the event loop.
+
+Raising `BadInput` fails the file for good (no retry). Any other exception is a crash of this
+attempt: the file is retried until `--max-attempts`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib
+import inspect
+import math
+import os
+import stat
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .settings import Settings
+
+MAX_SIMULATION_BYTES = 4096
+
+
+class BadInput(Exception):
+    """The file's content can never be processed: record it failed, do not retry."""
+
+
+@dataclass(frozen=True)
+class Job:
+    path: Path
+    name: str
+    timestamp: datetime
+    settings: Settings
+    log: Any
+
+
+@dataclass
+class Outcome:
+    minutes: float  # processing time, what the stats count
+    size: int | None = None  # bytes processed; computed by the worker when None
+    sha256: str | None = None
+    outputs: list[str] = field(default_factory=list)
+    records: int | None = None
+
+
+Handler = Callable[[Job], Awaitable[Outcome]]
+
+
+def read_capped(path: Path, limit: int) -> bytes:
+    """Up to `limit + 1` bytes of a regular file, never following links or blocking on FIFOs."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BadInput("not a regular file")
+        chunks = []
+        remaining = limit + 1
+        while remaining > 0 and (chunk := os.read(fd, remaining)):
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def parse_minutes(content: bytes, max_minutes: float) -> float:
+    """The processing time a simulation file holds, or `BadInput` saying why not."""
+    if len(content) > MAX_SIMULATION_BYTES:
+        raise BadInput(f"over {MAX_SIMULATION_BYTES} bytes")
+    try:
+        text = content.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise BadInput("not UTF-8 text") from None
+    if not text:
+        raise BadInput("empty")
+    try:
+        minutes = float(text)
+    except ValueError:
+        raise BadInput(f"not a number: {text[:40]!r}") from None
+    if not math.isfinite(minutes):
+        raise BadInput(f"not a finite number: {text[:40]!r}")
+    if minutes < 0:
+        raise BadInput(f"negative minutes: {text[:40]!r}")
+    if minutes > max_minutes:
+        raise BadInput(f"{text[:40]} minutes is over the cap of {max_minutes:g}")
+    return minutes
+
+
+async def simulate(job: Job) -> Outcome:
+    """The challenge's processing: wait `minutes * seconds_in_min` seconds."""
+    content = await asyncio.to_thread(read_capped, job.path, MAX_SIMULATION_BYTES)
+    minutes = parse_minutes(content, job.settings.max_minutes)
+    await asyncio.sleep(minutes * job.settings.seconds_in_min)
+    return Outcome(minutes=minutes, size=len(content), sha256=hashlib.sha256(content).hexdigest())
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    """(size, sha256) of a file, streamed."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+class HandlerError(Exception):
+    """`--handler` names something that cannot be used (shown to the user, exit 2)."""
+
+
+def load_handler(spec: str) -> Handler:
+    if spec == "simulate":
+        return simulate
+    if spec == "tsv":
+        from .tsv import handle as tsv_handle
+
+        return tsv_handle
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise HandlerError(f"--handler {spec!r}: use simulate, tsv or package.module:callable")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # the user's module may fail in any way while importing
+        raise HandlerError(f"--handler {spec!r}: cannot import {module_name}: {exc}") from exc
+    target = getattr(module, attribute, None)
+    if not callable(target):
+        raise HandlerError(f"--handler {spec!r}: {module_name} has no callable {attribute}")
+    return _adapt(target)
+
+
+def _adapt(target: Callable[..., Any]) -> Handler:
+    """Wrap a user callable: async ones are awaited, sync ones run in a thread."""
+    is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
+        getattr(target, "__call__", None)  # noqa: B004 - async __call__ objects
+    )
+
+    async def handler(job: Job) -> Outcome:
+        result = await target(job) if is_async else await asyncio.to_thread(target, job)
+        return to_outcome(result)
+
+    return handler
+
+
+def to_outcome(result: Any) -> Outcome:
+    """Accept an Outcome, a number of minutes, or a dict of Outcome fields."""
+    if isinstance(result, Outcome):
+        return result
+    if isinstance(result, int | float) and not isinstance(result, bool):
+        return Outcome(minutes=float(result))
+    if isinstance(result, dict):
+        return Outcome(**result)
+    raise TypeError(f"handler returned {type(result).__name__}; expected Outcome, number or dict")

@@ -1,0 +1,235 @@
+"""The done-manifest: an append-only JSON Lines file of finished files, shared by all workers.
+
+Writers append one line per record while holding `flock` on a separate `manifest.lock` (never
+on the data file: on NFS a lock is a POSIX lock, and closing any descriptor of the locked file
+would drop it), then `fsync`. Nothing is ever rewritten in place.
+
+Readers keep their byte offset and read only the new tail. A torn last line (its writer was
+killed mid-write) is left unread until it is complete; the next writer closes it with a
+newline, after which readers skip it as one bad line with one warning.
+
+Statuses: `done` and `failed` finish a file; `retry` (written by `ingestd retry`) makes a
+failed file eligible again. A `done` record is final.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DONE = "done"
+FAILED = "failed"
+RETRY = "retry"
+FINISHED = frozenset({DONE, FAILED})
+
+_CHUNK = 1 << 20
+_FAST_PREFIX = b'{"file":"'
+_FAST_STATUS = b',"status":"'
+
+BadLine = Callable[[int, bytes], None]
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    """One manifest line. `file` and `status` lead so readers can take a fast path."""
+    ordered = {"file": record["file"], "status": record["status"], **record}
+    return json.dumps(ordered, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
+
+
+def parse_head(line: bytes) -> tuple[str, str] | None:
+    """(file, status) of one complete line, or None if it is not a usable record.
+
+    Lines this module wrote start `{"file":"NAME","status":"STATUS"`; valid names hold no
+    quote or backslash, so the two fields are sliced without decoding the whole object.
+    Anything else goes through the JSON parser.
+    """
+    if line.startswith(_FAST_PREFIX) and line.endswith(b"}"):
+        end = line.find(b'"', len(_FAST_PREFIX))
+        name = line[len(_FAST_PREFIX) : end]
+        if end > 0 and b"\\" not in name and line.startswith(_FAST_STATUS, end + 1):
+            start = end + 1 + len(_FAST_STATUS)
+            stop = line.find(b'"', start)
+            if stop > 0:
+                return name.decode("ascii", "replace"), line[start:stop].decode("ascii", "replace")
+    record = parse_record(line)
+    if record is None:
+        return None
+    return record["file"], record["status"]
+
+
+def parse_record(line: bytes) -> dict[str, Any] | None:
+    """The full record of one complete line, or None for garbage."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if (
+        not isinstance(record, dict)
+        or not isinstance(record.get("file"), str)
+        or not isinstance(record.get("status"), str)
+    ):
+        return None
+    return record
+
+
+def split_complete(buffer: bytes) -> tuple[list[bytes], int]:
+    """The complete lines in `buffer` and how many bytes they span (a torn tail is left)."""
+    end = buffer.rfind(b"\n")
+    if end < 0:
+        return [], 0
+    return buffer[:end].split(b"\n"), end + 1
+
+
+def read_records(path: Path, on_bad: BadLine | None = None) -> Iterator[dict[str, Any]]:
+    """Every complete, well-formed record of a manifest file, in order (for audits)."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - a missing manifest is an empty one
+    except FileNotFoundError:
+        return
+    with handle:
+        offset = 0
+        carry = b""
+        while chunk := handle.read(_CHUNK):
+            lines, used = split_complete(carry + chunk)
+            base = offset
+            for line in lines:
+                record = parse_record(line) if line.strip() else None
+                if record is not None:
+                    yield record
+                elif line.strip() and on_bad is not None:
+                    on_bad(base, line)
+                base += len(line) + 1
+            offset += used
+            carry = (carry + chunk)[used:]
+
+
+@dataclass
+class Manifest:
+    """One process's view of the manifest: incremental reader plus fenced appender.
+
+    Thread-safe: blocking calls run in worker threads, several claim tasks share one instance.
+    """
+
+    path: Path
+    lock_path: Path
+    on_bad_line: BadLine | None = None
+    status: dict[str, str] = field(default_factory=dict)
+    bad_lines: int = 0
+    _offset: int = 0
+    _read_fd: int | None = None
+    _lock_fd: int | None = None
+    _mutex: threading.Lock = field(default_factory=threading.Lock)
+
+    def close(self) -> None:
+        with self._mutex:
+            for fd in (self._read_fd, self._lock_fd):
+                if fd is not None:
+                    os.close(fd)
+            self._read_fd = self._lock_fd = None
+
+    def is_finished(self, name: str) -> bool:
+        return self.status.get(name) in FINISHED
+
+    def refresh(self) -> None:
+        """Read whatever other workers appended since the last call."""
+        with self._mutex:
+            self._read_tail()
+
+    def commit(self, record: dict[str, Any], on_written: Callable[[], None] | None = None) -> bool:
+        """Append `record` durably unless the file is already done (fencing).
+
+        Returns False (nothing written) when a `done` record for the file is already there:
+        a peer finished it after our claim was lost. Raises OSError (disk full, read-only)
+        with nothing recorded; the caller must not treat the file as finished.
+        """
+        line = encode(record)
+        with self._mutex:
+            lock_fd = self._lock()
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            try:
+                self._read_tail()
+                if self.status.get(record["file"]) == DONE:
+                    return False
+                self._append(line)
+                self._read_tail()
+                if on_written is not None:
+                    on_written()
+                return True
+            finally:
+                fcntl.flock(lock_fd, fcntl.LOCK_UN)
+
+    # ---- internals: called with _mutex held ----
+
+    def _lock(self) -> int:
+        if self._lock_fd is None:
+            self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o664)
+        return self._lock_fd
+
+    def _append(self, line: bytes) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o664)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(self._reader(), 1, size - 1) != b"\n":
+                line = b"\n" + line  # close a torn line left by a writer that died
+            written = os.write(fd, line)
+            if written != len(line):
+                # A short write leaves a torn line; the next writer closes it.
+                raise OSError(f"short write to manifest ({written} of {len(line)} bytes)")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _reader(self) -> int:
+        if self._read_fd is None:
+            self._read_fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+        return self._read_fd
+
+    def _read_tail(self) -> None:
+        try:
+            fd = self._reader()
+        except FileNotFoundError:
+            return
+        size = os.fstat(fd).st_size
+        if size < self._offset:
+            # Truncated or replaced by hand: start over rather than read garbage.
+            self._offset = 0
+            self.status.clear()
+        while self._offset < size:
+            chunk = os.pread(fd, min(_CHUNK * 8, size - self._offset), self._offset)
+            if not chunk:
+                break
+            lines, used = split_complete(chunk)
+            if used == 0:
+                if len(chunk) < _CHUNK * 8:
+                    break  # only a torn (or still-being-written) tail is left
+                raise OSError(f"manifest line at offset {self._offset} is over 8 MiB")
+            self._apply(lines, self._offset)
+            self._offset += used
+
+    def _apply(self, lines: list[bytes], base: int) -> None:
+        status = self.status
+        for line in lines:
+            if line:
+                head = parse_head(line)
+                if head is None:
+                    self.bad_lines += 1
+                    if self.on_bad_line is not None:
+                        self.on_bad_line(base, line)
+                else:
+                    name, state = head
+                    if status.get(name) != DONE:
+                        status[name] = sys_intern(state)
+            base += len(line) + 1
+
+
+def sys_intern(value: str) -> str:
+    # A million records share a handful of status strings: keep one copy of each.
+    return _STATUSES.get(value, value)
+
+
+_STATUSES = {s: s for s in (DONE, FAILED, RETRY)}

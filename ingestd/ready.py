@@ -1,0 +1,96 @@
+"""When a file counts as written, and the oldest-first queue of files ready to claim.
+
+A file is ready when a close-after-write or moved-into-place event was seen for it, or when
+scans find its size and mtime unchanged for `settle` seconds. `Settling` is pure (the caller
+passes the clock), so it is tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .naming import parse_name
+
+Signature = tuple[int, int]  # (size, mtime_ns)
+
+
+@dataclass
+class Settling:
+    """Files seen but not yet known to be completely written."""
+
+    settle: float
+    _seen: dict[str, tuple[Signature, float]] = field(default_factory=dict)
+
+    def observe(self, name: str, signature: Signature, now: float) -> bool:
+        """Record one look at `name`; True once it has stayed the same for `settle` seconds."""
+        previous = self._seen.get(name)
+        if previous is None or previous[0] != signature:
+            self._seen[name] = (signature, now)
+            return self.settle == 0
+        if now - previous[1] >= self.settle:
+            del self._seen[name]
+            return True
+        return False
+
+    def forget(self, name: str) -> None:
+        self._seen.pop(name, None)
+
+    def names(self) -> list[str]:
+        return list(self._seen)
+
+    def next_deadline(self) -> float | None:
+        """The earliest moment a file seen so far could be declared settled."""
+        if not self._seen:
+            return None
+        return min(since for _, since in self._seen.values()) + self.settle
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+@dataclass(order=True)
+class _Entry:
+    stamp: datetime
+    name: str
+
+
+class ReadyQueue:
+    """Ready files, oldest timestamp first; putting a name twice queues it once."""
+
+    def __init__(self) -> None:
+        self._heap: list[_Entry] = []
+        self._names: set[str] = set()
+        self._changed = asyncio.Event()
+
+    def put(self, name: str) -> bool:
+        stamp = parse_name(name)
+        if stamp is None or name in self._names:
+            return False
+        heapq.heappush(self._heap, _Entry(stamp, name))
+        self._names.add(name)
+        self._changed.set()
+        return True
+
+    def pop_nowait(self) -> str | None:
+        if not self._heap:
+            return None
+        name = heapq.heappop(self._heap).name
+        self._names.discard(name)
+        return name
+
+    async def get(self) -> str:
+        while True:
+            name = self.pop_nowait()
+            if name is not None:
+                return name
+            self._changed.clear()
+            await self._changed.wait()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __len__(self) -> int:
+        return len(self._heap)

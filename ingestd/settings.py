@@ -1,0 +1,169 @@
+"""Every option of `ingestd run`, its default, its check and its help, in one place.
+
+`Settings` is the frozen result the daemon runs with. `OPTIONS` describes each option once;
+the CLI builds its arguments and `INGESTD_*` environment defaults from it, so nothing is
+spelled out three times.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+LOG_FORMATS = ("auto", "json", "console")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    state_dir: Path
+    worker_id: str
+    host: str
+    seconds_in_min: float = 60.0
+    concurrency: int = 1
+    rescan_interval: float = 2.0
+    settle: float = 1.0
+    max_attempts: int = 3
+    max_minutes: float = 1440.0
+    handler: str = "simulate"
+    log_format: str = "auto"
+    log_level: str = "info"
+    exit_when_idle: float | None = None
+    drain_timeout: float = 10.0
+    heartbeat_interval: float = 5.0
+    watch: bool = True
+    output_dir: Path | None = None
+    columns: tuple[str, ...] | None = None
+    tsv_header: bool = False
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.state_dir / "locks"
+
+    @property
+    def workers_dir(self) -> Path:
+        return self.state_dir / "workers"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.state_dir / "manifest.jsonl"
+
+    @property
+    def manifest_lock_path(self) -> Path:
+        return self.state_dir / "manifest.lock"
+
+    @property
+    def pause_flag(self) -> Path:
+        return self.state_dir / "paused"
+
+
+def state_dir_for(data_dir: Path, state_dir: Path | None = None) -> Path:
+    return state_dir if state_dir is not None else data_dir / ".ingestd"
+
+
+def default_worker_id(host: str | None = None, pid: int | None = None) -> str:
+    return f"{host or socket.gethostname()}:{pid or os.getpid()}"
+
+
+# ---- option parsing: each raises ValueError with a message a person can act on ----
+
+
+def _number(text: str, *, minimum: float, strict: bool = False) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    if value < minimum or (strict and value == minimum):
+        relation = ">" if strict else ">="
+        raise ValueError(f"{text!r} must be {relation} {minimum:g}")
+    return value
+
+
+def non_negative(text: str) -> float:
+    return _number(text, minimum=0.0)
+
+
+def positive(text: str) -> float:
+    return _number(text, minimum=0.0, strict=True)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise ValueError(f"{text!r} must be >= 1")
+    return value
+
+
+def worker_id(text: str) -> str:
+    # The id names a heartbeat file and appears in logs: keep it to safe characters.
+    if not text or len(text) > 200 or "/" in text or not text.isprintable() or text[0] == ".":
+        raise ValueError(f"{text!r} is not a usable worker id (printable, no '/', max 200)")
+    return text
+
+
+def column_list(text: str) -> tuple[str, ...]:
+    columns = tuple(c.strip() for c in text.split(","))
+    if not all(columns) or len(set(columns)) != len(columns):
+        raise ValueError(f"{text!r} must be distinct, non-empty names separated by commas")
+    return columns
+
+
+def yes_no(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{text!r} is not a yes/no value")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One `ingestd run` option: `--flag`, its `INGESTD_*` variable and its parser."""
+
+    name: str  # Settings field
+    parse: Callable[[str], Any]
+    help: str
+    choices: tuple[str, ...] | None = None
+    flag: bool = False  # a switch: --name / --no-name
+
+    @property
+    def cli(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "INGESTD_" + self.name.upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("seconds_in_min", non_negative, "real seconds per simulated minute (default 60)"),
+    Option("concurrency", positive_int, "claim tasks in this process (default 1)"),
+    Option("state_dir", Path, "shared bookkeeping directory (default DIR/.ingestd)"),
+    Option("rescan_interval", positive, "seconds between directory rescans (default 2)"),
+    Option("settle", non_negative, "seconds a file must stay unchanged to count as written"),
+    Option("max_attempts", positive_int, "attempts before a file is failed as poison (3)"),
+    Option("max_minutes", positive, "largest valid processing time in minutes (1440)"),
+    Option("handler", str, "simulate (default), tsv, or package.module:callable"),
+    Option("worker_id", worker_id, "id in logs and manifest (default HOST:PID)"),
+    Option("log_format", str, "auto: console on a TTY, else JSON", choices=LOG_FORMATS),
+    Option("log_level", str, "minimum level logged (default info)", choices=LOG_LEVELS),
+    Option("exit_when_idle", non_negative, "exit 0 after this many idle seconds"),
+    Option("drain_timeout", non_negative, "seconds in-flight files get at shutdown (10)"),
+    Option("heartbeat_interval", positive, "seconds between heartbeat writes (default 5)"),
+    Option("watch", yes_no, "use filesystem events (--no-watch: rescans only)", flag=True),
+    Option("output_dir", Path, "where the tsv handler writes NAME.tsv (default DIR/out)"),
+    Option("columns", column_list, "tsv columns a,b,c (default: union of keys)"),
+    Option("tsv_header", yes_no, "write a header line in TSV output", flag=True),
+)
