@@ -297,10 +297,17 @@ class Daemon:
         now = time.monotonic()
         if deadline is not None and deadline <= now:
             names.update(self.settling.names())
-        for name in names:
-            path = self.settings.data_dir / name
-            signature = await asyncio.to_thread(signature_of, path)
-            self._offer(name, signature, time.monotonic())
+        if not names:
+            return
+        data_dir = self.settings.data_dir
+        # One thread hop for all of them, then offer them together: a claim task woken by the
+        # first offer must not run before older files are queued beside it.
+        signatures = await asyncio.to_thread(
+            lambda: {name: signature_of(data_dir / name) for name in names}
+        )
+        now = time.monotonic()
+        for name, signature in sorted(signatures.items()):
+            self._offer(name, signature, now)
 
     async def _check_pause(self) -> None:
         paused = await asyncio.to_thread(self.settings.pause_flag.exists)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 
-_NAME = re.compile(r"(\d{4})_(\d{2})_(\d{2})_(\d{2})_(\d{2})\.txt")
+_NAME = re.compile(r"(\d{4})_(\d{2})_(\d{2})_(\d{2})_(\d{2})\.txt", re.ASCII)
 NAME_FORMAT = "%Y_%m_%d_%H_%M.txt"
 
 

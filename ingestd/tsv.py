@@ -1,0 +1,176 @@
+"""The `tsv` handler: a file of JSON objects becomes `OUT/NAME.tsv` for PostgreSQL `COPY`.
+
+Input: JSON objects as JSON Lines or simply concatenated with any whitespace between them,
+UTF-8, optionally gzip-compressed (recognised by its magic bytes). It is streamed, never held
+whole. Output: PostgreSQL `COPY ... FROM` text format: tab-separated, `\\N` for null or missing,
+`t`/`f` for booleans, nested values as compact JSON, and backslash, tab, newline and carriage
+return escaped as COPY expects. The TSV is written to a temp file in the output dir, fsynced and
+renamed into place: a crash never leaves a partial TSV, and a redo replaces it identically.
+
+Without `--columns`, the columns are the union of top-level keys in first-seen order, which
+takes a first pass over the input to learn them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import gzip
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, BinaryIO, cast
+
+from .handlers import BadInput, Job, Outcome, file_digest
+
+CHUNK = 1 << 20
+MAX_VALUE_CHARS = 64 << 20  # one JSON value larger than this is bad input, not a memory hog
+_GZIP_MAGIC = b"\x1f\x8b"
+_WHITESPACE = " \t\n\r"
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_decoder = json.JSONDecoder()
+
+
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator[tuple[BinaryIO, bool]]:
+    """(stream of the content, whether it was gzip-compressed)."""
+    with open(path, "rb") as raw:
+        if raw.read(2) == _GZIP_MAGIC:
+            raw.seek(0)
+            with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+                yield cast(BinaryIO, unzipped), True
+        else:
+            raw.seek(0)
+            yield raw, False
+
+
+def iter_objects(stream: IO[bytes], digest: Any | None = None) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a byte stream, one at a time; `BadInput` says where it broke."""
+    text = codecs.getincrementaldecoder("utf-8")()
+    buffer = ""
+    consumed = 0  # characters before `buffer`, for error positions
+    line = 1
+    eof = False
+    while True:
+        if not eof:
+            chunk = stream.read(CHUNK)
+            if digest is not None:
+                digest.update(chunk)
+            try:
+                buffer += text.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                raise BadInput(f"not UTF-8 near byte {exc.start} of a chunk") from None
+            eof = not chunk
+        position = 0
+        while True:
+            stripped = len(buffer) - len(buffer[position:].lstrip(_WHITESPACE))
+            line += buffer.count("\n", position, stripped)
+            position = stripped
+            if position >= len(buffer):
+                break
+            try:
+                value, end = _decoder.raw_decode(buffer, position)
+            except json.JSONDecodeError as exc:
+                if not eof:
+                    break  # maybe incomplete: read more
+                raise BadInput(
+                    f"malformed JSON at line {line}, character {consumed + exc.pos}: {exc.msg}"
+                ) from None
+            if not isinstance(value, dict):
+                raise BadInput(f"line {line}: expected a JSON object, got {type(value).__name__}")
+            line += buffer.count("\n", position, end)
+            position = end
+            yield value
+        consumed += position
+        buffer = buffer[position:]
+        if eof and not buffer:
+            return
+        if len(buffer) > MAX_VALUE_CHARS:
+            raise BadInput(f"line {line}: one JSON value is over {MAX_VALUE_CHARS} characters")
+
+
+def field_text(value: Any) -> str:
+    """One value as a COPY text field."""
+    if value is None:
+        return "\\N"
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, int | float):
+        text = json.dumps(value)
+    else:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if "\x00" in text:
+        raise BadInput("a value holds a NUL character, which PostgreSQL text cannot store")
+    return text.translate(_ESCAPES)
+
+
+def row_text(record: dict[str, Any], columns: tuple[str, ...] | list[str]) -> str:
+    return "\t".join(field_text(record.get(column)) for column in columns) + "\n"
+
+
+def learn_columns(path: Path) -> list[str]:
+    keys: dict[str, None] = {}
+    with _open(path) as (stream, _):
+        for record in iter_objects(stream):
+            keys.update(dict.fromkeys(record))
+    return list(keys)
+
+
+def convert(
+    path: Path, out_dir: Path, columns: tuple[str, ...] | None, header: bool
+) -> tuple[Path, int, int, str]:
+    """Write OUT/NAME.tsv; return (path, records, input bytes, input sha256). Blocking."""
+    names = list(columns) if columns else learn_columns(path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / (Path(path.name).stem + ".tsv")
+    temp = out_dir / f".{target.name}.{os.getpid()}.tmp"
+    digest = hashlib.sha256()
+    records = 0
+    try:
+        with open(temp, "w", encoding="utf-8", newline="") as out:
+            if header:
+                out.write("\t".join(n.translate(_ESCAPES) for n in names) + "\n")
+            with _open(path) as (stream, zipped):
+                for record in iter_objects(stream, None if zipped else digest):
+                    out.write(row_text(record, names))
+                    records += 1
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(out_dir, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself must survive a crash
+    finally:
+        os.close(dir_fd)
+    if zipped:  # the manifest's digest is of the file as stored, not of its expansion
+        size, sha256 = file_digest(path)
+    else:
+        size, sha256 = path.stat().st_size, digest.hexdigest()
+    return target, records, size, sha256
+
+
+async def handle(job: Job) -> Outcome:
+    settings = job.settings
+    out_dir = settings.output_dir or settings.data_dir / "out"
+    started = time.monotonic()
+    target, records, size, sha256 = await asyncio.to_thread(
+        convert, job.path, out_dir, settings.columns, settings.tsv_header
+    )
+    return Outcome(
+        minutes=(time.monotonic() - started) / 60,
+        size=size,
+        sha256=sha256,
+        outputs=[str(target)],
+        records=records,
+    )

@@ -1,0 +1,153 @@
+"""Shared fixtures: real worker and provider processes in tmp_path, and their JSON logs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SIMULATION = ROOT / "simulation.py"
+
+
+@dataclass
+class Proc:
+    """A real `python -m ingestd` (or simulation) process with its output in a file."""
+
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    name: str
+    killed_at: list[float] = field(default_factory=list)
+
+    def records(self) -> list[dict[str, Any]]:
+        return read_json_log(self.log_path)
+
+    def events(self, event: str) -> list[dict[str, Any]]:
+        return [r for r in self.records() if r.get("event") == event]
+
+    def wait(self, timeout: float = 60) -> int:
+        return self.popen.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        self.killed_at.append(time.time())
+        self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(timeout=10)
+
+    def terminate(self, timeout: float = 30) -> int:
+        self.popen.send_signal(signal.SIGTERM)
+        return self.popen.wait(timeout=timeout)
+
+    @property
+    def text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def read_json_log(path: Path) -> list[dict[str, Any]]:
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):  # a line cut by SIGKILL
+                out.append(json.loads(line))
+    return out
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def manifest_records(data_dir: Path) -> list[dict[str, Any]]:
+    path = data_dir / ".ingestd" / "manifest.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+
+
+def done_names(data_dir: Path) -> list[str]:
+    return [r["file"] for r in manifest_records(data_dir) if r["status"] == "done"]
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
+    """spawn(data_dir, *args, name=...) starts a worker with JSON logs; all are killed after."""
+    procs: list[Proc] = []
+    counter = iter(range(1000))
+
+    def start(
+        data_dir: Path, *args: str, name: str | None = None, env: dict[str, str] | None = None
+    ) -> Proc:
+        name = name or f"w{next(counter)}"
+        log_path = tmp_path / f"{name}.log"
+        command = [
+            sys.executable, "-m", "ingestd", str(data_dir),
+            "--worker-id", name, "--log-format", "json", "--rescan-interval", "0.2",
+            "--settle", "0.2", *args,
+        ]  # fmt: skip
+        with open(log_path, "ab") as out:
+            popen = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
+                env={**os.environ, **(env or {})},
+            )  # fmt: skip
+        proc = Proc(popen, log_path, name)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.popen.poll() is None:
+            proc.popen.kill()
+            proc.popen.wait(timeout=10)
+
+
+@pytest.fixture
+def provider(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """provider(data_dir, *args) starts simulation.py; waited for (or killed) after the test."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(data_dir: Path, *args: str) -> subprocess.Popen[bytes]:
+        with open(tmp_path / "provider.log", "ab") as out:
+            popen = subprocess.Popen(
+                [sys.executable, str(SIMULATION), str(data_dir), *args],
+                stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
+            )  # fmt: skip
+        procs.append(popen)
+        return popen
+
+    yield start
+    for popen in procs:
+        if popen.poll() is None:
+            popen.kill()
+        popen.wait(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """A test that leaves a thread running (an observer not stopped) fails."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        leaked = [
+            t for t in threading.enumerate()
+            if t not in before and t.is_alive() and not t.name.startswith("asyncio_")
+        ]  # fmt: skip
+        if not leaked:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"threads leaked: {leaked}")

@@ -1,0 +1,174 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ingestd import claim as claims
+
+
+@pytest.fixture
+def locks(tmp_path: Path) -> Path:
+    path = tmp_path / "locks"
+    path.mkdir()
+    return path
+
+
+def test_second_claim_in_another_descriptor_is_busy(locks: Path) -> None:
+    held = claims.try_claim(locks, "a.txt")
+    # flock locks belong to the open file description, so even this process is refused.
+    with pytest.raises(claims.Busy):
+        claims.try_claim(locks, "a.txt")
+    held.finish()
+    assert not (locks / "a.txt.lock").exists()
+    again = claims.try_claim(locks, "a.txt")
+    again.finish()
+
+
+def test_begin_counts_attempts_across_holders(locks: Path) -> None:
+    first = claims.try_claim(locks, "a.txt")
+    assert first.begin({"worker": "w1"}) == 1
+    first.release()  # the holder died: the owner record stays
+    second = claims.try_claim(locks, "a.txt")
+    assert second.previous_owner == {"worker": "w1", "attempt": 1}
+    assert second.begin({"worker": "w2"}) == 2
+    second.finish()
+
+
+def test_abandon_restores_the_previous_owner(locks: Path) -> None:
+    first = claims.try_claim(locks, "a.txt")
+    first.begin({"worker": "w1"})
+    first.release()
+    second = claims.try_claim(locks, "a.txt")
+    second.begin({"worker": "w2"})
+    second.abandon()
+    assert json.loads((locks / "a.txt.lock").read_text())["attempt"] == 1
+    fresh = claims.try_claim(locks, "b.txt")
+    fresh.begin({"worker": "w"})
+    fresh.abandon()
+    assert not (locks / "b.txt.lock").exists()
+
+
+def test_finish_abandon_release_are_idempotent(locks: Path) -> None:
+    held = claims.try_claim(locks, "a.txt")
+    held.finish()
+    held.abandon()
+    held.release()
+    held.finish()
+
+
+def test_symlinked_lock_file_is_not_followed(locks: Path, tmp_path: Path) -> None:
+    target = tmp_path / "victim"
+    target.write_text("precious")
+    (locks / "a.txt.lock").symlink_to(target)
+    with pytest.raises(OSError):
+        claims.try_claim(locks, "a.txt")
+    assert target.read_text() == "precious"
+
+
+def test_unlinked_inode_is_not_a_claim(locks: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The owner unlinks the lock file between our open and our flock: we must start over."""
+    owner = claims.try_claim(locks, "a.txt")
+    real_flock = claims.fcntl.flock
+    calls = []
+
+    def flock_after_owner_finishes(fd: int, op: int) -> None:
+        if not calls:
+            owner.finish()  # owner commits, unlinks and releases while we sit between steps
+        calls.append(fd)
+        real_flock(fd, op)
+
+    monkeypatch.setattr(claims.fcntl, "flock", flock_after_owner_finishes)
+    ours = claims.try_claim(locks, "a.txt")
+    # The stale inode was locked first, then dropped; we hold the file at the path now.
+    assert os.fstat(ours.fd).st_ino == (locks / "a.txt.lock").stat().st_ino
+    assert len(calls) == 2  # the lock on the orphaned inode was won, seen stale, dropped
+    assert os.fstat(ours.fd).st_nlink == 1
+    with pytest.raises(claims.Busy):
+        claims.try_claim(locks, "a.txt")
+    ours.finish()
+
+
+def test_probe_sees_a_live_owner_without_taking_it(locks: Path) -> None:
+    held = claims.try_claim(locks, "a.txt")
+    held.begin({"worker": "w1"})
+    alive, owner = claims.probe(locks / "a.txt.lock")
+    assert alive and owner is not None and owner["worker"] == "w1"
+    with pytest.raises(claims.Busy):
+        claims.try_claim(locks, "a.txt")  # still held by its owner
+    held.release()
+    alive, owner = claims.probe(locks / "a.txt.lock")
+    assert not alive and owner is not None
+
+
+RACER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from ingestd import claim as claims
+
+    locks, count, out = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    mine = []
+    for i in range(count):
+        name = f"2018_06_28_{i // 60:02d}_{i % 60:02d}.txt"
+        try:
+            held = claims.try_claim(locks, name)
+        except claims.Busy:
+            continue
+        # Done-check (a stand-in for the manifest): the winner leaves a marker before release.
+        marker = locks.parent / "done" / name
+        if not marker.exists():
+            marker.write_text(sys.argv[4])
+            mine.append(name)
+        held.finish()
+    Path(out).write_text("\\n".join(mine))
+    """
+)
+
+
+def test_two_processes_racing_for_200_files_claim_each_once(locks: Path, tmp_path: Path) -> None:
+    (tmp_path / "done").mkdir()
+    script = tmp_path / "racer.py"
+    script.write_text(RACER)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(locks), "200", str(tmp_path / f"out{i}"), str(i)]
+        )
+        for i in range(2)
+    ]
+    for p in procs:
+        assert p.wait(timeout=60) == 0
+    claimed = [
+        name for i in range(2) for name in (tmp_path / f"out{i}").read_text().split("\n") if name
+    ]
+    assert len(claimed) == 200
+    assert len(set(claimed)) == 200
+    assert list(locks.iterdir()) == []
+
+
+def test_claim_of_a_killed_process_is_taken_over(locks: Path, tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from ingestd import claim as c;"
+            "h = c.try_claim(Path(sys.argv[1]), 'a.txt'); h.begin({'worker': 'doomed'});"
+            "print('held', flush=True); time.sleep(60)",
+            str(locks),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == b"held"
+    with pytest.raises(claims.Busy):
+        claims.try_claim(locks, "a.txt")
+    holder.kill()
+    holder.wait()
+    holder.stdout.close()
+    taken = claims.try_claim(locks, "a.txt")
+    assert taken.previous_owner is not None and taken.previous_owner["worker"] == "doomed"
+    assert taken.begin({"worker": "heir"}) == 2
+    taken.finish()

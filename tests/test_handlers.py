@@ -1,0 +1,115 @@
+import asyncio
+import math
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from ingestd.handlers import (
+    BadInput,
+    HandlerError,
+    Job,
+    Outcome,
+    load_handler,
+    parse_minutes,
+    read_capped,
+    simulate,
+    to_outcome,
+)
+from ingestd.settings import Settings
+
+
+@pytest.mark.parametrize(
+    ("content", "minutes"),
+    [(b"22.5050828", 22.5050828), (b"  7\n", 7.0), (b"0", 0.0), (b"1440", 1440.0), (b"1e1", 10.0)],
+)
+def test_valid_minutes(content: bytes, minutes: float) -> None:
+    assert math.isclose(parse_minutes(content, 1440), minutes)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "empty"),
+        (b"   \n", "empty"),
+        (b"twelve", "not a number"),
+        (b"nan", "finite"),
+        (b"inf", "finite"),
+        (b"-3", "negative"),
+        (b"1441", "cap"),
+        (b"\xff\xfe", "UTF-8"),
+        (b"1" * 5000, "4096"),
+    ],
+)
+def test_bad_input_says_why(content: bytes, reason: str) -> None:
+    with pytest.raises(BadInput, match=reason):
+        parse_minutes(content, 1440)
+
+
+def test_read_capped_never_reads_past_the_cap(tmp_path: Path) -> None:
+    big = tmp_path / "big"
+    big.write_bytes(b"9" * 1_000_000)
+    assert len(read_capped(big, 4096)) == 4097
+
+
+def test_read_capped_refuses_fifos_and_symlinks(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(BadInput):
+        read_capped(fifo, 10)  # returns at once: O_NONBLOCK, never waits for a writer
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "big")
+    with pytest.raises(OSError):
+        read_capped(link, 10)
+
+
+def settings(tmp_path: Path, **kw: object) -> Settings:
+    return Settings(data_dir=tmp_path, state_dir=tmp_path / ".s", worker_id="w", host="h", **kw)  # type: ignore[arg-type]
+
+
+async def test_simulate_sleeps_scaled_minutes(tmp_path: Path) -> None:
+    path = tmp_path / "2018_06_28_00_00.txt"
+    path.write_text("3\n")
+    job = Job(path, path.name, None, settings(tmp_path, seconds_in_min=0.0), None)  # type: ignore[arg-type]
+    outcome = await simulate(job)
+    assert outcome.minutes == 3.0
+    assert outcome.size == 2
+    assert outcome.sha256 is not None and len(outcome.sha256) == 64
+
+
+def test_to_outcome_accepts_numbers_dicts_and_outcomes() -> None:
+    assert to_outcome(2).minutes == 2.0
+    assert to_outcome({"minutes": 1.5, "records": 3}).records == 3
+    assert to_outcome(Outcome(minutes=4)).minutes == 4
+    with pytest.raises(TypeError):
+        to_outcome("nope")
+    with pytest.raises(TypeError):
+        to_outcome(True)
+
+
+def test_load_handler_errors_are_clear() -> None:
+    assert load_handler("simulate") is simulate
+    for spec in ("nonsense", "no_such_module_xyz:run", "os:no_such_callable"):
+        with pytest.raises(HandlerError):
+            load_handler(spec)
+
+
+async def test_user_handlers_sync_and_async(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "myhandlers.py").write_text(
+        "import asyncio, threading\n"
+        "def sync(job):\n"
+        "    return {'minutes': 1.0, 'records': threading.current_thread().name != 'MainThread'}\n"
+        "async def aio(job):\n"
+        "    await asyncio.sleep(0)\n"
+        "    return 2\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    job = Job(tmp_path, "x", None, settings(tmp_path), None)  # type: ignore[arg-type]
+    sync_outcome = await load_handler("myhandlers:sync")(job)
+    assert sync_outcome.minutes == 1.0 and sync_outcome.records is True  # ran in a thread
+    assert (await load_handler("myhandlers:aio")(job)).minutes == 2.0
+    sys.modules.pop("myhandlers", None)
+    await asyncio.sleep(0)

@@ -1,0 +1,50 @@
+import asyncio
+
+from ingestd.ready import ReadyQueue, Settling
+
+
+def test_a_file_settles_after_staying_unchanged() -> None:
+    settling = Settling(settle=1.0)
+    assert not settling.observe("a", (10, 1), now=0.0)
+    assert settling.next_deadline() == 1.0
+    assert not settling.observe("a", (10, 1), now=0.5)
+    assert settling.observe("a", (10, 1), now=1.0)
+    assert len(settling) == 0
+
+
+def test_a_growing_file_never_settles_until_it_stops() -> None:
+    settling = Settling(settle=1.0)
+    for t in range(10):
+        assert not settling.observe("a", (t, t), now=float(t))  # changes at every look
+    assert not settling.observe("a", (9, 9), now=9.5)
+    assert settling.observe("a", (9, 9), now=10.0)
+
+
+def test_zero_settle_is_immediate_and_forget_resets() -> None:
+    assert Settling(settle=0).observe("a", (1, 1), now=0)
+    settling = Settling(settle=1.0)
+    settling.observe("a", (1, 1), now=0)
+    settling.forget("a")
+    assert settling.next_deadline() is None
+    assert not settling.observe("a", (1, 1), now=5)
+
+
+async def test_queue_is_oldest_first_and_deduplicated() -> None:
+    queue = ReadyQueue()
+    assert queue.put("2018_06_28_00_15.txt")
+    assert queue.put("2018_06_28_00_00.txt")
+    assert not queue.put("2018_06_28_00_15.txt")
+    assert not queue.put("junk")
+    assert len(queue) == 2
+    assert await queue.get() == "2018_06_28_00_00.txt"
+    assert await queue.get() == "2018_06_28_00_15.txt"
+    assert queue.pop_nowait() is None
+
+
+async def test_get_waits_for_put() -> None:
+    queue = ReadyQueue()
+    getter = asyncio.create_task(queue.get())
+    await asyncio.sleep(0.01)
+    assert not getter.done()
+    queue.put("2018_06_28_00_00.txt")
+    assert await asyncio.wait_for(getter, 1) == "2018_06_28_00_00.txt"
