@@ -17,9 +17,9 @@ import time
 from typing import Any
 
 from . import __version__
-from .handlers import Handler
+from .handlers import Handler, file_digest
 from .heartbeat import remove_heartbeat, write_heartbeat
-from .manifest import Manifest
+from .manifest import DONE, Manifest
 from .mounts import check_state_dir
 from .naming import printable
 from .ready import ReadyQueue, Settling
@@ -65,6 +65,8 @@ class Daemon:
         self._scan_failing = False
         self._watcher: Watcher | None = None
         self._started_at = utc_now()
+        self._checks: set[asyncio.Task[None]] = set()
+        self._changed_reported: dict[str, str] = {}
 
     # ---- entry point ----
 
@@ -187,9 +189,10 @@ class Daemon:
             )
             await asyncio.wait(in_flight, timeout=self.settings.drain_timeout)
         abandoned = sorted(self.worker.in_hand)
-        for task in [*claimers, *side, stop]:
+        checks = list(self._checks)
+        for task in [*claimers, *side, *checks, stop]:
             task.cancel()
-        await asyncio.gather(*claimers, *side, stop, return_exceptions=True)
+        await asyncio.gather(*claimers, *side, *checks, stop, return_exceptions=True)
         await asyncio.to_thread(
             remove_heartbeat, self.settings.workers_dir, self.settings.worker_id
         )
@@ -231,12 +234,18 @@ class Daemon:
         elif result is not Result.BUSY:
             self._retry_at.pop(name, None)
             self._seen_at.pop(name, None)
+            self.settling.forget(name)
         self._idle_since = time.monotonic()
 
     # ---- discovery ----
 
     def _on_event(self, kind: str, name: str) -> None:
         """Runs on the loop, handed over from the observer thread."""
+        if self.manifest.status.get(name) == DONE and kind == "written":
+            task = asyncio.create_task(self._check_changed(name), name=f"changed:{name}")
+            self._checks.add(task)
+            task.add_done_callback(self._checks.discard)
+            return
         if self.manifest.is_finished(name) or name in self.worker.in_hand:
             return
         self._seen_at.setdefault(name, utc_now())
@@ -247,6 +256,26 @@ class Daemon:
         else:
             self._to_check.add(name)
             self._wake.set()
+
+    async def _check_changed(self, name: str) -> None:
+        """A done file was written again: report it if its content differs from the record."""
+        path = self.settings.data_dir / name
+        try:
+            recorded = await asyncio.to_thread(self.manifest.last_record, name)
+            size, sha256 = await asyncio.to_thread(file_digest, path)
+        except OSError:
+            return  # gone again, or unreadable: nothing to compare
+        if recorded is None or recorded.get("sha256") in (None, sha256):
+            return
+        if self._changed_reported.get(name) != sha256:
+            self._changed_reported[name] = sha256
+            self.log.warning(
+                "file_changed_after_done",
+                file=name,
+                recorded_sha256=recorded.get("sha256"),
+                sha256=sha256,
+                size=size,
+            )
 
     def _backing_off(self, name: str, now: float) -> bool:
         entry = self._retry_at.get(name)
@@ -279,9 +308,7 @@ class Daemon:
             self.log.info("scan_recovered")
             self._scan_failing = False
         now = time.monotonic()
-        for name in self.settling.names():
-            if name not in result.candidates:
-                self.settling.forget(name)
+        self.settling.keep_only(result.candidates)
         for name, signature in result.candidates.items():
             self._offer(name, signature, now)
         for name, why in result.ignored.items():

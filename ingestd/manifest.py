@@ -85,8 +85,13 @@ def split_complete(buffer: bytes) -> tuple[list[bytes], int]:
     return buffer[:end].split(b"\n"), end + 1
 
 
-def read_records(path: Path, on_bad: BadLine | None = None) -> Iterator[dict[str, Any]]:
-    """Every complete, well-formed record of a manifest file, in order (for audits)."""
+def read_records(
+    path: Path, on_bad: BadLine | None = None, lines_with: bytes | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every complete, well-formed record of a manifest file, in order (for audits).
+
+    `lines_with` skips, unparsed, every line that does not contain those bytes.
+    """
     try:
         handle = open(path, "rb")  # noqa: SIM115 - a missing manifest is an empty one
     except FileNotFoundError:
@@ -98,6 +103,9 @@ def read_records(path: Path, on_bad: BadLine | None = None) -> Iterator[dict[str
             lines, used = split_complete(carry + chunk)
             base = offset
             for line in lines:
+                if lines_with is not None and lines_with not in line:
+                    base += len(line) + 1
+                    continue
                 record = parse_record(line) if line.strip() else None
                 if record is not None:
                     yield record
@@ -131,6 +139,15 @@ class Manifest:
                 if fd is not None:
                     os.close(fd)
             self._read_fd = self._lock_fd = None
+
+    def last_record(self, name: str) -> dict[str, Any] | None:
+        """The newest complete record for `name`: a full read of the file, for rare checks."""
+        needle = json.dumps(name).encode()
+        found = None
+        for record in read_records(self.path, lines_with=needle):
+            if record["file"] == name:
+                found = record
+        return found
 
     def is_finished(self, name: str) -> bool:
         return self.status.get(name) in FINISHED

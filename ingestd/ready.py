@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,24 +20,37 @@ Signature = tuple[int, int]  # (size, mtime_ns)
 
 @dataclass
 class Settling:
-    """Files seen but not yet known to be completely written."""
+    """Files seen but not yet known to be completely written, and those known to be."""
 
     settle: float
     _seen: dict[str, tuple[Signature, float]] = field(default_factory=dict)
+    # Settled files not finished yet (a peer holds them, or they wait for a retry): seen
+    # again unchanged, they are ready at once, so a dead peer's file is taken over quickly.
+    _settled: dict[str, Signature] = field(default_factory=dict)
 
     def observe(self, name: str, signature: Signature, now: float) -> bool:
         """Record one look at `name`; True once it has stayed the same for `settle` seconds."""
+        if self._settled.get(name) == signature:
+            return True
         previous = self._seen.get(name)
         if previous is None or previous[0] != signature:
             self._seen[name] = (signature, now)
-            return self.settle == 0
-        if now - previous[1] >= self.settle:
-            del self._seen[name]
-            return True
-        return False
+            if self.settle > 0:
+                return False
+        elif now - previous[1] < self.settle:
+            return False
+        self._seen.pop(name, None)
+        self._settled[name] = signature
+        return True
 
     def forget(self, name: str) -> None:
         self._seen.pop(name, None)
+        self._settled.pop(name, None)
+
+    def keep_only(self, names: Container[str]) -> None:
+        """Drop every file not in `names` (gone from the directory, or finished)."""
+        for name in [n for n in (*self._seen, *self._settled) if n not in names]:
+            self.forget(name)
 
     def names(self) -> list[str]:
         return list(self._seen)

@@ -69,8 +69,17 @@ class Worker:
         except claims.Busy:
             log.debug("peer_busy")
             return Result.BUSY
+        except OSError as exc:  # locks dir full, read-only, gone
+            log.error("claim_failed", error=str(exc), retry=True)
+            return Result.RETRY
         try:
             return await self._claimed(claim, seen_at, log)
+        except OSError as exc:
+            # Bookkeeping I/O failed (disk full while writing the owner record, NFS trouble):
+            # not the file's fault, so no attempt is spent; it is retried after a backoff.
+            log.error("file_io_error", error=str(exc), retry=True)
+            await asyncio.to_thread(_quietly, claim.abandon)
+            return Result.RETRY
         except BaseException:
             # Shutdown (cancel) or an unexpected error: give the file back without spending
             # an attempt; the lock file goes back to how the last holder left it.

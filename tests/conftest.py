@@ -76,7 +76,7 @@ def manifest_records(data_dir: Path) -> list[dict[str, Any]]:
     path = data_dir / ".ingestd" / "manifest.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+    return read_json_log(path)  # skips a torn line, as the daemon's reader does
 
 
 def done_names(data_dir: Path) -> list[str]:

@@ -48,3 +48,15 @@ async def test_get_waits_for_put() -> None:
     assert not getter.done()
     queue.put("2018_06_28_00_00.txt")
     assert await asyncio.wait_for(getter, 1) == "2018_06_28_00_00.txt"
+
+
+def test_a_settled_file_seen_again_unchanged_is_ready_at_once() -> None:
+    settling = Settling(settle=1.0)
+    settling.observe("a", (10, 1), now=0.0)
+    assert settling.observe("a", (10, 1), now=1.0)
+    # A peer held it (claim busy); the next scan sees it unchanged: no second settle wait.
+    assert settling.observe("a", (10, 1), now=1.1)
+    # Rewritten: it must settle again.
+    assert not settling.observe("a", (11, 2), now=1.2)
+    settling.keep_only(set())
+    assert len(settling) == 0 and not settling.observe("a", (11, 2), now=1.3)

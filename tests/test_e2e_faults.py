@@ -1,0 +1,256 @@
+"""Faults and hostile input against real worker processes: each must leave nothing lost,
+nothing doubled, and the worker running."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import done_names, manifest_records, read_json_log, wait_for
+
+GOOD = "2018_06_28_00_00.txt"
+
+
+def write(data: Path, name: str, content: str | bytes) -> Path:
+    path = data / name
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    path = tmp_path / "drop"
+    path.mkdir()
+    return path
+
+
+def test_bad_input_is_failed_with_a_reason_and_the_worker_keeps_going(data: Path, spawn) -> None:
+    bad = {
+        "2018_06_28_01_00.txt": "twelve",
+        "2018_06_28_01_15.txt": "nan",
+        "2018_06_28_01_30.txt": "-3",
+        "2018_06_28_01_45.txt": "",
+        "2018_06_28_02_00.txt": "9" * 10_000_000,  # 10 MB: read is capped, not slurped
+    }
+    for name, content in bad.items():
+        write(data, name, content)
+    (data / "2018_06_28_02_15.txt").mkdir()  # a directory named like a file
+    (data / "2018_06_28_02_30.txt").symlink_to("/etc/passwd")  # pointing outside DIR
+    os.mkfifo(data / "2018_06_28_02_45.txt")  # opening it would hang a careless worker
+    for name in ("notes.md", ".2018_06_28_03_00.txt.tmp", "2020_02_30_00_00.txt", "a\nb\x1b[31m"):
+        write(data, name, "1")
+    w = spawn(data, "--seconds-in-min", "0")
+    wait_for(lambda: len(manifest_records(data)) == len(bad), what="bad files recorded")
+    write(data, GOOD, "1")
+    wait_for(lambda: done_names(data) == [GOOD], what="a good file after the bad ones")
+    records = {r["file"]: r for r in manifest_records(data)}
+    for name in bad:
+        assert records[name]["status"] == "failed"
+        assert records[name]["error"].startswith("bad input:")
+    assert "4096" in records["2018_06_28_02_00.txt"]["error"]
+    ignored = {r["entry"]: r["reason"] for r in w.events("entry_ignored")}
+    assert ignored["2018_06_28_02_15.txt"] == "directory"
+    assert ignored["2018_06_28_02_30.txt"] == "symlink"
+    assert ignored["2018_06_28_02_45.txt"] == "fifo"
+    assert ignored["a\\nb\\x1b[31m"] == "name"
+    assert ignored["2020_02_30_00_00.txt"] == "name"
+    assert list(ignored).count("notes.md") == 1  # logged once, not at every scan
+    assert len(w.events("file_failed")) == len(bad)
+    assert w.popen.poll() is None  # still running
+    assert w.terminate() == 0
+    # Failed files are never retried.
+    again = spawn(data, "--seconds-in-min", "0", "--exit-when-idle", "0.5")
+    assert again.wait() == 0
+    assert again.events("file_claimed") == []
+
+
+def test_a_killed_workers_file_is_taken_over(data: Path, spawn) -> None:
+    write(data, GOOD, "1000")  # long enough to be killed in the middle
+    doomed = spawn(data, "--seconds-in-min", "1", name="doomed")
+    wait_for(lambda: doomed.events("file_claimed"))
+    heir = spawn(data, "--seconds-in-min", "0", name="heir")
+    wait_for(lambda: heir.events("ready"))
+    doomed.kill()
+    wait_for(lambda: done_names(data) == [GOOD], what="takeover")
+    claim = heir.events("file_claimed")[0]
+    assert claim["attempt"] == 2 and claim["taken_over_from"] == "doomed"
+    assert manifest_records(data)[0]["worker"] == "heir"
+    assert heir.terminate() == 0
+
+
+CRASHY = textwrap.dedent(
+    """
+    import os, signal
+    from ingestd.handlers import simulate
+
+    async def handle(job):
+        if job.path.read_text().strip() == "crash":
+            os.kill(os.getpid(), signal.SIGKILL)  # the handler takes the whole process down
+        return await simulate(job)
+    """
+)
+
+
+def test_a_file_that_keeps_killing_workers_becomes_poison(
+    data: Path, tmp_path: Path, spawn
+) -> None:
+    (tmp_path / "crashy.py").write_text(CRASHY)
+    write(data, GOOD, "crash")
+    write(data, "2018_06_28_00_15.txt", "1")
+    env = {"PYTHONPATH": str(tmp_path)}
+    args = ("--seconds-in-min", "0", "--handler", "crashy:handle", "--max-attempts", "3")
+    for restart in range(3):  # what systemd's Restart=on-failure does
+        w = spawn(data, *args, env=env, name=f"r{restart}")
+        assert w.wait(timeout=30) == -9
+    last = spawn(data, *args, "--exit-when-idle", "0.5", env=env, name="last")
+    assert last.wait(timeout=30) == 0
+    records = {r["file"]: r for r in manifest_records(data)}
+    assert records[GOOD]["status"] == "failed"
+    assert records[GOOD]["error"].startswith("poison")
+    assert records[GOOD]["attempt"] == 4
+    assert records["2018_06_28_00_15.txt"]["status"] == "done"
+    assert not (data / ".ingestd" / "locks" / f"{GOOD}.lock").exists()
+
+
+def test_torn_manifest_line_is_skipped_once_and_closed(data: Path, spawn) -> None:
+    state = data / ".ingestd"
+    state.mkdir()
+    whole = json.dumps({"file": GOOD, "status": "done", "worker": "old", "minutes": 1}) + "\n"
+    (state / "manifest.jsonl").write_text(whole + '{"file":"2018_06_28_00_15.txt","sta')
+    write(data, GOOD, "1")
+    write(data, "2018_06_28_00_15.txt", "2")
+    w = spawn(data, "--seconds-in-min", "0", "--exit-when-idle", "0.5")
+    assert w.wait() == 0
+    assert len(w.events("manifest_bad_line")) == 1
+    assert Counter(done_names(data)) == {GOOD: 1, "2018_06_28_00_15.txt": 1}
+    lines = (state / "manifest.jsonl").read_text().splitlines()
+    assert lines[1] == '{"file":"2018_06_28_00_15.txt","sta'  # closed, not rewritten
+
+
+LOSER = textwrap.dedent(
+    """
+    from ingestd.handlers import Outcome
+    from ingestd.manifest import Manifest
+
+    def handle(job):
+        # While we work, a peer that took the file over (our claim was lost) records it done.
+        s = job.settings
+        peer = Manifest(s.manifest_path, s.manifest_lock_path)
+        peer.commit({"file": job.name, "status": "done", "worker": "peer", "minutes": 1.0})
+        peer.close()
+        return Outcome(minutes=1.0)
+    """
+)
+
+
+def test_a_lost_claim_never_writes_a_second_record(data: Path, tmp_path: Path, spawn) -> None:
+    (tmp_path / "loser.py").write_text(LOSER)
+    write(data, GOOD, "1")
+    w = spawn(data, "--handler", "loser:handle", "--exit-when-idle", "0.5",
+              env={"PYTHONPATH": str(tmp_path)})  # fmt: skip
+    assert w.wait() == 0
+    assert [r["worker"] for r in manifest_records(data)] == ["peer"]
+    assert len(w.events("duplicate_suppressed")) == 1
+    assert w.events("file_done") == []
+    assert w.events("shutdown")[-1]["files_processed"] == 0
+
+
+@pytest.mark.parametrize("watch", ["--watch", "--no-watch"])
+def test_slow_writes_are_never_read_half_written(data: Path, spawn, provider, watch: str) -> None:
+    w = spawn(data, "--seconds-in-min", "0", watch, "--settle", "0.3")
+    wait_for(lambda: w.events("ready"))
+    sim = provider(
+        data, "--files", "12", "--interval-minutes", "15", "--seconds-in-min", "0.005",
+        "--slow-write", "--arrivals", str(data.parent / "arrivals.jsonl"),
+    )  # fmt: skip
+    assert sim.wait(timeout=60) == 0
+    wait_for(lambda: len(manifest_records(data)) == 12, what="12 records")
+    arrivals = [
+        json.loads(line) for line in (data.parent / "arrivals.jsonl").read_text().splitlines()
+    ]
+    expected = {a["file"]: float(a["minutes"]) for a in arrivals}
+    records = manifest_records(data)
+    assert all(r["status"] == "done" for r in records), [r.get("error") for r in records]
+    assert {r["file"]: r["minutes"] for r in records} == expected
+    assert w.terminate() == 0
+
+
+def test_vanishing_files_are_skipped(data: Path, spawn) -> None:
+    w = spawn(data, "--seconds-in-min", "0", "--settle", "0")
+    wait_for(lambda: w.events("ready"))
+    for i in range(30):
+        path = write(data, f"2018_06_28_00_{i:02d}.txt", "1")
+        path.unlink()
+    write(data, GOOD.replace("00_00", "23_59"), "1")
+    wait_for(lambda: done_names(data) == ["2018_06_28_23_59.txt"], what="the survivor")
+    assert w.popen.poll() is None
+    assert w.terminate() == 0
+
+
+@contextlib.contextmanager
+def tiny_tmpfs(path: Path, size: str = "256k"):
+    path.mkdir()
+    try:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                       check=True, capture_output=True)  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("needs root to mount a tmpfs (the OSError path is unit-tested)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass  # full: that was the point
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_disk_full_while_recording_marks_nothing_done_and_retries(
+    data: Path, tmp_path: Path, spawn
+) -> None:
+    with tiny_tmpfs(tmp_path / "state") as state:
+        write(data, GOOD, "10")  # 10 minutes at 0.1 s: 1 s of work
+        w = spawn(data, "--seconds-in-min", "0.1", "--state-dir", str(state))
+        wait_for(lambda: w.events("file_claimed"))
+        filler = fill(state)
+        wait_for(lambda: w.events("commit_failed") or w.events("file_io_error"), what="write error")
+        assert done_names_in(state) == []
+        filler.unlink()
+        wait_for(lambda: done_names_in(state) == [GOOD], timeout=30, what="retry after space frees")
+        assert w.popen.poll() is None
+        assert w.events("task_crashed") == []
+        claims = w.events("file_claimed")
+        assert [c["attempt"] for c in claims] == [1] * len(claims)  # no attempt was spent
+        assert w.terminate() == 0
+
+
+def done_names_in(state: Path) -> list[str]:
+    path = state / "manifest.jsonl"
+    return (
+        [r["file"] for r in read_json_log(path) if r["status"] == "done"] if path.exists() else []
+    )
+
+
+def test_unusable_state_dir_is_one_line_and_exit_2(data: Path, tmp_path: Path, spawn) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    w = spawn(data, "--state-dir", str(blocker / "state"))
+    assert w.wait() == 2
+    text = w.text
+    assert "Traceback" not in text
+    assert "ingestd: error: state dir" in text
