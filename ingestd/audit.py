@@ -95,7 +95,7 @@ def audit(
             for i, first in enumerate(done):
                 for second in done[i + 1 :]:
                     a, b = _interval(first), _interval(second)
-                    if a and b and a[0] < b[1] and b[0] < a[1]:
+                    if a and b and (a == b or (a[0] < b[1] and b[0] < a[1])):
                         result.overlaps.append((name, first["worker"], second["worker"]))
     finished = result.done.keys() | result.failed.keys()
     result.unfinished = [n for n in oldest_first(present) if n not in finished]

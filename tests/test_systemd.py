@@ -1,0 +1,128 @@
+"""sd_notify from a real daemon to a real AF_UNIX datagram socket; the unit file verified."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from ingestd.systemd import Notifier, watchdog_interval
+
+UNIT = ROOT / "systemd" / "ingestd@.service"
+
+
+def test_notifier_is_a_no_op_without_a_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    notifier = Notifier()
+    assert not notifier.enabled
+    assert not notifier.notify("READY=1")
+    notifier.close()
+
+
+def test_abstract_socket_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    name = f"ingestd-test-{os.getpid()}"
+    server.bind("\0" + name)
+    try:
+        notifier = Notifier("@" + name)
+        assert notifier.notify("READY=1", "STATUS=ok")
+        assert server.recv(100) == b"READY=1\nSTATUS=ok"
+        notifier.close()
+    finally:
+        server.close()
+
+
+def test_watchdog_interval_is_half_of_watchdog_usec(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATCHDOG_USEC", "30000000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    assert watchdog_interval() == 15.0
+    monkeypatch.setenv("WATCHDOG_PID", "1")  # meant for another process
+    assert watchdog_interval() is None
+
+
+def test_daemon_notifies_ready_status_watchdog_stopping_in_order(tmp_path: Path) -> None:
+    address = tmp_path / "notify.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(str(address))
+    server.settimeout(10)
+    data = tmp_path / "drop"
+    data.mkdir()
+    (data / "2018_06_28_00_00.txt").write_text("1")
+    env = {**os.environ, "NOTIFY_SOCKET": str(address), "WATCHDOG_USEC": "100000"}
+    env.pop("WATCHDOG_PID", None)
+    log = open(tmp_path / "w.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingestd", str(data), "--seconds-in-min", "0",
+         "--rescan-interval", "0.1", "--settle", "0", "--log-format", "json"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    messages: list[str] = []
+    try:
+        messages.append(server.recv(4096).decode())
+        deadline = time.monotonic() + 0.6
+        while time.monotonic() < deadline:
+            messages.append(server.recv(4096).decode())
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+        server.settimeout(0.5)
+        while True:
+            try:
+                messages.append(server.recv(4096).decode())
+            except TimeoutError:
+                break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.close()
+        log.close()
+    kinds = [m.split("=", 1)[0] for m in messages]
+    assert messages[0].startswith("READY=1\nSTATUS=")
+    assert kinds.count("WATCHDOG") >= 3  # every 0.05 s: a loose floor, not a timing check
+    assert any(m.startswith("STATUS=") and "1 done" in m for m in messages)
+    assert "STOPPING" in kinds
+    assert kinds.index("STOPPING") > max(i for i, k in enumerate(kinds) if k == "READY")
+
+
+def test_unit_file_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        if os.environ.get("CI"):
+            pytest.fail("systemd-analyze missing in CI: .ci/run installs the systemd package")
+        pytest.skip("systemd-analyze not installed")
+    # An instance for /mnt/drop, pointing ExecStart at this checkout's entry point so the
+    # "executable exists" check means something.
+    entry = Path(sys.executable).with_name("ingestd")
+    instance = tmp_path / "ingestd@mnt-drop.service"
+    instance.write_text(UNIT.read_text().replace("/usr/local/bin/ingestd", str(entry)))
+    result = subprocess.run(
+        [analyze, "verify", "--man=no", str(instance)], capture_output=True, text=True
+    )
+    # It exits 0 on unknown keys and typos: any output at all is a failure.
+    assert result.returncode == 0 and result.stdout + result.stderr == "", result.stderr
+    # And the check does catch a mistake.
+    instance.write_text(
+        UNIT.read_text().replace("Restart=on-failure", "Restart=on-failure\nBogusKey=1")
+    )
+    broken = subprocess.run(
+        [analyze, "verify", "--man=no", str(instance)], capture_output=True, text=True
+    )
+    assert "BogusKey" in broken.stdout + broken.stderr
+
+
+def test_unit_has_the_required_settings() -> None:
+    text = UNIT.read_text()
+    for line in (
+        "Type=notify", "NotifyAccess=main", "Restart=on-failure", "RequiresMountsFor=%f",
+        "After=network-online.target remote-fs.target", "ProtectSystem=strict",
+        "ReadWritePaths=%f", "NoNewPrivileges=yes", "PrivateTmp=yes", "ProtectHome=yes",
+        "RestrictAddressFamilies=AF_UNIX", "EnvironmentFile=-/etc/default/ingestd", "User=ingestd",
+    ):  # fmt: skip
+        assert line in text.splitlines(), line
+    assert any(x.startswith("WatchdogSec=") for x in text.splitlines())

@@ -1,0 +1,85 @@
+"""One file through the claim protocol, in-process, with faults injected where a real one
+cannot be staged (root reads every file, so "permission denied" is simulated)."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from ingestd import worker as worker_module
+from ingestd.handlers import simulate
+from ingestd.manifest import Manifest
+from ingestd.settings import Settings
+from ingestd.worker import Result, Worker
+
+NAME = "2018_06_28_00_00.txt"
+
+
+@pytest.fixture
+def worker(tmp_path: Path) -> Worker:
+    settings = Settings(data_dir=tmp_path, state_dir=tmp_path / ".s", worker_id="t", host="h",
+                        seconds_in_min=0)  # fmt: skip
+    settings.locks_dir.mkdir(parents=True)
+    manifest = Manifest(settings.manifest_path, settings.manifest_lock_path)
+    yield Worker(settings, manifest, simulate, structlog.get_logger())
+    manifest.close()
+
+
+async def test_done_file_is_recorded_and_the_lock_file_removed(
+    worker: Worker, tmp_path: Path
+) -> None:
+    (tmp_path / NAME).write_text("7")
+    with capture_logs() as logs:
+        assert await worker.process(NAME) is Result.DONE
+    assert [e["event"] for e in logs] == ["file_claimed", "file_done"]
+    assert worker.manifest.is_finished(NAME)
+    assert list(worker.settings.locks_dir.iterdir()) == []
+    assert await worker.process(NAME) is Result.SKIPPED
+
+
+async def test_unreadable_file_is_given_back_without_spending_an_attempt(
+    worker: Worker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / NAME).write_text("7")
+    real_open = os.open
+
+    def denied(path: object, flags: int, *args: int) -> int:
+        if str(path).endswith(NAME) and "locks" not in str(path):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker_module.os, "open", denied)
+    with capture_logs() as logs:
+        assert await worker.process(NAME) is Result.RETRY
+    assert [e["event"] for e in logs] == ["file_unreadable"]
+    assert list(worker.settings.locks_dir.iterdir()) == []  # no attempt recorded
+    monkeypatch.undo()
+    with capture_logs() as logs:
+        assert await worker.process(NAME) is Result.DONE
+    assert logs[0]["attempt"] == 1
+
+
+async def test_handler_crash_spends_an_attempt(worker: Worker, tmp_path: Path) -> None:
+    (tmp_path / NAME).write_text("7")
+
+    async def crash(job: object) -> None:
+        raise RuntimeError("handler bug")
+
+    worker.handler = crash  # type: ignore[assignment]
+    with capture_logs() as logs:
+        assert await worker.process(NAME) is Result.RETRY
+    assert logs[-1]["event"] == "handler_error"
+    worker.handler = simulate
+    with capture_logs() as logs:
+        assert await worker.process(NAME) is Result.DONE
+    assert logs[0]["attempt"] == 2
+
+
+async def test_a_name_in_hand_is_not_claimed_twice_in_one_process(worker: Worker) -> None:
+    worker.in_hand[NAME] = 0.0
+    assert await worker.process(NAME) is Result.BUSY
