@@ -57,7 +57,7 @@ def test_daemon_notifies_ready_status_watchdog_stopping_in_order(tmp_path: Path)
     (data / "2018_06_28_00_00.txt").write_text("1")
     env = {**os.environ, "NOTIFY_SOCKET": str(address), "WATCHDOG_USEC": "100000"}
     env.pop("WATCHDOG_PID", None)
-    log = open(tmp_path / "w.log", "wb")
+    log = open(tmp_path / "w.log", "wb")  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(
         [sys.executable, "-m", "ingestd", str(data), "--seconds-in-min", "0",
          "--rescan-interval", "0.1", "--settle", "0", "--log-format", "json"],

@@ -108,7 +108,7 @@ async def test_daemon_restarts_a_dead_observer_and_misses_nothing(tmp_path: Path
     daemon = Daemon(settings, simulate, structlog.get_logger())
     with capture_logs() as logs:
         task = asyncio.create_task(daemon.run())
-        while not any(e["event"] == "ready" for e in logs):
+        while not any(e["event"] == "ready" for e in logs):  # noqa: ASYNC110 - polls a list
             await asyncio.sleep(0.02)
         assert daemon._watcher is not None
         daemon._watcher._observer.stop()
