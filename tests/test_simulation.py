@@ -40,7 +40,7 @@ def test_appendix_day_lands_on_schedule_with_exact_contents(tmp_path: Path) -> N
     landed = arrivals(log)
     first_stamp = datetime.strptime(landed[0]["file"], "%Y_%m_%d_%H_%M.txt")
     for entry in landed:
-        offset = (datetime.strptime(entry["file"], "%Y_%m_%d_%H_%M.txt") - first_stamp)
+        offset = datetime.strptime(entry["file"], "%Y_%m_%d_%H_%M.txt") - first_stamp
         due = offset.total_seconds() / 60 * 0.01
         actual = entry["written_at"] - landed[0]["written_at"]
         # A generous tolerance: a loaded machine may run late, but never early, and lateness

@@ -1,0 +1,228 @@
+"""The tsv handler: COPY text escaping, streaming JSON input, and a real PostgreSQL round trip."""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import io
+import json
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import manifest_records
+
+from ingestd.handlers import BadInput
+from ingestd.tsv import convert, field_text, iter_objects, learn_columns, row_text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, "\\N"),
+        (True, "t"),
+        (False, "f"),
+        (0, "0"),
+        (-12, "-12"),
+        (1.5, "1.5"),
+        (10**30, "1000000000000000000000000000000"),
+        ("plain", "plain"),
+        ("", ""),
+        ("tab\there", "tab\\there"),
+        ("new\nline", "new\\nline"),
+        ("cr\rx", "cr\\rx"),
+        ("back\\slash", "back\\\\slash"),
+        ("\\N", "\\\\N"),  # the two characters \N are text, not NULL
+        ("ünïcødé ✓ 😀", "ünïcødé ✓ 😀"),
+        ({"a": [1, None, "x\ty"]}, '{"a":[1,null,"x\\\\ty"]}'),
+        ([], "[]"),
+    ],
+)
+def test_escaping_table(value: Any, text: str) -> None:
+    assert field_text(value) == text
+
+
+def test_nul_is_bad_input() -> None:
+    with pytest.raises(BadInput, match="NUL"):
+        field_text("a\x00b")
+
+
+def test_rows_follow_the_columns() -> None:
+    assert row_text({"b": 2, "a": "x"}, ["a", "b", "c"]) == "x\t2\t\\N\n"
+
+
+def objects(data: bytes) -> list[dict[str, Any]]:
+    return list(iter_objects(io.BytesIO(data)))
+
+
+def test_concatenated_json_without_newlines_and_json_lines() -> None:
+    assert objects(b'{"a":1}{"a":2}  {"a":3}\n\n{"a":4}') == [{"a": i} for i in range(1, 5)]
+    assert objects(b"") == []
+    assert objects(b"  \n ") == []
+
+
+def test_values_split_across_read_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ingestd.tsv as tsv
+
+    monkeypatch.setattr(tsv, "CHUNK", 7)
+    data = "".join(json.dumps({"k": "é" * i, "n": i}) for i in range(50)).encode()
+    assert [o["n"] for o in objects(data)] == list(range(50))
+
+
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [
+        (b'{"a":1}\n{"a":}\n', "line 2"),
+        (b'{"a":1}\n\n\n{"a": tru}', "line 4"),
+        (b'{"a":1}\n[1,2]\n', "line 2: expected a JSON object"),
+        (b'{"a":1}\n{"a":"unterminated', "line 2"),
+        (b'{"a":"\xff"}', "UTF-8"),
+    ],
+)
+def test_malformed_input_says_where(data: bytes, where: str) -> None:
+    with pytest.raises(BadInput, match=where):
+        objects(data)
+
+
+def test_column_union_in_first_seen_order(tmp_path: Path) -> None:
+    path = tmp_path / "2018_06_28_00_00.txt"
+    path.write_text('{"b":1,"a":2}\n{"c":3,"a":4}\n{"d":null}')
+    assert learn_columns(path) == ["b", "a", "c", "d"]
+
+
+def test_convert_writes_atomically_and_redo_is_identical(tmp_path: Path) -> None:
+    path = tmp_path / "2018_06_28_00_00.txt"
+    path.write_bytes(gzip.compress(b'{"a":"x\\ty"}\n{"b":true}'))
+    out = tmp_path / "out"
+    target, records, size, sha = convert(path, out, None, header=True)
+    assert target == out / "2018_06_28_00_00.tsv"
+    first = target.read_text()
+    assert first == "a\tb\nx\\ty\t\\N\n\\N\tt\n"
+    assert (records, size) == (2, path.stat().st_size)
+    convert(path, out, None, header=True)
+    assert target.read_text() == first
+    assert sorted(p.name for p in out.iterdir()) == ["2018_06_28_00_00.tsv"]  # no temp left
+
+
+def test_malformed_file_leaves_no_output(tmp_path: Path) -> None:
+    path = tmp_path / "2018_06_28_00_00.txt"
+    path.write_text('{"a":1}\n{oops}\n')
+    with pytest.raises(BadInput):
+        convert(path, tmp_path / "out", ("a",), header=False)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+# ---- a real PostgreSQL server ----
+
+NASTY = [
+    "", " ", "\t", "\n", "\r\n", "\\", "\\N", "\\t", "a\tb\nc\rd\\e", "NULL", "null", "'", '"',
+    "ünïcødé", "😀🚀", "\u2028\u2029", "\x01\x1f", "tab at end\t", "\\\\", "{}", "[1,2]", "t", "f",
+]  # fmt: skip
+
+
+def generate(rng: random.Random, start: int, count: int) -> list[dict[str, Any]]:
+    out = []
+    for i in range(start, start + count):
+        record: dict[str, Any] = {"id": i, "text": rng.choice(NASTY) + rng.choice(NASTY)}
+        if rng.random() < 0.8:
+            record["flag"] = rng.choice([True, False, None])
+        if rng.random() < 0.7:
+            record["num"] = rng.choice([0, -1, 2**53, 3.25, -1e-7, 12345678901234567890])
+        if rng.random() < 0.6:
+            record["nested"] = {"k": rng.choice(NASTY), "list": [1, None, rng.choice(NASTY)]}
+        out.append(record)
+    return out
+
+
+def expected_text(value: Any) -> str | None:
+    """What a text column must hold after COPY of the value."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[list[str]]:
+    """A throwaway cluster on a Unix socket; yields the psql command prefix."""
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins or shutil.which("psql") is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL missing in CI: .ci/run installs the postgresql package")
+        pytest.skip("PostgreSQL server binaries not installed")
+    bindir = Path(bins[-1]).parent
+    base = Path(tempfile.mkdtemp(prefix="ingestd-pg-"))
+    base.chmod(0o755)
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        shutil.chown(base, "postgres", "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    data, port = base / "data", "54329"
+
+    def run(*cmd: str) -> None:
+        subprocess.run([*as_postgres, *cmd], check=True, capture_output=True)
+
+    run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync",
+        "-E", "UTF8", "--locale=C")  # fmt: skip
+    run(str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"), "start",
+        "-o", f"-k {base} -p {port} -c listen_addresses='' -c fsync=off")  # fmt: skip
+    try:
+        yield ["psql", "-h", str(base), "-p", port, "-U", "postgres", "-X", "-q", "-v",
+               "ON_ERROR_STOP=1", "postgres"]  # fmt: skip
+    finally:
+        run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def psql(prefix: list[str], *commands: str) -> str:
+    args = [arg for command in commands for arg in ("-c", command)]
+    result = subprocess.run([*prefix, "-At", *args], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.postgres
+def test_daemon_output_loads_into_postgresql_unchanged(tmp_path: Path, spawn, postgres) -> None:
+    rng = random.Random(42)
+    data, out = tmp_path / "drop", tmp_path / "out"
+    data.mkdir()
+    source: list[dict[str, Any]] = []
+    for i in range(4):
+        rows = generate(rng, len(source), 60)
+        source += rows
+        text = "".join(
+            json.dumps(r, ensure_ascii=i % 2 == 0) + ("\n" if i < 2 else " ") for r in rows
+        )
+        payload = text.encode()
+        (data / f"2018_06_28_00_{i:02d}.txt").write_bytes(
+            gzip.compress(payload) if i == 3 else payload
+        )
+    columns = ["id", "text", "flag", "num", "nested"]
+    w = spawn(data, "--handler", "tsv", "--output-dir", str(out), "--columns", ",".join(columns),
+              "--exit-when-idle", "0.5")  # fmt: skip
+    assert w.wait() == 0
+    records = manifest_records(data)
+    assert [r["status"] for r in records] == ["done"] * 4
+    assert sum(r["records"] for r in records) == len(source)
+    ddl = ", ".join(f'"{c}" text' for c in columns)
+    psql(postgres, "DROP TABLE IF EXISTS t", f"CREATE TABLE t ({ddl})")
+    for tsv in sorted(out.glob("*.tsv")):
+        psql(postgres, f"\\copy t FROM '{tsv}'")
+    loaded = json.loads(psql(postgres, "SELECT json_agg(t ORDER BY id::int) FROM t"))
+    assert len(loaded) == len(source)
+    for row, original in zip(loaded, source, strict=True):
+        for column in columns:
+            assert row[column] == expected_text(original.get(column)), (column, original)
+        if row["nested"] is not None:
+            assert json.loads(row["nested"]) == original["nested"]
