@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -51,7 +52,8 @@ def test_appendix_day_lands_on_schedule_with_exact_contents(tmp_path: Path) -> N
 def test_synthetic_schedule_at_full_speed_is_reproducible(tmp_path: Path) -> None:
     for run in ("a", "b"):
         result = run_sim(str(tmp_path / run), "--files", "20", "--interval-minutes", "15",
-                         "--seconds-in-min", "0", "--seed", "5", "--minutes-dist", "uniform:12:37")  # fmt: skip
+                         "--seconds-in-min", "0", "--seed", "5",
+                         "--minutes-dist", "uniform:12:37")  # fmt: skip
         assert result.returncode == 0, result.stderr
     a = {p.name: p.read_text() for p in (tmp_path / "a").iterdir()}
     assert a == {p.name: p.read_text() for p in (tmp_path / "b").iterdir()}
@@ -78,10 +80,8 @@ def watch_contents(directory: Path, proc: subprocess.Popen[bytes]) -> dict[str, 
         if directory.exists():
             for path in directory.iterdir():
                 if not path.name.startswith("."):
-                    try:
+                    with contextlib.suppress(FileNotFoundError):
                         seen.setdefault(path.name, set()).add(path.read_text())
-                    except FileNotFoundError:
-                        pass
         time.sleep(0.002)
     return seen
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -100,11 +101,12 @@ def test_convert_writes_atomically_and_redo_is_identical(tmp_path: Path) -> None
     path = tmp_path / "2018_06_28_00_00.txt"
     path.write_bytes(gzip.compress(b'{"a":"x\\ty"}\n{"b":true}'))
     out = tmp_path / "out"
-    target, records, size, sha = convert(path, out, None, header=True)
+    target, records, size, sha256 = convert(path, out, None, header=True)
     assert target == out / "2018_06_28_00_00.tsv"
     first = target.read_text()
     assert first == "a\tb\nx\\ty\t\\N\n\\N\tt\n"
     assert (records, size) == (2, path.stat().st_size)
+    assert sha256 == hashlib.sha256(path.read_bytes()).hexdigest()  # of the file as stored
     convert(path, out, None, header=True)
     assert target.read_text() == first
     assert sorted(p.name for p in out.iterdir()) == ["2018_06_28_00_00.tsv"]  # no temp left
