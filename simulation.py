@@ -19,6 +19,7 @@ import math
 import os
 import random
 import sys
+import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -159,18 +160,33 @@ def run(args: argparse.Namespace) -> int:
     directory = args.dir
     directory.mkdir(parents=True, exist_ok=True)
     arrivals = open(args.arrivals, "a", encoding="utf-8") if args.arrivals else None  # noqa: SIM115
-    start = time.monotonic()
-    try:
-        for offset, name, content, bad in events:
-            sleep_until(start + offset * args.seconds_in_min)
-            write_file(directory, name, content, slow=args.slow_write, atomic=args.atomic)
+    log_lock = threading.Lock()
+
+    def land(name: str, content: str, bad: bool) -> None:
+        write_file(directory, name, content, slow=args.slow_write, atomic=args.atomic)
+        with log_lock:
             if arrivals is not None:
                 entry = {"file": name, "minutes": content, "written_at": time.time(), "bad": bad}
                 arrivals.write(json.dumps(entry) + "\n")
                 arrivals.flush()
             if args.verbose:
                 print(f"{time.strftime('%H:%M:%S')} wrote {name} ({content!r})", flush=True)
+
+    writers: list[threading.Thread] = []
+    start = time.monotonic()
+    try:
+        for offset, name, content, bad in events:
+            sleep_until(start + offset * args.seconds_in_min)
+            if args.slow_write:
+                # A slow write must not hold back the next file's arrival: each gets a thread.
+                writer = threading.Thread(target=land, args=(name, content, bad))
+                writer.start()
+                writers.append(writer)
+            else:
+                land(name, content, bad)
     finally:
+        for writer in writers:
+            writer.join()
         if arrivals is not None:
             arrivals.close()
     print(f"simulation: wrote {len(events)} files to {directory}", flush=True)

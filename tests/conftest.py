@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from ingestd.stats import RunningStats
+
 ROOT = Path(__file__).resolve().parent.parent
 SIMULATION = ROOT / "simulation.py"
 
@@ -70,6 +72,28 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30, what: str = "con
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def assert_stats_match_manifest(
+    logs: list[dict[str, Any]], manifest: list[dict[str, Any]], worker: str, complete: bool
+) -> None:
+    """Every `stats` line a worker logged equals its own manifest records, in manifest order.
+
+    `complete`: the worker shut down cleanly, so its last line counts all of its records.
+    """
+    mine = [r["minutes"] for r in manifest if r["status"] == "done" and r["worker"] == worker]
+    running = RunningStats()
+    by_count = {0: running.fields()}
+    for minutes in mine:
+        running.add(minutes)
+        by_count[running.count] = running.fields()
+    stats = [r for r in logs if r["event"] == "stats"]
+    for line in stats:
+        fields = {k: line[k] for k in ("files_processed", "total_time", "sum_of_squares")}
+        assert fields == by_count[line["files_processed"]], worker
+    if complete:
+        assert stats, f"{worker} logged no stats"
+        assert stats[-1]["files_processed"] == len(mine)  # the final line at shutdown
 
 
 def manifest_records(data_dir: Path) -> list[dict[str, Any]]:

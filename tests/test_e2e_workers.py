@@ -8,29 +8,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from conftest import done_names, manifest_records, wait_for
-
-from ingestd.stats import RunningStats
-
-
-def assert_stats_match_manifest(
-    proc_records: list[dict], manifest: list[dict], worker: str
-) -> None:
-    """Every `stats` line a worker logged equals its own manifest records, in manifest order."""
-    mine = [r["minutes"] for r in manifest if r["status"] == "done" and r["worker"] == worker]
-    running = RunningStats()
-    expected = {}
-    for minutes in mine:
-        running.add(minutes)
-        expected[running.count] = running.fields()
-    stats = [r for r in proc_records if r["event"] == "stats"]
-    assert stats, f"{worker} logged no stats"
-    for line in stats:
-        n = line["files_processed"]
-        assert {k: line[k] for k in ("files_processed", "total_time", "sum_of_squares")} == (
-            expected[n] if n else {"files_processed": 0, "total_time": 0.0, "sum_of_squares": 0.0}
-        )
-    assert stats[-1]["files_processed"] == len(mine)  # the final line at shutdown
+from conftest import assert_stats_match_manifest, done_names, manifest_records, wait_for
 
 
 def test_two_workers_share_the_work_exactly_once(tmp_path: Path, spawn, provider) -> None:
@@ -55,7 +33,7 @@ def test_two_workers_share_the_work_exactly_once(tmp_path: Path, spawn, provider
     assert by_worker["a"] > 0 and by_worker["b"] > 0, by_worker  # the work was shared
     for proc in (a, b):
         records = proc.records()
-        assert_stats_match_manifest(records, manifest, proc.name)
+        assert_stats_match_manifest(records, manifest, proc.name, complete=True)
         assert records[-1]["event"] == "shutdown"
         assert records[-1]["exit_code"] == 0
         assert [r["event"] for r in records].count("ready") == 1
