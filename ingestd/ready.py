@@ -65,17 +65,11 @@ class Settling:
         return len(self._seen)
 
 
-@dataclass(order=True)
-class _Entry:
-    stamp: datetime
-    name: str
-
-
 class ReadyQueue:
     """Ready files, oldest timestamp first; putting a name twice queues it once."""
 
     def __init__(self) -> None:
-        self._heap: list[_Entry] = []
+        self._heap: list[tuple[datetime, str]] = []  # plain tuples: the cheapest comparisons
         self._names: set[str] = set()
         self._changed = asyncio.Event()
 
@@ -83,7 +77,7 @@ class ReadyQueue:
         stamp = parse_name(name)
         if stamp is None or name in self._names:
             return False
-        heapq.heappush(self._heap, _Entry(stamp, name))
+        heapq.heappush(self._heap, (stamp, name))
         self._names.add(name)
         self._changed.set()
         return True
@@ -91,7 +85,7 @@ class ReadyQueue:
     def pop_nowait(self) -> str | None:
         if not self._heap:
             return None
-        name = heapq.heappop(self._heap).name
+        name = heapq.heappop(self._heap)[1]
         self._names.discard(name)
         return name
 

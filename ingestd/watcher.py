@@ -87,7 +87,14 @@ class Watcher:
     def start(self) -> bool:
         observer = Observer()
         try:
-            observer.schedule(self._handler, str(self._data_dir), recursive=False)
+            observer.schedule(
+                self._handler,
+                str(self._data_dir),
+                recursive=False,
+                # Ask inotify only for what we use: without this, every open and read of a
+                # data file (ours and our peers') wakes the observer thread.
+                event_filter=[FileClosedEvent, FileMovedEvent, FileCreatedEvent],
+            )
             observer.start()
         except OSError as exc:  # inotify watch limit reached, directory gone, ...
             self._log.warning("watch_unavailable", error=str(exc), fallback="rescan only")

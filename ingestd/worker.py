@@ -65,46 +65,65 @@ class Worker:
     async def _process(self, name: str, seen_at: str) -> Result:
         log = self.log.bind(file=name)
         try:
-            claim = await asyncio.to_thread(claims.try_claim, self.settings.locks_dir, name)
-        except claims.Busy:
-            log.debug("peer_busy")
-            return Result.BUSY
-        except OSError as exc:  # locks dir full, read-only, gone
+            # Steps 2-5 in one thread hop: on a drain of ready files, hops are the cost.
+            acquired = await asyncio.to_thread(self._acquire, name)
+        except OSError as exc:
+            # Bookkeeping I/O failed (locks dir full or read-only, disk full while writing the
+            # owner record, NFS trouble): not the file's fault, so no attempt is spent; the
+            # claim, if won, was given back, and the file is retried after a backoff.
             log.error("claim_failed", error=str(exc), retry=True)
             return Result.RETRY
+        if not isinstance(acquired, claims.Claim):
+            result, why = acquired
+            if why == "busy":
+                log.debug("peer_busy")
+            elif why == "unreadable":
+                log.warning("file_unreadable", retry=True)
+            elif why == "already_finished":
+                log.debug("already_finished")
+            else:
+                log.info("file_skipped", reason=why)
+            return result
         try:
-            return await self._claimed(claim, seen_at, log)
+            return await self._claimed(acquired, seen_at, log)
         except OSError as exc:
-            # Bookkeeping I/O failed (disk full while writing the owner record, NFS trouble):
-            # not the file's fault, so no attempt is spent; it is retried after a backoff.
             log.error("file_io_error", error=str(exc), retry=True)
-            await asyncio.to_thread(_quietly, claim.abandon)
+            await asyncio.to_thread(_quietly, acquired.abandon)
             return Result.RETRY
         except BaseException:
             # Shutdown (cancel) or an unexpected error: give the file back without spending
             # an attempt; the lock file goes back to how the last holder left it.
-            await asyncio.shield(asyncio.to_thread(_quietly, claim.abandon))
+            await asyncio.shield(asyncio.to_thread(_quietly, acquired.abandon))
             raise
+
+    def _acquire(self, name: str) -> claims.Claim | tuple[Result, str]:
+        """Claim, inode check, manifest refresh, file check, owner record. Blocking."""
+        try:
+            claim = claims.try_claim(self.settings.locks_dir, name)
+        except claims.Busy:
+            return Result.BUSY, "busy"
+        try:
+            self.manifest.refresh()
+            if self.manifest.is_finished(name):
+                claim.finish()
+                return Result.SKIPPED, "already_finished"
+            problem = _unusable(self.settings.data_dir / name)
+            if problem == "unreadable":
+                claim.abandon()
+                return Result.RETRY, problem
+            if problem is not None:
+                claim.finish()
+                return Result.SKIPPED, problem
+            claim.begin(self._owner())
+        except BaseException:
+            _quietly(claim.abandon)
+            raise
+        return claim
 
     async def _claimed(self, claim: claims.Claim, seen_at: str, log: Any) -> Result:
         name = claim.name
-        await asyncio.to_thread(self.manifest.refresh)
-        if self.manifest.is_finished(name):
-            await asyncio.to_thread(claim.finish)
-            log.debug("already_finished")
-            return Result.SKIPPED
         path = self.settings.data_dir / name
-        problem = await asyncio.to_thread(_unusable, path)
-        if problem is not None:
-            if problem == "unreadable":
-                await asyncio.to_thread(claim.abandon)
-                log.warning("file_unreadable", retry=True)
-                return Result.RETRY
-            await asyncio.to_thread(claim.finish)
-            log.info("file_skipped", reason=problem)
-            return Result.SKIPPED
-
-        attempt = await asyncio.to_thread(claim.begin, self._owner())
+        attempt = claim.attempt
         previous = claim.previous_owner
         log = log.bind(attempt=attempt)
         if previous:
@@ -180,18 +199,28 @@ class Worker:
     ) -> Result | None:
         """Append the record, then release. None when written; else what became of the file."""
         try:
-            written = await asyncio.to_thread(self.manifest.commit, record, on_written)
+            written = await asyncio.to_thread(self._commit_and_release, claim, record, on_written)
         except OSError as exc:
-            # Disk full, read-only, NFS trouble: the file is not finished. Give it back
-            # without spending an attempt; it is retried after a backoff.
+            # Disk full, read-only, NFS trouble: the file is not finished. It was given back
+            # without spending an attempt and is retried after a backoff.
             log.error("commit_failed", error=str(exc), retry=True)
-            await asyncio.to_thread(claim.abandon)
             return Result.RETRY
-        await asyncio.to_thread(claim.finish)
         if not written:
             log.warning("duplicate_suppressed", reason="a peer recorded this file done first")
             return Result.SKIPPED
         return None
+
+    def _commit_and_release(
+        self, claim: claims.Claim, record: dict[str, Any], on_written: Callable[[], None] | None
+    ) -> bool:
+        """Step 6: append + fsync, then unlink and release (one thread hop). Blocking."""
+        try:
+            written = self.manifest.commit(record, on_written)
+        except OSError:
+            _quietly(claim.abandon)
+            raise
+        claim.finish()
+        return written
 
     def _owner(self) -> dict[str, Any]:
         return {

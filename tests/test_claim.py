@@ -172,3 +172,15 @@ def test_claim_of_a_killed_process_is_taken_over(locks: Path, tmp_path: Path) ->
     assert taken.previous_owner is not None and taken.previous_owner["worker"] == "doomed"
     assert taken.begin({"worker": "heir"}) == 2
     taken.finish()
+
+
+def test_a_shorter_owner_record_ignores_stale_bytes_after_it(locks: Path) -> None:
+    first = claims.try_claim(locks, "a.txt")
+    first.begin({"worker": "a-very-long-worker-name-" * 4})
+    first.release()
+    second = claims.try_claim(locks, "a.txt")
+    second.begin({"worker": "w2"})
+    second.release()
+    third = claims.try_claim(locks, "a.txt")
+    assert third.previous_owner == {"worker": "w2", "attempt": 2}
+    third.finish()

@@ -228,7 +228,9 @@ def test_disk_full_while_recording_marks_nothing_done_and_retries(
         w = spawn(data, "--seconds-in-min", "0.1", "--state-dir", str(state))
         wait_for(lambda: w.events("file_claimed"))
         filler = fill(state)
-        wait_for(lambda: w.events("commit_failed") or w.events("file_io_error"), what="write error")
+        wait_for(
+            lambda: w.events("commit_failed") or w.events("claim_failed"), what="a write error"
+        )
         assert done_names_in(state) == []
         filler.unlink()
         wait_for(lambda: done_names_in(state) == [GOOD], timeout=30, what="retry after space frees")

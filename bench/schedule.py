@@ -1,0 +1,100 @@
+"""Benchmark 1, schedule fidelity: the appendix day through N workers vs the ideal schedule.
+
+The ideal is the FIFO N-machine schedule of the same arrivals (the times the provider actually
+closed each file, from its arrivals log): each file, in arrival order, starts on the first
+machine free, as soon as it has arrived. Measured: makespan (first arrival to last finish) and
+arrival-to-done latency, in simulated minutes. Exact arrival times give the textbook figures
+(2 workers: makespan 1450.98, mean latency 29.0).
+
+    python bench/schedule.py [--speeds 0.01 0.001] [--workers 1 2 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import SIMULATION, epoch, manifest, percentile, record, table, wait_until, workers
+
+
+def ideal(arrivals: list[tuple[float, float]], machines: int) -> tuple[float, list[float]]:
+    """(makespan, latencies) of FIFO on `machines` for (arrival, minutes) pairs."""
+    free = [0.0] * machines
+    latencies = []
+    last = 0.0
+    for arrival, minutes in sorted(arrivals):
+        start = max(arrival, heapq.heappop(free))
+        finish = start + minutes
+        heapq.heappush(free, finish)
+        latencies.append(finish - arrival)
+        last = max(last, finish)
+    return last - min(a for a, _ in arrivals), latencies
+
+
+def run(count: int, speed: float, files: int | None) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="ingestd-bench-") as tmp:
+        base = Path(tmp)
+        data, log = base / "drop", base / "arrivals.jsonl"
+        sim_args = ["--files", str(files), "--seed", "1"] if files else []
+        with workers(data, count, "--seconds-in-min", str(speed), "--rescan-interval", "0.5"):
+            subprocess.run(
+                [sys.executable, str(SIMULATION), str(data), "--seconds-in-min", str(speed),
+                 "--arrivals", str(log), *sim_args],
+                check=True, stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            expected = len(log.read_text().splitlines())
+            wait_until(lambda: len(manifest(data / ".ingestd")) >= expected, timeout=600, poll=0.1)
+        arrived = {
+            e["file"]: (e["written_at"], float(e["minutes"]))
+            for e in map(json.loads, log.read_text().splitlines())
+        }
+        t0 = min(t for t, _ in arrived.values())
+        done = {r["file"]: epoch(r["finished_at"]) for r in manifest(data / ".ingestd")}
+        latencies = [(done[n] - t) / speed for n, (t, _) in arrived.items()]
+        makespan = (max(done.values()) - t0) / speed
+        ideal_makespan, ideal_latencies = ideal(
+            [((t - t0) / speed, m) for t, m in arrived.values()], count
+        )
+    mean = sum(latencies) / len(latencies)
+    ideal_mean = sum(ideal_latencies) / len(ideal_latencies)
+    return {
+        "workers": count,
+        "seconds_in_min": speed,
+        "makespan": makespan,
+        "ideal_makespan": ideal_makespan,
+        "makespan_ratio": makespan / ideal_makespan,
+        "mean_latency": mean,
+        "ideal_mean_latency": ideal_mean,
+        "latency_ratio": mean / ideal_mean,
+        "p99_latency": percentile(latencies, 99),
+        "ideal_p99_latency": percentile(ideal_latencies, 99),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--speeds", type=float, nargs="+", default=[0.01, 0.001])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--quick", action="store_true", help="20 synthetic files, 2 workers")
+    args = parser.parse_args()
+    files = 20 if args.quick else None
+    combos = [(2, 0.001)] if args.quick else [(w, s) for s in args.speeds for w in args.workers]
+    rows = []
+    for count, speed in combos:
+        result = run(count, speed, files)
+        record("schedule", result)
+        rows.append([result[k] for k in (
+            "workers", "seconds_in_min", "makespan", "ideal_makespan", "makespan_ratio",
+            "mean_latency", "ideal_mean_latency", "latency_ratio", "p99_latency",
+            "ideal_p99_latency")])  # fmt: skip
+    print(table(["workers", "s/min", "makespan", "ideal", "ratio", "mean lat", "ideal",
+                 "ratio", "p99 lat", "ideal p99"], rows))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
