@@ -55,10 +55,20 @@ def workers(
         with open(log_dir / f"worker{i}.log", "wb") as out:
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "ingestd", str(data), "--worker-id", f"w{i}",
-                     "--log-format", "json", *args],
-                    stdout=out, stderr=subprocess.STDOUT,
-                )  # fmt: skip
+                    [
+                        sys.executable,
+                        "-m",
+                        "ingestd",
+                        str(data),
+                        "--worker-id",
+                        f"w{i}",
+                        "--log-format",
+                        "json",
+                        *args,
+                    ],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
             )
     try:
         yield procs

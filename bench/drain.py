@@ -26,7 +26,9 @@ def make_files(data: Path, count: int) -> list[str]:
     names = []
     for i in range(count):
         day, minute = divmod(i, 24 * 60)
-        name = f"2018_{1 + day // 28:02d}_{1 + day % 28:02d}_{minute // 60:02d}_{minute % 60:02d}.txt"
+        name = (
+            f"2018_{1 + day // 28:02d}_{1 + day % 28:02d}_{minute // 60:02d}_{minute % 60:02d}.txt"
+        )
         (data / name).write_text("1")
         names.append(name)
     return names

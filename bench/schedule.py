@@ -36,12 +36,23 @@ def ideal(arrivals: list[tuple[float, float]], machines: int) -> tuple[float, li
     return last - min(a for a, _ in arrivals), latencies
 
 
+def _ready(base: Path, index: int) -> bool:
+    path = base / f"worker{index}.log"
+    return path.exists() and '"event": "ready"' in path.read_text()
+
+
 def run(count: int, speed: float, files: int | None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="ingestd-bench-") as tmp:
         base = Path(tmp)
         data, log = base / "drop", base / "arrivals.jsonl"
+        # The directory exists before the workers start, so their observers see the very
+        # first file's close event. (Started before it exists, they find that first file by
+        # a scan and wait --settle, 1 s = 100 simulated minutes at 0.01: a setup cost, not a
+        # scheduling one.)
+        data.mkdir()
         sim_args = ["--files", str(files), "--seed", "1"] if files else []
-        with workers(data, count, "--seconds-in-min", str(speed), "--rescan-interval", "0.5"):
+        with workers(data, count, "--seconds-in-min", str(speed), "--rescan-interval", "0.5") as ps:
+            wait_until(lambda: all(_ready(base, i) for i in range(len(ps))), timeout=30)
             subprocess.run(
                 [sys.executable, str(SIMULATION), str(data), "--seconds-in-min", str(speed),
                  "--arrivals", str(log), *sim_args],

@@ -138,10 +138,12 @@ def scan(data_dir: Path, skip: Callable[[str], bool], hide: str | None) -> ScanR
             name = entry.name
             if name == hide:
                 continue
+            # Finished files first: in a big directory nearly every entry is one, and a dict
+            # lookup is far cheaper than parsing the name.
+            if skip(name):
+                continue
             if not is_data_name(name):
                 result.ignored[name] = "name"
-                continue
-            if skip(name):
                 continue
             try:
                 info = entry.stat(follow_symlinks=False)
