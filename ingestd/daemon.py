@@ -30,6 +30,7 @@ from .worker import Result, Worker, utc_now
 
 WAIT_FOR_DIR_LOG_EVERY = 30.0
 MAX_BACKOFF = 300.0
+CLAIM_BATCH = 8
 
 
 class StartupError(Exception):
@@ -217,13 +218,17 @@ class Daemon:
             if self.paused:
                 self.ready.put(name)
                 continue
+            # The oldest few, tried in order in one go: when peers race for the same oldest
+            # file, the loser takes the next one without another round trip.
+            batch = [name, *self.ready.pop_many(CLAIM_BATCH - 1)]
             self._busy_tasks.add(me)
             try:
-                result = await self.worker.process(name, self._seen_at.get(name))
+                results = await self.worker.process_first(batch, self._seen_at, self.ready.put)
             finally:
                 self._busy_tasks.discard(me)
-            self._after(name, result)
-            if result in (Result.DONE, Result.FAILED):
+            for tried, result in results.items():
+                self._after(tried, result)
+            if Result.DONE in results.values() or Result.FAILED in results.values():
                 self.notifier.notify(f"STATUS={self._status_line()}")
 
     def _after(self, name: str, result: Result) -> None:

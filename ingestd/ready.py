@@ -89,6 +89,13 @@ class ReadyQueue:
         self._names.discard(name)
         return name
 
+    def pop_many(self, count: int) -> list[str]:
+        """Up to `count` more names, oldest first, without waiting."""
+        names: list[str] = []
+        while len(names) < count and (name := self.pop_nowait()) is not None:
+            names.append(name)
+        return names
+
     async def get(self) -> str:
         while True:
             name = self.pop_nowait()

@@ -12,16 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import errno
 import os
-import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from . import claim as claims
-from .handlers import BadInput, Handler, Job, Outcome, file_digest
+from .handlers import HEAD_BYTES, BadInput, Handler, Job, Outcome, file_digest, read_capped
 from .manifest import DONE, FAILED, Manifest
 from .naming import parse_name
 from .settings import Settings
@@ -53,50 +54,102 @@ class Worker:
     pid: int = field(default_factory=os.getpid)
 
     async def process(self, name: str, seen_at: str | None = None) -> Result:
-        # Step 1: tasks of one process exclude each other in memory.
-        if name in self.in_hand:
-            return Result.BUSY
-        self.in_hand[name] = time.monotonic()
-        try:
-            return await self._process(name, seen_at or utc_now())
-        finally:
-            del self.in_hand[name]
+        """Claim and process one file; what became of it."""
+        results = await self.process_first([name], {name: seen_at} if seen_at else {})
+        return results[name]
 
-    async def _process(self, name: str, seen_at: str) -> Result:
-        log = self.log.bind(file=name)
+    async def process_first(
+        self,
+        names: list[str],
+        seen_at: Mapping[str, str],
+        give_back: Callable[[str], object] = lambda _: None,
+    ) -> dict[str, Result]:
+        """Claim the first of `names` (oldest first) that can be claimed, and process it.
+
+        Returns what became of every name tried. Names after the one won are not tried:
+        they are handed to `give_back` as soon as the claim is made. Trying several in one
+        thread hop matters when workers drain a backlog: they race for the same oldest file,
+        and each loss would otherwise cost a round trip to a thread.
+        """
+        # Step 1: tasks of one process exclude each other in memory (on NFS, POSIX locks
+        # never conflict inside one process).
+        results = {name: Result.BUSY for name in names if name in self.in_hand}
+        ours = [name for name in names if name not in self.in_hand]
+        now = time.monotonic()
+        self.in_hand.update(dict.fromkeys(ours, now))
         try:
             # Steps 2-5 in one thread hop: on a drain of ready files, hops are the cost.
-            acquired = await asyncio.to_thread(self._acquire, name)
-        except OSError as exc:
-            # Bookkeeping I/O failed (locks dir full or read-only, disk full while writing the
-            # owner record, NFS trouble): not the file's fault, so no attempt is spent; the
-            # claim, if won, was given back, and the file is retried after a backoff.
-            log.error("claim_failed", error=str(exc), retry=True)
-            return Result.RETRY
-        if not isinstance(acquired, claims.Claim):
-            result, why = acquired
-            if why == "busy":
-                log.debug("peer_busy")
-            elif why == "unreadable":
-                log.warning("file_unreadable", retry=True)
-            elif why == "already_finished":
-                log.debug("already_finished")
-            else:
-                log.info("file_skipped", reason=why)
-            return result
+            # (Cancelled in the middle, at shutdown, a claim won in that thread is released
+            # by the kernel when the process exits a moment later.)
+            tried, won = await asyncio.to_thread(self._acquire_first, ours)
+        except BaseException:
+            for name in ours:
+                del self.in_hand[name]
+            raise
+        kept = won[0].name if won is not None else None
+        decided = {name for name, _, _ in tried}
+        for name in ours:
+            if name != kept:
+                del self.in_hand[name]
+                if name not in decided:
+                    give_back(name)
+        for name, result, why in tried:
+            results[name] = result
+            self._log_outcome(self.log.bind(file=name), why)
+        if won is not None:
+            claim, head = won
+            try:
+                results[claim.name] = await self._run(claim, head, seen_at.get(claim.name))
+            finally:
+                del self.in_hand[claim.name]
+        return results
+
+    def _log_outcome(self, log: Any, why: str) -> None:
+        if why == "busy":
+            log.debug("peer_busy")
+        elif why == "unreadable":
+            log.warning("file_unreadable", retry=True)
+        elif why == "already_finished":
+            log.debug("already_finished")
+        elif why.startswith("error: "):
+            # Bookkeeping I/O failed (locks dir full or read-only, disk full while writing
+            # the owner record, NFS trouble): not the file's fault, so no attempt is spent;
+            # the claim, if won, was given back, and the file is retried after a backoff.
+            log.error("claim_failed", error=why.removeprefix("error: "), retry=True)
+        else:
+            log.info("file_skipped", reason=why)
+
+    async def _run(self, claim: claims.Claim, head: bytes, seen_at: str | None) -> Result:
+        log = self.log.bind(file=claim.name)
         try:
-            return await self._claimed(acquired, seen_at, log)
+            return await self._claimed(claim, head, seen_at or utc_now(), log)
         except OSError as exc:
             log.error("file_io_error", error=str(exc), retry=True)
-            await asyncio.to_thread(_quietly, acquired.abandon)
+            await asyncio.to_thread(_quietly, claim.abandon)
             return Result.RETRY
         except BaseException:
             # Shutdown (cancel) or an unexpected error: give the file back without spending
             # an attempt; the lock file goes back to how the last holder left it.
-            await asyncio.shield(asyncio.to_thread(_quietly, acquired.abandon))
+            await asyncio.shield(asyncio.to_thread(_quietly, claim.abandon))
             raise
 
-    def _acquire(self, name: str) -> claims.Claim | tuple[Result, str]:
+    def _acquire_first(
+        self, names: list[str]
+    ) -> tuple[list[tuple[str, Result, str]], tuple[claims.Claim, bytes] | None]:
+        """Try `names` in order until one is claimed. Blocking: runs in a thread."""
+        tried: list[tuple[str, Result, str]] = []
+        for name in names:
+            try:
+                acquired = self._acquire(name)
+            except OSError as exc:
+                tried.append((name, Result.RETRY, f"error: {exc}"))
+                break  # the state dir is in trouble: do not hammer it with the rest
+            if isinstance(acquired[0], claims.Claim):
+                return tried, acquired
+            tried.append((name, *acquired))
+        return tried, None
+
+    def _acquire(self, name: str) -> tuple[claims.Claim, bytes] | tuple[Result, str]:
         """Claim, inode check, manifest refresh, file check, owner record. Blocking."""
         try:
             claim = claims.try_claim(self.settings.locks_dir, name)
@@ -107,20 +160,20 @@ class Worker:
             if self.manifest.is_finished(name):
                 claim.finish()
                 return Result.SKIPPED, "already_finished"
-            problem = _unusable(self.settings.data_dir / name)
-            if problem == "unreadable":
+            head = _read_head(self.settings.data_dir / name)
+            if head == "unreadable":
                 claim.abandon()
-                return Result.RETRY, problem
-            if problem is not None:
+                return Result.RETRY, head
+            if isinstance(head, str):
                 claim.finish()
-                return Result.SKIPPED, problem
+                return Result.SKIPPED, head
             claim.begin(self._owner())
         except BaseException:
             _quietly(claim.abandon)
             raise
-        return claim
+        return claim, head
 
-    async def _claimed(self, claim: claims.Claim, seen_at: str, log: Any) -> Result:
+    async def _claimed(self, claim: claims.Claim, head: bytes, seen_at: str, log: Any) -> Result:
         name = claim.name
         path = self.settings.data_dir / name
         attempt = claim.attempt
@@ -136,7 +189,7 @@ class Worker:
             error = f"poison: {attempt - 1} attempts ended without a result"
             return await self._fail(claim, seen_at, started_at, error, log)
 
-        job = Job(path, name, parse_name(name) or datetime.min, self.settings, log)
+        job = Job(path, name, parse_name(name) or datetime.min, self.settings, log, head)
         try:
             outcome = await self.handler(job)
         except BadInput as exc:
@@ -249,22 +302,24 @@ class Worker:
         }
 
 
-def _unusable(path: os.PathLike[str]) -> str | None:
-    """Why a claimed data file cannot be processed now, or None if it can."""
+def _read_head(path: Path) -> bytes | str:
+    """The first HEAD_BYTES + 1 bytes of a claimed data file, or why it cannot be processed.
+
+    Opening it here proves it readable before an attempt is spent; what is read on the way
+    is handed to the handler (all the simulation needs), saving it a second open.
+    """
     try:
-        info = os.lstat(path)
+        return read_capped(path, HEAD_BYTES)
     except FileNotFoundError:
         return "vanished"
-    if not stat.S_ISREG(info.st_mode):
-        return "not a regular file"
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except PermissionError:
         return "unreadable"
-    except FileNotFoundError:
-        return "vanished"
-    os.close(fd)
-    return None
+    except BadInput:
+        return "not a regular file"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # replaced by a symlink since the scan
+            return "not a regular file"
+        raise
 
 
 def _quietly(action: Callable[[], None]) -> None:

@@ -71,7 +71,8 @@ def settings(tmp_path: Path, **kw: object) -> Settings:
 async def test_simulate_sleeps_scaled_minutes(tmp_path: Path) -> None:
     path = tmp_path / "2018_06_28_00_00.txt"
     path.write_text("3\n")
-    job = Job(path, path.name, None, settings(tmp_path, seconds_in_min=0.0), None)  # type: ignore[arg-type]
+    head = read_capped(path, 4096)
+    job = Job(path, path.name, None, settings(tmp_path, seconds_in_min=0.0), None, head)  # type: ignore[arg-type]
     outcome = await simulate(job)
     assert outcome.minutes == 3.0
     assert outcome.size == 2
@@ -107,7 +108,7 @@ async def test_user_handlers_sync_and_async(
         "    return 2\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    job = Job(tmp_path, "x", None, settings(tmp_path), None)  # type: ignore[arg-type]
+    job = Job(tmp_path, "x", None, settings(tmp_path), None, b"")  # type: ignore[arg-type]
     sync_outcome = await load_handler("myhandlers:sync")(job)
     assert sync_outcome.minutes == 1.0 and sync_outcome.records is True  # ran in a thread
     assert (await load_handler("myhandlers:aio")(job)).minutes == 2.0

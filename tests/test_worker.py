@@ -83,3 +83,22 @@ async def test_handler_crash_spends_an_attempt(worker: Worker, tmp_path: Path) -
 async def test_a_name_in_hand_is_not_claimed_twice_in_one_process(worker: Worker) -> None:
     worker.in_hand[NAME] = 0.0
     assert await worker.process(NAME) is Result.BUSY
+
+
+async def test_process_first_takes_the_oldest_claimable_and_gives_back_the_rest(
+    worker: Worker, tmp_path: Path
+) -> None:
+    from ingestd import claim as claims
+
+    names = [f"2018_06_28_00_{i:02d}.txt" for i in range(4)]
+    for name in names:
+        (tmp_path / name).write_text("1")
+    peer = claims.try_claim(worker.settings.locks_dir, names[0])  # a peer holds the oldest
+    given_back: list[str] = []
+    with capture_logs() as logs:
+        results = await worker.process_first(names, {}, given_back.append)
+    assert results == {names[0]: Result.BUSY, names[1]: Result.DONE}
+    assert given_back == names[2:]  # untried, handed back at once
+    assert [e["event"] for e in logs] == ["peer_busy", "file_claimed", "file_done"]
+    assert worker.in_hand == {}
+    peer.release()
