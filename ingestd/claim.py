@@ -43,6 +43,7 @@ class Claim:
     fd: int
     previous: bytes  # owner record left by the last holder (a dead worker), or b""
     attempt: int = 0
+    lost: int = 0  # times the lock was won on an inode no longer at the path (started over)
     # finish/abandon/release may race (a cancelled task gives back a claim whose finish is
     # still running in a thread): the first one wins, the others do nothing. Acting on a
     # closed descriptor number could touch whatever file reused it.
@@ -134,7 +135,7 @@ def lock_path(locks_dir: Path, name: str) -> Path:
 def try_claim(locks_dir: Path, name: str, *, retries: int = 16) -> Claim:
     """Claim `name` or raise `Busy`. Blocking (filesystem calls): run it in a thread."""
     path = lock_path(locks_dir, name)
-    for _ in range(retries):
+    for lost in range(retries):
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o664)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -160,7 +161,7 @@ def try_claim(locks_dir: Path, name: str, *, retries: int = 16) -> Claim:
         except BaseException:
             os.close(fd)
             raise
-        return Claim(name=name, path=path, fd=fd, previous=previous)
+        return Claim(name=name, path=path, fd=fd, previous=previous, lost=lost)
     # Losing the unlink race this many times in a row means heavy churn on this very name:
     # treat it as busy and let the next scan offer it again.
     raise Busy(name)

@@ -68,7 +68,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                 choices=option.choices,
                 default=default,
                 help=f"{option.help} [env {option.env}]",
-                metavar=None if option.choices else option.name.upper(),
+                metavar=None if option.choices else option.metavar,
             )
 
 
@@ -157,7 +157,15 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version"):
+    if not argv:
+        print("ingestd: error: missing DIR (usage: ingestd [run] DIR [options]; see --help)",
+              file=sys.stderr)  # fmt: skip
+        return USAGE_ERROR
+    if (
+        argv[0] not in COMMANDS
+        and argv[0] not in COMMANDS
+        and argv[0] not in ("-h", "--help", "--version")
+    ):
         argv.insert(0, "run")  # `python -m ingestd DIR` means `ingestd run DIR`
     try:
         args = build_parser().parse_args(argv)

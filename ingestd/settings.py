@@ -135,6 +135,7 @@ class Option:
     name: str  # Settings field
     parse: Callable[[str], Any]
     help: str
+    metavar: str = "VALUE"
     choices: tuple[str, ...] | None = None
     flag: bool = False  # a switch: --name / --no-name
 
@@ -148,22 +149,47 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("seconds_in_min", non_negative, "real seconds per simulated minute (default 60)"),
-    Option("concurrency", positive_int, "claim tasks in this process (default 1)"),
-    Option("state_dir", Path, "shared bookkeeping directory (default DIR/.ingestd)"),
-    Option("rescan_interval", positive, "seconds between directory rescans (default 2)"),
-    Option("settle", non_negative, "seconds a file must stay unchanged to count as written"),
-    Option("max_attempts", positive_int, "attempts before a file is failed as poison (3)"),
-    Option("max_minutes", positive, "largest valid processing time in minutes (1440)"),
-    Option("handler", str, "simulate (default), tsv, or package.module:callable"),
-    Option("worker_id", worker_id, "id in logs and manifest (default HOST:PID)"),
+    Option(
+        "seconds_in_min",
+        non_negative,
+        "real seconds per simulated minute (default 60)",
+        metavar="S",
+    ),
+    Option("concurrency", positive_int, "claim tasks in this process (default 1)", metavar="N"),
+    Option(
+        "state_dir", Path, "shared bookkeeping directory (default DIR/.ingestd)", metavar="PATH"
+    ),
+    Option(
+        "rescan_interval", positive, "seconds between directory rescans (default 2)", metavar="S"
+    ),
+    Option(
+        "settle",
+        non_negative,
+        "seconds a file must stay unchanged to count as written",
+        metavar="S",
+    ),
+    Option(
+        "max_attempts", positive_int, "attempts before a file is failed as poison (3)", metavar="N"
+    ),
+    Option("max_minutes", positive, "largest valid processing time in minutes (1440)", metavar="M"),
+    Option("handler", str, "simulate (default), tsv, or package.module:callable", metavar="NAME"),
+    Option("worker_id", worker_id, "id in logs and manifest (default HOST:PID)", metavar="ID"),
     Option("log_format", str, "auto: console on a TTY, else JSON", choices=LOG_FORMATS),
     Option("log_level", str, "minimum level logged (default info)", choices=LOG_LEVELS),
-    Option("exit_when_idle", non_negative, "exit 0 after this many idle seconds"),
-    Option("drain_timeout", non_negative, "seconds in-flight files get at shutdown (10)"),
-    Option("heartbeat_interval", positive, "seconds between heartbeat writes (default 5)"),
+    Option("exit_when_idle", non_negative, "exit 0 after this many idle seconds", metavar="S"),
+    Option(
+        "drain_timeout", non_negative, "seconds in-flight files get at shutdown (10)", metavar="S"
+    ),
+    Option(
+        "heartbeat_interval", positive, "seconds between heartbeat writes (default 5)", metavar="S"
+    ),
     Option("watch", yes_no, "use filesystem events (--no-watch: rescans only)", flag=True),
-    Option("output_dir", Path, "where the tsv handler writes NAME.tsv (default DIR/out)"),
-    Option("columns", column_list, "tsv columns a,b,c (default: union of keys)"),
+    Option(
+        "output_dir",
+        Path,
+        "where the tsv handler writes NAME.tsv (default DIR/out)",
+        metavar="PATH",
+    ),
+    Option("columns", column_list, "tsv columns a,b,c (default: union of keys)", metavar="A,B,C"),
     Option("tsv_header", yes_no, "write a header line in TSV output", flag=True),
 )

@@ -179,6 +179,8 @@ class Worker:
         attempt = claim.attempt
         previous = claim.previous_owner
         log = log.bind(attempt=attempt)
+        if claim.lost:
+            log.debug("claim_lost", restarts=claim.lost, reason="lock file replaced under us")
         if previous:
             self.redone += 1
             log.info("file_claimed", taken_over_from=previous.get("worker"))

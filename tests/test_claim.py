@@ -86,6 +86,7 @@ def test_unlinked_inode_is_not_a_claim(locks: Path, monkeypatch: pytest.MonkeyPa
     # The stale inode was locked first, then dropped; we hold the file at the path now.
     assert os.fstat(ours.fd).st_ino == (locks / "a.txt.lock").stat().st_ino
     assert len(calls) == 2  # the lock on the orphaned inode was won, seen stale, dropped
+    assert ours.lost == 1
     assert os.fstat(ours.fd).st_nlink == 1
     with pytest.raises(claims.Busy):
         claims.try_claim(locks, "a.txt")

@@ -256,3 +256,17 @@ def test_unusable_state_dir_is_one_line_and_exit_2(data: Path, tmp_path: Path, s
     text = w.text
     assert "Traceback" not in text
     assert "ingestd: error: state dir" in text
+
+
+def test_a_done_file_rewritten_with_new_content_is_reported(data: Path, spawn) -> None:
+    write(data, GOOD, "1")
+    w = spawn(data, "--seconds-in-min", "0")
+    wait_for(lambda: done_names(data) == [GOOD])
+    write(data, GOOD, "1")  # same content again: nothing to report
+    write(data, GOOD, "2")  # changed after it was done
+    wait_for(lambda: w.events("file_changed_after_done"), what="the change reported")
+    changed = w.events("file_changed_after_done")
+    assert len(changed) == 1 and changed[0]["file"] == GOOD
+    assert changed[0]["recorded_sha256"] == manifest_records(data)[0]["sha256"]
+    assert done_names(data) == [GOOD]  # reported, not processed again
+    assert w.terminate() == 0
