@@ -24,7 +24,14 @@ worker worker-b &
 sleep 1
 echo "== the provider: 96 files at ${SPEED} s per simulated minute"
 start=$(date +%s.%N)
-python simulation.py "$DROP" --seconds-in-min "$SPEED" --arrivals "$RUN/arrivals.jsonl"
+python simulation.py "$DROP" --seconds-in-min "$SPEED" --arrivals "$RUN/arrivals.jsonl" &
+sim=$!
+sleep 6
+echo
+echo "== ingestd status $DROP (while it runs)"
+python -m ingestd status "$DROP" | sed 's/^/   /' || true
+echo
+wait "$sim"
 wait
 end=$(date +%s.%N)
 echo

@@ -33,6 +33,18 @@ MAX_BACKOFF = 300.0
 CLAIM_BATCH = 8
 
 
+class _Slot:
+    """One hold on the semaphore of files in work, released exactly once."""
+
+    def __init__(self, semaphore: asyncio.Semaphore) -> None:
+        self._semaphore: asyncio.Semaphore | None = semaphore
+
+    def release(self) -> None:
+        if self._semaphore is not None:
+            self._semaphore.release()
+            self._semaphore = None
+
+
 class StartupError(Exception):
     """Something a person must fix before the daemon can run (exit 2)."""
 
@@ -65,6 +77,7 @@ class Daemon:
         self._idle_since = time.monotonic()
         self._scan_failing = False
         self._watcher: Watcher | None = None
+        self._slots = asyncio.Semaphore(settings.concurrency)
         self._started_at = utc_now()
         self._checks: set[asyncio.Task[None]] = set()
         self._changed_reported: dict[str, str] = {}
@@ -154,8 +167,11 @@ class Daemon:
 
     async def _serve(self) -> None:
         s = self.settings
+        # One claim task more than there are slots: it claims the next file while another
+        # task appends its finished file's record.
         claimers = [
-            asyncio.create_task(self._claim_loop(), name=f"claim-{i}") for i in range(s.concurrency)
+            asyncio.create_task(self._claim_loop(), name=f"claim-{i}")
+            for i in range(s.concurrency + 1)
         ]
         side = [
             asyncio.create_task(self._tick_loop(), name="tick"),
@@ -212,20 +228,29 @@ class Daemon:
         assert me is not None
         while not self.stop_event.is_set():
             await self._resumed.wait()
-            name = await self.ready.get()
-            if self.stop_event.is_set():
-                return
-            if self.paused:
-                self.ready.put(name)
-                continue
-            # The oldest few, tried in order in one go: when peers race for the same oldest
-            # file, the loser takes the next one without another round trip.
-            batch = [name, *self.ready.pop_many(CLAIM_BATCH - 1)]
-            self._busy_tasks.add(me)
+            # A slot is a file being worked on. It is handed back when the handler is
+            # through, so the next file is claimed while this one's record is being fsynced.
+            await self._slots.acquire()
+            slot = _Slot(self._slots)
             try:
-                results = await self.worker.process_first(batch, self._seen_at, self.ready.put)
+                name = await self.ready.get()
+                if self.stop_event.is_set():
+                    return
+                if self.paused:
+                    self.ready.put(name)
+                    continue
+                # The oldest few, tried in order in one go: when peers race for the same
+                # oldest file, the loser takes the next one without another round trip.
+                batch = [name, *self.ready.pop_many(CLAIM_BATCH - 1)]
+                self._busy_tasks.add(me)
+                try:
+                    results = await self.worker.process_first(
+                        batch, self._seen_at, self.ready.put, slot.release
+                    )
+                finally:
+                    self._busy_tasks.discard(me)
             finally:
-                self._busy_tasks.discard(me)
+                slot.release()
             for tried, result in results.items():
                 self._after(tried, result)
             if Result.DONE in results.values() or Result.FAILED in results.values():

@@ -63,13 +63,16 @@ class Worker:
         names: list[str],
         seen_at: Mapping[str, str],
         give_back: Callable[[str], object] = lambda _: None,
+        handled: Callable[[], object] = lambda: None,
     ) -> dict[str, Result]:
         """Claim the first of `names` (oldest first) that can be claimed, and process it.
 
         Returns what became of every name tried. Names after the one won are not tried:
         they are handed to `give_back` as soon as the claim is made. Trying several in one
         thread hop matters when workers drain a backlog: they race for the same oldest file,
-        and each loss would otherwise cost a round trip to a thread.
+        and each loss would otherwise cost a round trip to a thread. `handled` is called as
+        soon as the handler is through, before the record is written: the caller may start
+        on the next file while this one's record is appended and fsynced.
         """
         # Step 1: tasks of one process exclude each other in memory (on NFS, POSIX locks
         # never conflict inside one process).
@@ -99,7 +102,7 @@ class Worker:
         if won is not None:
             claim, head = won
             try:
-                results[claim.name] = await self._run(claim, head, seen_at.get(claim.name))
+                results[claim.name] = await self._run(claim, head, seen_at.get(claim.name), handled)
             finally:
                 del self.in_hand[claim.name]
         return results
@@ -119,10 +122,16 @@ class Worker:
         else:
             log.info("file_skipped", reason=why)
 
-    async def _run(self, claim: claims.Claim, head: bytes, seen_at: str | None) -> Result:
+    async def _run(
+        self,
+        claim: claims.Claim,
+        head: bytes,
+        seen_at: str | None,
+        handled: Callable[[], object],
+    ) -> Result:
         log = self.log.bind(file=claim.name)
         try:
-            return await self._claimed(claim, head, seen_at or utc_now(), log)
+            return await self._claimed(claim, head, seen_at or utc_now(), log, handled)
         except OSError as exc:
             log.error("file_io_error", error=str(exc), retry=True)
             await asyncio.to_thread(_quietly, claim.abandon)
@@ -173,7 +182,14 @@ class Worker:
             raise
         return claim, head
 
-    async def _claimed(self, claim: claims.Claim, head: bytes, seen_at: str, log: Any) -> Result:
+    async def _claimed(
+        self,
+        claim: claims.Claim,
+        head: bytes,
+        seen_at: str,
+        log: Any,
+        handled: Callable[[], object],
+    ) -> Result:
         name = claim.name
         path = self.settings.data_dir / name
         attempt = claim.attempt
@@ -195,14 +211,17 @@ class Worker:
         try:
             outcome = await self.handler(job)
         except BadInput as exc:
+            handled()
             return await self._fail(claim, seen_at, started_at, f"bad input: {exc}", log)
         except asyncio.CancelledError:
             raise
         except Exception:
             # A crash of this attempt: the owner record stays, so the attempt counts.
+            handled()
             log.exception("handler_error")
             await asyncio.to_thread(claim.release)
             return Result.RETRY
+        handled()
         return await self._done(claim, outcome, seen_at, started_at, log)
 
     async def _done(

@@ -43,7 +43,9 @@ def test_bad_input_is_failed_with_a_reason_and_the_worker_keeps_going(data: Path
     (data / "2018_06_28_02_15.txt").mkdir()  # a directory named like a file
     (data / "2018_06_28_02_30.txt").symlink_to("/etc/passwd")  # pointing outside DIR
     os.mkfifo(data / "2018_06_28_02_45.txt")  # opening it would hang a careless worker
-    for name in ("notes.md", ".2018_06_28_03_00.txt.tmp", "2020_02_30_00_00.txt", "a\nb\x1b[31m"):
+    longest = "x" * 251 + ".txt"  # NAME_MAX: Linux has no 10 kB names, this is the longest
+    for name in ("notes.md", ".2018_06_28_03_00.txt.tmp", "2020_02_30_00_00.txt", "a\nb\x1b[31m",
+                 longest):  # fmt: skip
         write(data, name, "1")
     w = spawn(data, "--seconds-in-min", "0")
     wait_for(lambda: len(manifest_records(data)) == len(bad), what="bad files recorded")
@@ -61,6 +63,7 @@ def test_bad_input_is_failed_with_a_reason_and_the_worker_keeps_going(data: Path
     assert ignored["a\\nb\\x1b[31m"] == "name"
     assert ignored["2020_02_30_00_00.txt"] == "name"
     assert list(ignored).count("notes.md") == 1  # logged once, not at every scan
+    assert ignored["x" * 120 + "..."] == "name"  # bounded in the log
     assert len(w.events("file_failed")) == len(bad)
     assert w.popen.poll() is None  # still running
     assert w.terminate() == 0
