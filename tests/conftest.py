@@ -108,6 +108,14 @@ def done_names(data_dir: Path) -> list[str]:
 
 
 @pytest.fixture
+def data(tmp_path: Path) -> Path:
+    """An existing, empty data directory."""
+    path = tmp_path / "drop"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
     """spawn(data_dir, *args, name=...) starts a worker with JSON logs; all are killed after."""
     procs: list[Proc] = []

@@ -23,13 +23,6 @@ def write(data: Path, name: str, content: str | bytes) -> Path:
     return path
 
 
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    path = tmp_path / "drop"
-    path.mkdir()
-    return path
-
-
 def test_bad_input_is_failed_with_a_reason_and_the_worker_keeps_going(data: Path, spawn) -> None:
     bad = {
         "2018_06_28_01_00.txt": "twelve",

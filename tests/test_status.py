@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from conftest import done_names, manifest_records, wait_for
 
 A, B, C = "2018_06_28_00_00.txt", "2018_06_28_00_15.txt", "2018_06_28_01_00.txt"
@@ -21,13 +20,6 @@ def ingestd(*args: str) -> subprocess.CompletedProcess[str]:
 def status(data: Path) -> tuple[int, dict]:
     result = ingestd("status", str(data), "--json")
     return result.returncode, json.loads(result.stdout)
-
-
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    path = tmp_path / "drop"
-    path.mkdir()
-    return path
 
 
 def test_status_mid_file_shows_the_owner_without_disturbing_it(data: Path, spawn) -> None:
