@@ -1,8 +1,9 @@
 """The daemon's lifecycle: wait for the directory, start, find work, claim it, shut down.
 
-One process runs a small set of named tasks: `tick` (rescans, settle checks, pause flag,
-observer health, idle exit: the one place that waits for "event, timer or stop"), `claim-N`
-(take the oldest ready file and process it), `heartbeat` and, under systemd, `watchdog`.
+One process runs a small set of named tasks: `tick` (rescans and settle checks through
+`Discovery`, pause flag, observer health, idle exit: the one place that waits for "event,
+timer or stop"), `claim-N` (take the oldest ready files and process one through `Worker`),
+`heartbeat` and, under systemd, `watchdog`.
 Signal handlers only set the stop event; shutdown happens in `run`, bounded by
 `--drain-timeout`. If a task dies, the daemon stops loudly instead of limping on.
 """
@@ -17,19 +18,18 @@ import time
 from typing import Any
 
 from . import __version__
-from .handlers import Handler, file_digest
+from .discovery import Discovery
+from .handlers import Handler
 from .heartbeat import remove_heartbeat, write_heartbeat
-from .manifest import DONE, Manifest
+from .manifest import Manifest
 from .mounts import check_state_dir
 from .naming import printable
-from .ready import ReadyQueue, Settling
 from .settings import Settings
 from .systemd import Notifier, watchdog_interval
-from .watcher import Watcher, scan, signature_of
+from .watcher import Watcher
 from .worker import Result, Worker, utc_now
 
 WAIT_FOR_DIR_LOG_EVERY = 30.0
-MAX_BACKOFF = 300.0
 CLAIM_BATCH = 8
 
 
@@ -60,27 +60,18 @@ class Daemon:
             settings.manifest_path, settings.manifest_lock_path, on_bad_line=self._bad_line
         )
         self.worker = Worker(settings, self.manifest, handler, log)
-        self.ready = ReadyQueue()
-        self.settling = Settling(settings.settle)
+        self.discovery = Discovery(settings, self.manifest, self.worker.in_hand, log)
+        self.ready = self.discovery.ready
         self.stop_event = asyncio.Event()
         self.exit_code = 0
         self.paused = False
-        self.pending = 0  # data files present and not finished, at the last scan
-        self._wake = asyncio.Event()
         self._resumed = asyncio.Event()
         self._resumed.set()
-        self._to_check: set[str] = set()
-        self._seen_at: dict[str, str] = {}
-        self._retry_at: dict[str, tuple[float, int]] = {}  # name -> (monotonic, failures)
-        self._ignored: set[str] = set()
         self._busy_tasks: set[asyncio.Task[None]] = set()
         self._idle_since = time.monotonic()
-        self._scan_failing = False
         self._watcher: Watcher | None = None
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._started_at = utc_now()
-        self._checks: set[asyncio.Task[None]] = set()
-        self._changed_reported: dict[str, str] = {}
 
     # ---- entry point ----
 
@@ -100,7 +91,7 @@ class Daemon:
         if not self.stop_event.is_set():
             self.log.info("stop_requested", signal=signal.Signals(signum).name if signum else None)
         self.stop_event.set()
-        self._wake.set()
+        self.discovery.wake.set()
 
     async def _run(self) -> int:
         s = self.settings
@@ -121,14 +112,14 @@ class Daemon:
         await asyncio.to_thread(self.manifest.refresh)
         if s.watch:
             self._watcher = Watcher(
-                s.data_dir, asyncio.get_running_loop(), self._on_event, self.log
+                s.data_dir, asyncio.get_running_loop(), self.discovery.on_event, self.log
             )
             self._watcher.start()
         try:
             await self._check_pause()
-            await self._rescan()
+            await self.discovery.rescan()
             self.notifier.notify("READY=1", f"STATUS={self._status_line()}")
-            self.log.info("ready", pending=self.pending, known=len(self.manifest.status))
+            self.log.info("ready", pending=self.discovery.pending, known=len(self.manifest.status))
             await self._serve()
         finally:
             if self._watcher is not None:
@@ -206,7 +197,7 @@ class Daemon:
             )
             await asyncio.wait(in_flight, timeout=self.settings.drain_timeout)
         abandoned = sorted(self.worker.in_hand)
-        checks = list(self._checks)
+        checks = self.discovery.cancel_checks()
         for task in [*claimers, *side, *checks, stop]:
             task.cancel()
         await asyncio.gather(*claimers, *side, *checks, stop, return_exceptions=True)
@@ -245,126 +236,17 @@ class Daemon:
                 self._busy_tasks.add(me)
                 try:
                     results = await self.worker.process_first(
-                        batch, self._seen_at, self.ready.put, slot.release
+                        batch, self.discovery.seen_at, self.ready.put, slot.release
                     )
                 finally:
                     self._busy_tasks.discard(me)
             finally:
                 slot.release()
             for tried, result in results.items():
-                self._after(tried, result)
+                self.discovery.after(tried, result)
+            self._idle_since = time.monotonic()
             if Result.DONE in results.values() or Result.FAILED in results.values():
                 self.notifier.notify(f"STATUS={self._status_line()}")
-
-    def _after(self, name: str, result: Result) -> None:
-        if result is Result.RETRY:
-            failures = self._retry_at.get(name, (0.0, 0))[1] + 1
-            delay = min(self.settings.rescan_interval * 2 ** (failures - 1), MAX_BACKOFF)
-            self._retry_at[name] = (time.monotonic() + delay, failures)
-        elif result is not Result.BUSY:
-            self._retry_at.pop(name, None)
-            self._seen_at.pop(name, None)
-            self.settling.forget(name)
-        self._idle_since = time.monotonic()
-
-    # ---- discovery ----
-
-    def _on_event(self, kind: str, name: str) -> None:
-        """Runs on the loop, handed over from the observer thread."""
-        if self.manifest.status.get(name) == DONE and kind == "written":
-            task = asyncio.create_task(self._check_changed(name), name=f"changed:{name}")
-            self._checks.add(task)
-            task.add_done_callback(self._checks.discard)
-            return
-        if self.manifest.is_finished(name) or name in self.worker.in_hand:
-            return
-        self._seen_at.setdefault(name, utc_now())
-        if kind == "written" and not self._backing_off(name, time.monotonic()):
-            self.settling.forget(name)
-            if self.ready.put(name):
-                self.log.debug("file_ready", file=name, via="event")
-        else:
-            self._to_check.add(name)
-            self._wake.set()
-
-    async def _check_changed(self, name: str) -> None:
-        """A done file was written again: report it if its content differs from the record."""
-        path = self.settings.data_dir / name
-        try:
-            recorded = await asyncio.to_thread(self.manifest.last_record, name)
-            size, sha256 = await asyncio.to_thread(file_digest, path)
-        except OSError:
-            return  # gone again, or unreadable: nothing to compare
-        if recorded is None or recorded.get("sha256") in (None, sha256):
-            return
-        if self._changed_reported.get(name) != sha256:
-            self._changed_reported[name] = sha256
-            self.log.warning(
-                "file_changed_after_done",
-                file=name,
-                recorded_sha256=recorded.get("sha256"),
-                sha256=sha256,
-                size=size,
-            )
-
-    def _backing_off(self, name: str, now: float) -> bool:
-        entry = self._retry_at.get(name)
-        return entry is not None and entry[0] > now
-
-    def _offer(self, name: str, signature: tuple[int, int] | None, now: float) -> None:
-        """One look at a file: queue it once it has settled."""
-        if signature is None:
-            self.settling.forget(name)
-            return
-        if name in self.ready or name in self.worker.in_hand or self._backing_off(name, now):
-            return
-        self._seen_at.setdefault(name, utc_now())
-        if self.settling.observe(name, signature, now):
-            self.ready.put(name)
-            self.log.debug("file_ready", file=name, via="scan")
-
-    async def _rescan(self) -> None:
-        s = self.settings
-        hide = s.state_dir.name if s.state_dir.parent == s.data_dir else None
-        try:
-            await asyncio.to_thread(self.manifest.refresh)
-            result = await asyncio.to_thread(scan, s.data_dir, self.manifest.is_finished, hide)
-        except OSError as exc:
-            if not self._scan_failing:
-                self.log.error("scan_failed", error=str(exc), data_dir=str(s.data_dir))
-            self._scan_failing = True
-            return
-        if self._scan_failing:
-            self.log.info("scan_recovered")
-            self._scan_failing = False
-        now = time.monotonic()
-        self.settling.keep_only(result.candidates)
-        for name, signature in result.candidates.items():
-            self._offer(name, signature, now)
-        for name, why in result.ignored.items():
-            if name not in self._ignored:
-                self._ignored.add(name)
-                self.log.info("entry_ignored", entry=printable(name), reason=why)
-        self.pending = len(result.candidates)
-
-    async def _check_settling(self) -> None:
-        names = set(self._to_check)
-        self._to_check.clear()
-        deadline = self.settling.next_deadline()
-        now = time.monotonic()
-        if deadline is not None and deadline <= now:
-            names.update(self.settling.names())
-        if not names:
-            return
-        data_dir = self.settings.data_dir
-        # One thread hop for all of them, then offer them together: a claim task woken by the
-        # first offer must not run before older files are queued beside it.
-        signatures = await asyncio.to_thread(
-            lambda: {name: signature_of(data_dir / name) for name in names}
-        )
-        now = time.monotonic()
-        for name, signature in sorted(signatures.items()):
-            self._offer(name, signature, now)
 
     async def _check_pause(self) -> None:
         paused = await asyncio.to_thread(self.settings.pause_flag.exists)
@@ -384,24 +266,26 @@ class Daemon:
         interval = self.settings.rescan_interval
         next_scan = time.monotonic() + interval
         while not self.stop_event.is_set():
-            deadline = self.settling.next_deadline()
+            deadline = self.discovery.settling.next_deadline()
             wake_at = next_scan if deadline is None else min(next_scan, deadline)
-            self._wake.clear()
+            self.discovery.wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(wake_at - time.monotonic(), 0.0))
+                await asyncio.wait_for(
+                    self.discovery.wake.wait(), max(wake_at - time.monotonic(), 0.0)
+                )
             if self.stop_event.is_set():
                 return
-            await self._check_settling()
+            await self.discovery.check_settling()
             if time.monotonic() >= next_scan:
                 next_scan = time.monotonic() + interval
                 if self._watcher is not None:
                     self._watcher.ensure_alive()
                 await self._check_pause()
-                await self._rescan()
+                await self.discovery.rescan()
                 self._check_idle()
 
     def _check_idle(self) -> None:
-        busy = self.worker.in_hand or len(self.ready) or len(self.settling) or self.pending
+        busy = bool(self.worker.in_hand) or self.discovery.busy()
         now = time.monotonic()
         if busy:
             self._idle_since = now
@@ -448,7 +332,7 @@ class Daemon:
         state = "paused" if self.paused else "running"
         return (
             f"{state}: {self.worker.stats.count} done, {len(self.worker.in_hand)} in hand, "
-            f"{self.pending} pending"
+            f"{self.discovery.pending} pending"
         )
 
     def _bad_line(self, offset: int, line: bytes) -> None:

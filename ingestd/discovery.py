@@ -1,0 +1,164 @@
+"""What is ready to claim: filesystem events, rescans, settling, retry backoff.
+
+`Discovery` turns what the observer and the periodic scan see into the oldest-first queue the
+claim tasks take from. It never waits on the filesystem on the event loop: scans and stats run
+in a thread. A file is offered once it has settled (closed after writing, moved into place, or
+unchanged for `--settle`), is not finished, not in this process's hands, and not backing off
+after a failed attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from .handlers import file_digest
+from .manifest import DONE, Manifest
+from .naming import printable
+from .ready import ReadyQueue, Settling
+from .settings import Settings
+from .watcher import scan, signature_of
+from .worker import Result, utc_now
+
+MAX_BACKOFF = 300.0
+
+
+class Discovery:
+    def __init__(
+        self, settings: Settings, manifest: Manifest, in_hand: Mapping[str, float], log: Any
+    ) -> None:
+        self.settings = settings
+        self.manifest = manifest
+        self.in_hand = in_hand  # the worker's: files this process is trying or working on
+        self.log = log
+        self.ready = ReadyQueue()
+        self.settling = Settling(settings.settle)
+        self.pending = 0  # data files present and not finished, at the last scan
+        self.wake = asyncio.Event()  # set when an event asks for a settle check
+        self.seen_at: dict[str, str] = {}
+        self.retry_at: dict[str, tuple[float, int]] = {}  # name -> (monotonic, failures)
+        self._to_check: set[str] = set()
+        self._ignored: set[str] = set()
+        self._scan_failing = False
+        self._checks: set[asyncio.Task[None]] = set()
+        self._changed_reported: dict[str, str] = {}
+
+    def busy(self) -> bool:
+        """Anything queued, settling or present and unfinished (for --exit-when-idle)."""
+        return bool(len(self.ready) or len(self.settling) or self.pending)
+
+    def cancel_checks(self) -> list[asyncio.Task[None]]:
+        checks = list(self._checks)
+        for task in checks:
+            task.cancel()
+        return checks
+
+    def after(self, name: str, result: Result) -> None:
+        """What a claim attempt's result means for finding the file again."""
+        if result is Result.RETRY:
+            failures = self.retry_at.get(name, (0.0, 0))[1] + 1
+            delay = min(self.settings.rescan_interval * 2 ** (failures - 1), MAX_BACKOFF)
+            self.retry_at[name] = (time.monotonic() + delay, failures)
+        elif result is not Result.BUSY:
+            self.retry_at.pop(name, None)
+            self.seen_at.pop(name, None)
+            self.settling.forget(name)
+
+    def on_event(self, kind: str, name: str) -> None:
+        """Runs on the loop, handed over from the observer thread."""
+        if self.manifest.status.get(name) == DONE and kind == "written":
+            task = asyncio.create_task(self._check_changed(name), name=f"changed:{name}")
+            self._checks.add(task)
+            task.add_done_callback(self._checks.discard)
+            return
+        if self.manifest.is_finished(name) or name in self.in_hand:
+            return
+        self.seen_at.setdefault(name, utc_now())
+        if kind == "written" and not self.backing_off(name, time.monotonic()):
+            self.settling.forget(name)
+            if self.ready.put(name):
+                self.log.debug("file_ready", file=name, via="event")
+        else:
+            self._to_check.add(name)
+            self.wake.set()
+
+    async def _check_changed(self, name: str) -> None:
+        """A done file was written again: report it if its content differs from the record."""
+        path = self.settings.data_dir / name
+        try:
+            recorded = await asyncio.to_thread(self.manifest.last_record, name)
+            size, sha256 = await asyncio.to_thread(file_digest, path)
+        except OSError:
+            return  # gone again, or unreadable: nothing to compare
+        if recorded is None or recorded.get("sha256") in (None, sha256):
+            return
+        if self._changed_reported.get(name) != sha256:
+            self._changed_reported[name] = sha256
+            self.log.warning(
+                "file_changed_after_done",
+                file=name,
+                recorded_sha256=recorded.get("sha256"),
+                sha256=sha256,
+                size=size,
+            )
+
+    def backing_off(self, name: str, now: float) -> bool:
+        entry = self.retry_at.get(name)
+        return entry is not None and entry[0] > now
+
+    def offer(self, name: str, signature: tuple[int, int] | None, now: float) -> None:
+        """One look at a file: queue it once it has settled."""
+        if signature is None:
+            self.settling.forget(name)
+            return
+        if name in self.ready or name in self.in_hand or self.backing_off(name, now):
+            return
+        self.seen_at.setdefault(name, utc_now())
+        if self.settling.observe(name, signature, now):
+            self.ready.put(name)
+            self.log.debug("file_ready", file=name, via="scan")
+
+    async def rescan(self) -> None:
+        s = self.settings
+        hide = s.state_dir.name if s.state_dir.parent == s.data_dir else None
+        try:
+            await asyncio.to_thread(self.manifest.refresh)
+            result = await asyncio.to_thread(scan, s.data_dir, self.manifest.is_finished, hide)
+        except OSError as exc:
+            if not self._scan_failing:
+                self.log.error("scan_failed", error=str(exc), data_dir=str(s.data_dir))
+            self._scan_failing = True
+            return
+        if self._scan_failing:
+            self.log.info("scan_recovered")
+            self._scan_failing = False
+        now = time.monotonic()
+        self.settling.keep_only(result.candidates)
+        for name, signature in result.candidates.items():
+            self.offer(name, signature, now)
+        for name, why in result.ignored.items():
+            if name not in self._ignored:
+                self._ignored.add(name)
+                self.log.info("entry_ignored", entry=printable(name), reason=why)
+        self.pending = len(result.candidates)
+
+    async def check_settling(self) -> None:
+        names = set(self._to_check)
+        self._to_check.clear()
+        deadline = self.settling.next_deadline()
+        now = time.monotonic()
+        if deadline is not None and deadline <= now:
+            names.update(self.settling.names())
+        if not names:
+            return
+        data_dir = self.settings.data_dir
+        # One thread hop for all of them, then offer them together: a claim task woken by the
+        # first offer must not run before older files are queued beside it.
+        signatures = await asyncio.to_thread(
+            lambda: {name: signature_of(data_dir / name) for name in names}
+        )
+        now = time.monotonic()
+        for name, signature in sorted(signatures.items()):
+            self.offer(name, signature, now)
