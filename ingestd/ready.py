@@ -11,9 +11,6 @@ import asyncio
 import heapq
 from collections.abc import Container
 from dataclasses import dataclass, field
-from datetime import datetime
-
-from .naming import parse_name
 
 Signature = tuple[int, int]  # (size, mtime_ns)
 
@@ -66,18 +63,21 @@ class Settling:
 
 
 class ReadyQueue:
-    """Ready files, oldest timestamp first; putting a name twice queues it once."""
+    """Ready files, oldest timestamp first; putting a name twice queues it once.
+
+    Names must be valid data-file names (the scan and the observer only pass those on). Being
+    fixed-width and zero-padded, they sort by time as plain strings: no parsing per put.
+    """
 
     def __init__(self) -> None:
-        self._heap: list[tuple[datetime, str]] = []  # plain tuples: the cheapest comparisons
+        self._heap: list[str] = []
         self._names: set[str] = set()
         self._changed = asyncio.Event()
 
     def put(self, name: str) -> bool:
-        stamp = parse_name(name)
-        if stamp is None or name in self._names:
+        if name in self._names:
             return False
-        heapq.heappush(self._heap, (stamp, name))
+        heapq.heappush(self._heap, name)
         self._names.add(name)
         self._changed.set()
         return True
@@ -85,7 +85,7 @@ class ReadyQueue:
     def pop_nowait(self) -> str | None:
         if not self._heap:
             return None
-        name = heapq.heappop(self._heap)[1]
+        name = heapq.heappop(self._heap)
         self._names.discard(name)
         return name
 

@@ -47,6 +47,13 @@ def test_leap_day_is_valid() -> None:
     assert is_data_name("2020_02_29_23_59.txt")
 
 
+@given(st.lists(st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 31))))
+def test_names_sort_by_time_as_plain_strings(stamps: list[datetime]) -> None:
+    # The ready queue relies on it: no parsing to order names.
+    names = [format_name(s) for s in stamps]
+    assert sorted(names) == oldest_first(names)
+
+
 def test_oldest_first_orders_by_timestamp_and_drops_others() -> None:
     names = ["2018_06_28_00_15.txt", "junk", "2017_12_31_23_45.txt", "2018_06_28_00_00.txt"]
     assert oldest_first(names) == [
