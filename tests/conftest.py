@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from ingestd.stats import RunningStats
 
@@ -166,6 +167,13 @@ def provider(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]
         if popen.poll() is None:
             popen.kill()
         popen.wait(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def fresh_structlog() -> Iterator[None]:
+    """In-process CLI runs configure logging for the process: undo it after each test."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(autouse=True)
