@@ -41,6 +41,10 @@ def test_two_hosts_with_the_same_pid_share_the_work(tmp_path: Path, provider) ->
             stdout=log, stderr=subprocess.STDOUT,
         ), log))  # fmt: skip
     try:
+        # Both on line before the provider starts: files come faster than one can do them.
+        for host in ("host-a", "host-b"):
+            log_path = tmp_path / f"{host}.log"
+            wait_for(lambda p=log_path: '"event": "ready"' in p.read_text(), what=f"{host} ready")
         sim = provider(data, "--files", "40", "--seconds-in-min", "0.001", "--seed", "9")
         assert sim.wait(timeout=60) == 0
         wait_for(lambda: len(manifest_records(data)) == 40, timeout=60, what="40 records")

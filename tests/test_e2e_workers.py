@@ -13,8 +13,8 @@ from conftest import assert_stats_match_manifest, done_names, manifest_records, 
 
 def test_two_workers_share_the_work_exactly_once(tmp_path: Path, spawn, provider) -> None:
     data = tmp_path / "drop"  # does not exist yet: workers must wait for it
-    a = spawn(data, "--seconds-in-min", "0.001", name="a")
-    b = spawn(data, "--seconds-in-min", "0.001", name="b")
+    a = spawn(data, "--seconds-in-min", "0.004", name="a")  # slower than arrivals: both work
+    b = spawn(data, "--seconds-in-min", "0.004", name="b")
     wait_for(lambda: a.events("waiting_for_directory") and b.events("waiting_for_directory"))
     assert not data.exists()  # never created by a worker
     sim = provider(
