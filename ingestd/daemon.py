@@ -281,7 +281,9 @@ class Daemon:
                 if self._watcher is not None:
                     self._watcher.ensure_alive()
                 await self._check_pause()
-                await self.discovery.rescan()
+                if await self.discovery.rescan() and self._watcher is not None:
+                    # The directory came back, perhaps as a new mount: watch what is there now.
+                    self._watcher.restart()
                 self._check_idle()
 
     def _check_idle(self) -> None:

@@ -120,7 +120,8 @@ class Discovery:
             self.ready.put(name)
             self.log.debug("file_ready", file=name, via="scan")
 
-    async def rescan(self) -> None:
+    async def rescan(self) -> bool:
+        """One full scan; True when it worked again after failing (the directory is back)."""
         s = self.settings
         hide = s.state_dir.name if s.state_dir.parent == s.data_dir else None
         try:
@@ -130,8 +131,9 @@ class Discovery:
             if not self._scan_failing:
                 self.log.error("scan_failed", error=str(exc), data_dir=str(s.data_dir))
             self._scan_failing = True
-            return
-        if self._scan_failing:
+            return False
+        recovered = self._scan_failing
+        if recovered:
             self.log.info("scan_recovered")
             self._scan_failing = False
         now = time.monotonic()
@@ -143,6 +145,7 @@ class Discovery:
                 self._ignored.add(name)
                 self.log.info("entry_ignored", entry=printable(name), reason=why)
         self.pending = len(result.candidates)
+        return recovered
 
     async def check_settling(self) -> None:
         names = set(self._to_check)

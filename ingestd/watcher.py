@@ -110,6 +110,12 @@ class Watcher:
             self._log.warning("observer_died", restarts=self.restarts)
             self.start()
 
+    def restart(self) -> None:
+        self.stop()
+        self.restarts += 1
+        self._log.info("observer_restarted", restarts=self.restarts)
+        self.start()
+
     def stop(self) -> None:
         observer, self._observer = self._observer, None
         if observer is not None:

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import textwrap
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -265,4 +266,23 @@ def test_a_done_file_rewritten_with_new_content_is_reported(data: Path, spawn) -
     assert len(changed) == 1 and changed[0]["file"] == GOOD
     assert changed[0]["recorded_sha256"] == manifest_records(data)[0]["sha256"]
     assert done_names(data) == [GOOD]  # reported, not processed again
+    assert w.terminate() == 0
+
+
+def test_directory_vanishing_mid_run_is_logged_once_and_survived(
+    data: Path, tmp_path: Path, spawn
+) -> None:
+    # What an NFS mount going away looks like from the worker: the directory is gone.
+    w = spawn(data, "--seconds-in-min", "0", "--state-dir", str(tmp_path / "state"))
+    wait_for(lambda: w.events("ready"))
+    data.rename(tmp_path / "away")
+    wait_for(lambda: w.events("scan_failed"), what="scan_failed")
+    time.sleep(0.6)  # several more rescans
+    assert len(w.events("scan_failed")) == 1  # logged once, not at every rescan
+    data.mkdir()  # back, as a new directory (a remount): the observer must watch the new one
+    wait_for(lambda: w.events("observer_restarted"), what="observer restarted")
+    write(data, GOOD, "1")
+    wait_for(lambda: w.events("file_done"), what="processed after the directory came back")
+    wait_for(lambda: w.events("scan_recovered"), what="scan_recovered")
+    assert w.popen.poll() is None
     assert w.terminate() == 0
