@@ -72,15 +72,15 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
             )
 
 
-def _add_dir(parser: argparse.ArgumentParser, *, state: bool = True) -> None:
+def _add_dir(parser: argparse.ArgumentParser) -> None:
+    """DIR and --state-dir, for the operator commands."""
     parser.add_argument("dir", metavar="DIR", type=Path, help="the watched data directory")
-    if state:
-        parser.add_argument(
-            "--state-dir",
-            type=Path,
-            default=os.environ.get("INGESTD_STATE_DIR"),
-            help="shared bookkeeping directory (default DIR/.ingestd)",
-        )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=os.environ.get("INGESTD_STATE_DIR"),
+        help="shared bookkeeping directory (default DIR/.ingestd)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -128,7 +128,6 @@ class Watcher:
 class ScanResult:
     candidates: dict[str, Signature] = field(default_factory=dict)
     ignored: dict[str, str] = field(default_factory=dict)  # name -> why
-    seen: int = 0
 
 
 def scan(data_dir: Path, skip: Callable[[str], bool], hide: str | None) -> ScanResult:
@@ -140,7 +139,6 @@ def scan(data_dir: Path, skip: Callable[[str], bool], hide: str | None) -> ScanR
     result = ScanResult()
     with os.scandir(data_dir) as entries:
         for entry in entries:
-            result.seen += 1
             name = entry.name
             if name == hide:
                 continue
