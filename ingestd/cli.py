@@ -54,12 +54,22 @@ def _env_default(option: Option) -> Any:
         raise UsageError(f"{option.env}: {exc}") from None
 
 
+def _help(option: Option) -> str:
+    text, default = option.help, option.default
+    if default is not None and not option.flag:
+        text += f" (default {default:g})" if isinstance(default, float) else f" (default {default})"
+    return f"{text} [env {option.env}]"
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     for option in OPTIONS:
         default = _env_default(option)
         if option.flag:
             parser.add_argument(
-                option.cli, action=argparse.BooleanOptionalAction, default=default, help=option.help
+                option.cli,
+                action=argparse.BooleanOptionalAction,
+                default=default,
+                help=_help(option),
             )
         else:
             parser.add_argument(
@@ -67,7 +77,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                 type=_typed(option),
                 choices=option.choices,
                 default=default,
-                help=f"{option.help} [env {option.env}]",
+                help=_help(option),
                 metavar=None if option.choices else option.metavar,
             )
 

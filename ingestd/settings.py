@@ -11,7 +11,7 @@ import math
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -147,42 +147,41 @@ class Option:
     def env(self) -> str:
         return "INGESTD_" + self.name.upper()
 
+    @property
+    def default(self) -> Any:
+        """The Settings default: help texts show it, so it is written down only once."""
+        return _DEFAULTS.get(self.name)
+
+
+_DEFAULTS = {f.name: f.default for f in fields(Settings) if f.default is not MISSING}
 
 OPTIONS: tuple[Option, ...] = (
     Option(
         "seconds_in_min",
         non_negative,
-        "real seconds per simulated minute (default 60)",
+        "real seconds per simulated minute",
         metavar="S",
     ),
-    Option("concurrency", positive_int, "claim tasks in this process (default 1)", metavar="N"),
+    Option("concurrency", positive_int, "files this process works on at once", metavar="N"),
     Option(
         "state_dir", Path, "shared bookkeeping directory (default DIR/.ingestd)", metavar="PATH"
     ),
-    Option(
-        "rescan_interval", positive, "seconds between directory rescans (default 2)", metavar="S"
-    ),
+    Option("rescan_interval", positive, "seconds between directory rescans", metavar="S"),
     Option(
         "settle",
         non_negative,
         "seconds a file must stay unchanged to count as written",
         metavar="S",
     ),
-    Option(
-        "max_attempts", positive_int, "attempts before a file is failed as poison (3)", metavar="N"
-    ),
-    Option("max_minutes", positive, "largest valid processing time in minutes (1440)", metavar="M"),
-    Option("handler", str, "simulate (default), tsv, or package.module:callable", metavar="NAME"),
+    Option("max_attempts", positive_int, "attempts before a file is failed as poison", metavar="N"),
+    Option("max_minutes", positive, "largest valid processing time in minutes", metavar="M"),
+    Option("handler", str, "simulate, tsv, or package.module:callable", metavar="NAME"),
     Option("worker_id", worker_id, "id in logs and manifest (default HOST:PID)", metavar="ID"),
     Option("log_format", str, "auto: console on a TTY, else JSON", choices=LOG_FORMATS),
-    Option("log_level", str, "minimum level logged (default info)", choices=LOG_LEVELS),
+    Option("log_level", str, "minimum level logged", choices=LOG_LEVELS),
     Option("exit_when_idle", non_negative, "exit 0 after this many idle seconds", metavar="S"),
-    Option(
-        "drain_timeout", non_negative, "seconds in-flight files get at shutdown (10)", metavar="S"
-    ),
-    Option(
-        "heartbeat_interval", positive, "seconds between heartbeat writes (default 5)", metavar="S"
-    ),
+    Option("drain_timeout", non_negative, "seconds in-flight files get at shutdown", metavar="S"),
+    Option("heartbeat_interval", positive, "seconds between heartbeat writes", metavar="S"),
     Option("watch", yes_no, "use filesystem events (--no-watch: rescans only)", flag=True),
     Option(
         "output_dir",
