@@ -61,7 +61,6 @@ class Daemon:
         )
         self.worker = Worker(settings, self.manifest, handler, log)
         self.discovery = Discovery(settings, self.manifest, self.worker.in_hand, log)
-        self.ready = self.discovery.ready
         self.stop_event = asyncio.Event()
         self.exit_code = 0
         self.paused = False
@@ -109,7 +108,8 @@ class Daemon:
             self.log.info("shutdown", reason="stopped while waiting for the directory")
             return 0
         await asyncio.to_thread(self._prepare_state_dir)
-        await asyncio.to_thread(self.manifest.refresh)
+        # The observer starts before the first scan (the scan reads the manifest), so no file
+        # can land unseen in between.
         if s.watch:
             self._watcher = Watcher(
                 s.data_dir, asyncio.get_running_loop(), self.discovery.on_event, self.log
@@ -224,19 +224,19 @@ class Daemon:
             await self._slots.acquire()
             slot = _Slot(self._slots)
             try:
-                name = await self.ready.get()
+                name = await self.discovery.ready.get()
                 if self.stop_event.is_set():
                     return
                 if self.paused:
-                    self.ready.put(name)
+                    self.discovery.ready.put(name)
                     continue
                 # The oldest few, tried in order in one go: when peers race for the same
                 # oldest file, the loser takes the next one without another round trip.
-                batch = [name, *self.ready.pop_many(CLAIM_BATCH - 1)]
+                batch = [name, *self.discovery.ready.pop_many(CLAIM_BATCH - 1)]
                 self._busy_tasks.add(me)
                 try:
                     results = await self.worker.process_first(
-                        batch, self.discovery.seen_at, self.ready.put, slot.release
+                        batch, self.discovery.seen_at, self.discovery.ready.put, slot.release
                     )
                 finally:
                     self._busy_tasks.discard(me)

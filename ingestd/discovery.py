@@ -19,7 +19,7 @@ from .manifest import DONE, Manifest
 from .naming import printable
 from .ready import ReadyQueue, Settling
 from .settings import Settings
-from .watcher import scan, signature_of
+from .watcher import ScanResult, scan, signature_of
 from .worker import Result, utc_now
 
 MAX_BACKOFF = 300.0
@@ -124,9 +124,13 @@ class Discovery:
         """One full scan; True when it worked again after failing (the directory is back)."""
         s = self.settings
         hide = s.state_dir.name if s.state_dir.parent == s.data_dir else None
+
+        def refresh_then_scan() -> ScanResult:
+            self.manifest.refresh()
+            return scan(s.data_dir, self.manifest.is_finished, hide)
+
         try:
-            await asyncio.to_thread(self.manifest.refresh)
-            result = await asyncio.to_thread(scan, s.data_dir, self.manifest.is_finished, hide)
+            result = await asyncio.to_thread(refresh_then_scan)  # one thread hop for both
         except OSError as exc:
             if not self._scan_failing:
                 self.log.error("scan_failed", error=str(exc), data_dir=str(s.data_dir))
