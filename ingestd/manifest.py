@@ -240,11 +240,11 @@ class Manifest:
                 else:
                     name, state = head
                     if status.get(name) != DONE:
-                        status[name] = sys_intern(state)
+                        status[name] = _intern_status(state)
             base += len(line) + 1
 
 
-def sys_intern(value: str) -> str:
+def _intern_status(value: str) -> str:
     # A million records share a handful of status strings: keep one copy of each.
     return _STATUSES.get(value, value)
 
