@@ -24,6 +24,13 @@ def namespaces_available() -> bool:
     return probe.returncode == 0
 
 
+def _ready(log: Path, proc: subprocess.Popen[bytes]) -> bool:
+    text = log.read_text()
+    if proc.poll() is not None:
+        raise AssertionError(f"worker exited with {proc.returncode} before ready:\n{text}")
+    return '"event": "ready"' in text
+
+
 @pytest.mark.skipif(not namespaces_available(), reason="needs root for unshare(1)")
 def test_two_hosts_with_the_same_pid_share_the_work(tmp_path: Path, provider) -> None:
     data = tmp_path / "drop"
@@ -32,7 +39,9 @@ def test_two_hosts_with_the_same_pid_share_the_work(tmp_path: Path, provider) ->
     for host in ("host-a", "host-b"):
         log = open(tmp_path / f"{host}.log", "wb")  # noqa: SIM115 - closed below
         command = (
-            f"hostname {host} && exec {sys.executable} -m ingestd {data} --log-format json "
+            # socket.sethostname rather than hostname(1), which minimal systems lack.
+            f"{sys.executable} -c 'import socket, sys; socket.sethostname(sys.argv[1])' {host} && "
+            f"exec {sys.executable} -m ingestd {data} --log-format json "
             "--seconds-in-min 0.001 --rescan-interval 0.2 --settle 0.2"
         )
         procs.append((subprocess.Popen(
@@ -42,9 +51,8 @@ def test_two_hosts_with_the_same_pid_share_the_work(tmp_path: Path, provider) ->
         ), log))  # fmt: skip
     try:
         # Both on line before the provider starts: files come faster than one can do them.
-        for host in ("host-a", "host-b"):
-            log_path = tmp_path / f"{host}.log"
-            wait_for(lambda p=log_path: '"event": "ready"' in p.read_text(), what=f"{host} ready")
+        for host, (proc, _) in zip(("host-a", "host-b"), procs, strict=True):
+            wait_for(lambda h=host, p=proc: _ready(tmp_path / f"{h}.log", p), what=f"{host} ready")
         sim = provider(data, "--files", "40", "--seconds-in-min", "0.001", "--seed", "9")
         assert sim.wait(timeout=60) == 0
         wait_for(lambda: len(manifest_records(data)) == 40, timeout=60, what="40 records")
