@@ -121,6 +121,10 @@ class Manifest:
     """One process's view of the manifest: incremental reader plus fenced appender.
 
     Thread-safe: blocking calls run in worker threads, several claim tasks share one instance.
+    Two mutexes, because a commit holds its lock through an fsync (milliseconds on a disk, a
+    round trip on NFS) and the next claim's `refresh` must not wait for it: `_mutex` guards
+    the reader's state and is only ever held briefly; `_write_mutex` orders this process's
+    writers (its threads share one `flock` descriptor, so the flock cannot tell them apart).
     """
 
     path: Path
@@ -132,9 +136,10 @@ class Manifest:
     _read_fd: int | None = None
     _lock_fd: int | None = None
     _mutex: threading.Lock = field(default_factory=threading.Lock)
+    _write_mutex: threading.Lock = field(default_factory=threading.Lock)
 
     def close(self) -> None:
-        with self._mutex:
+        with self._write_mutex, self._mutex:
             for fd in (self._read_fd, self._lock_fd):
                 if fd is not None:
                     os.close(fd)
@@ -165,52 +170,32 @@ class Manifest:
         with nothing recorded; the caller must not treat the file as finished.
         """
         line = encode(record)
-        with self._mutex:
-            lock_fd = self._lock()
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        with self._write_mutex:
+            if self._lock_fd is None:
+                flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
+                self._lock_fd = os.open(self.lock_path, flags, 0o664)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             try:
-                self._read_tail()
+                self.refresh()
                 if self.status.get(record["file"]) == DONE:
                     return False
-                self._append(line)
-                self._read_tail()
+                _append(self.path, line)
+                self.refresh()
                 if on_written is not None:
                     on_written()
                 return True
             finally:
-                fcntl.flock(lock_fd, fcntl.LOCK_UN)
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     # ---- internals: called with _mutex held ----
 
-    def _lock(self) -> int:
-        if self._lock_fd is None:
-            self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o664)
-        return self._lock_fd
-
-    def _append(self, line: bytes) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o664)
-        try:
-            size = os.fstat(fd).st_size
-            if size and os.pread(self._reader(), 1, size - 1) != b"\n":
-                line = b"\n" + line  # close a torn line left by a writer that died
-            written = os.write(fd, line)
-            if written != len(line):
-                # A short write leaves a torn line; the next writer closes it.
-                raise OSError(f"short write to manifest ({written} of {len(line)} bytes)")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def _reader(self) -> int:
-        if self._read_fd is None:
-            self._read_fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
-        return self._read_fd
-
     def _read_tail(self) -> None:
-        try:
-            fd = self._reader()
-        except FileNotFoundError:
-            return
+        if self._read_fd is None:
+            try:
+                self._read_fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+            except FileNotFoundError:
+                return
+        fd = self._read_fd
         size = os.fstat(fd).st_size
         if size < self._offset:
             # Truncated or replaced by hand: start over rather than read garbage.
@@ -242,6 +227,23 @@ class Manifest:
                     if status.get(name) != DONE:
                         status[name] = _intern_status(state)
             base += len(line) + 1
+
+
+def _append(path: Path, line: bytes) -> None:
+    """Append one line and fsync it; the caller holds the manifest lock."""
+    # Read-write, so the torn-line check reads through the same descriptor.
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o664)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line  # close a torn line left by a writer that died
+        written = os.write(fd, line)
+        if written != len(line):
+            # A short write leaves a torn line; the next writer closes it.
+            raise OSError(f"short write to manifest ({written} of {len(line)} bytes)")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _intern_status(value: str) -> str:

@@ -122,6 +122,48 @@ def test_concurrent_writers_in_threads_never_interleave(tmp_path: Path) -> None:
         m.close()
 
 
+def test_threads_sharing_one_instance_commit_every_record_once(manifest: Manifest) -> None:
+    def write(k: int) -> None:
+        for i in range(50):
+            assert manifest.commit(record(f"2018_06_28_{k:02d}_{i:02d}.txt", pad="x" * 500))
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    records = list(read_records(manifest.path))
+    assert len({r["file"] for r in records}) == len(records) == 200
+    assert len(manifest.status) == 200
+
+
+def test_refresh_does_not_wait_for_a_commit_in_fsync(
+    manifest: Manifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The next claim refreshes the manifest while the previous file's record is being
+    # fsynced (slow on NFS): the reader must not queue behind the writer.
+    in_fsync, let_go = threading.Event(), threading.Event()
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        in_fsync.set()
+        let_go.wait(timeout=30)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    writer = threading.Thread(target=manifest.commit, args=(record("2018_06_28_00_00.txt"),))
+    writer.start()
+    assert in_fsync.wait(timeout=10)
+    reader = threading.Thread(target=manifest.refresh)
+    reader.start()
+    reader.join(timeout=10)
+    refreshed_during_fsync = not reader.is_alive()
+    let_go.set()
+    writer.join(timeout=10)
+    assert refreshed_during_fsync
+    assert manifest.is_finished("2018_06_28_00_00.txt")
+
+
 def test_write_error_records_nothing(
     manifest: Manifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
