@@ -132,6 +132,14 @@ def lock_path(locks_dir: Path, name: str) -> Path:
     return locks_dir / f"{name}.lock"
 
 
+def lock_names(locks_dir: Path) -> list[str]:
+    """Names of the data files that have a lock file (held, or left behind)."""
+    try:
+        return [n.removesuffix(".lock") for n in os.listdir(locks_dir) if n.endswith(".lock")]
+    except OSError:
+        return []  # no locks dir (yet), or unreadable: nothing to clean up now
+
+
 def try_claim(locks_dir: Path, name: str, *, retries: int = 16) -> Claim:
     """Claim `name` or raise `Busy`. Blocking (filesystem calls): run it in a thread."""
     path = lock_path(locks_dir, name)

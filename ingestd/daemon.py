@@ -60,7 +60,7 @@ class Daemon:
             settings.manifest_path, settings.manifest_lock_path, on_bad_line=self._bad_line
         )
         self.worker = Worker(settings, self.manifest, handler, log)
-        self.discovery = Discovery(settings, self.manifest, self.worker.in_hand, log)
+        self.discovery = Discovery(settings, self.manifest, self.worker, log)
         self.stop_event = asyncio.Event()
         self.exit_code = 0
         self.paused = False

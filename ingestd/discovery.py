@@ -11,27 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
 from typing import Any
 
+from .claim import lock_names
 from .handlers import file_digest
 from .manifest import DONE, Manifest
 from .naming import printable
 from .ready import ReadyQueue, Settling
 from .settings import Settings
 from .watcher import ScanResult, scan, signature_of
-from .worker import Result, utc_now
+from .worker import Result, Worker, utc_now
 
 MAX_BACKOFF = 300.0
 
 
 class Discovery:
-    def __init__(
-        self, settings: Settings, manifest: Manifest, in_hand: Mapping[str, float], log: Any
-    ) -> None:
+    def __init__(self, settings: Settings, manifest: Manifest, worker: Worker, log: Any) -> None:
         self.settings = settings
         self.manifest = manifest
-        self.in_hand = in_hand  # the worker's: files this process is trying or working on
+        self.worker = worker
+        self.in_hand = worker.in_hand  # files this process is trying or working on
         self.log = log
         self.ready = ReadyQueue()
         self.settling = Settling(settings.settle)
@@ -125,12 +124,12 @@ class Discovery:
         s = self.settings
         hide = s.state_dir.name if s.state_dir.parent == s.data_dir else None
 
-        def refresh_then_scan() -> ScanResult:
+        def refresh_then_scan() -> tuple[ScanResult, list[str]]:
             self.manifest.refresh()
-            return scan(s.data_dir, self.manifest.is_finished, hide)
+            return scan(s.data_dir, self.manifest.is_finished, hide), lock_names(s.locks_dir)
 
         try:
-            result = await asyncio.to_thread(refresh_then_scan)  # one thread hop for both
+            result, locked = await asyncio.to_thread(refresh_then_scan)  # one thread hop
         except OSError as exc:
             if not self._scan_failing:
                 self.log.error("scan_failed", error=str(exc), data_dir=str(s.data_dir))
@@ -149,6 +148,9 @@ class Discovery:
                 self._ignored.add(name)
                 self.log.info("entry_ignored", entry=printable(name), reason=why)
         self.pending = len(result.candidates)
+        leftovers = [name for name in locked if self.manifest.is_finished(name)]
+        if leftovers and (removed := await self.worker.remove_leftovers(leftovers)):
+            self.log.info("leftover_locks_removed", files=removed)
         return recovered
 
     async def check_settling(self) -> None:

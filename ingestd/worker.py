@@ -107,6 +107,44 @@ class Worker:
                 del self.in_hand[claim.name]
         return results
 
+    async def remove_leftovers(self, names: list[str]) -> list[str]:
+        """Remove lock files left behind for finished files; the names removed.
+
+        A worker killed after its record was written but before it unlinked its lock file
+        leaves one behind: harmless to the protocol, but it would carry a stale attempt count
+        into an `ingestd retry` and clutter the locks dir. Each is claimed like a file (the
+        in-process set first), so a live holder is never disturbed, and removed only if the
+        manifest, read again under the claim, says the file is finished.
+        """
+        ours = [name for name in names if name not in self.in_hand]
+        self.in_hand.update(dict.fromkeys(ours, time.monotonic()))
+        try:
+            return await asyncio.to_thread(self._remove_leftovers, ours)
+        finally:
+            for name in ours:
+                del self.in_hand[name]
+
+    def _remove_leftovers(self, names: list[str]) -> list[str]:
+        removed = []
+        for name in names:
+            try:
+                claim = claims.try_claim(self.settings.locks_dir, name)
+            except claims.Busy:
+                continue
+            except OSError:
+                break  # the state dir is in trouble; the next rescan tries again
+            try:
+                self.manifest.refresh()
+                if self.manifest.is_finished(name):
+                    claim.finish()
+                    removed.append(name)
+                else:
+                    claim.abandon()  # `ingestd retry` made it eligible again: leave it be
+            except BaseException:
+                _quietly(claim.abandon)
+                raise
+        return removed
+
     def _log_outcome(self, log: Any, why: str) -> None:
         if why == "busy":
             log.debug("peer_busy")

@@ -4,6 +4,7 @@ nothing doubled, and the worker running."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import subprocess
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from conftest import done_names, manifest_records, read_json_log, wait_for
+
+from ingestd.manifest import Manifest
 
 GOOD = "2018_06_28_00_00.txt"
 
@@ -113,6 +116,35 @@ def test_a_file_that_keeps_killing_workers_becomes_poison(
     assert records[GOOD]["attempt"] == 4
     assert records["2018_06_28_00_15.txt"]["status"] == "done"
     assert not (data / ".ingestd" / "locks" / f"{GOOD}.lock").exists()
+
+
+def test_lock_files_left_by_killed_workers_are_removed(data: Path, spawn) -> None:
+    # A worker killed after its record was fsynced but before it unlinked its lock file
+    # leaves one behind. Staged here: the records, and lock files with owner records.
+    done, failed, held = GOOD, "2018_06_28_00_15.txt", "2018_06_28_00_30.txt"
+    for name in (done, failed, held):
+        write(data, name, "1")
+    state = data / ".ingestd"
+    (state / "locks").mkdir(parents=True)
+    manifest = Manifest(state / "manifest.jsonl", state / "manifest.lock")
+    for name in (done, held):
+        manifest.commit({"file": name, "status": "done", "worker": "dead", "minutes": 1.0})
+    manifest.commit({"file": failed, "status": "failed", "worker": "dead", "error": "bad input"})
+    manifest.close()
+    owner = json.dumps({"worker": "dead", "attempt": 1}).encode() + b"\n"
+    for name in (done, failed, held):
+        (state / "locks" / f"{name}.lock").write_bytes(owner)
+    # A live peer still holds this one (it is between its fsync and its unlink).
+    with open(state / "locks" / f"{held}.lock", "rb") as peer:
+        fcntl.flock(peer, fcntl.LOCK_EX)
+        w = spawn(data, "--seconds-in-min", "0")
+        wait_for(lambda: w.events("leftover_locks_removed"), what="leftovers removed")
+        assert sorted(p.name for p in (state / "locks").iterdir()) == [f"{held}.lock"]
+        assert sorted(w.events("leftover_locks_removed")[0]["files"]) == [done, failed]
+    assert len(manifest_records(data)) == 3  # nothing processed again, nothing recorded
+    wait_for(lambda: not (state / "locks" / f"{held}.lock").exists(), what="released one removed")
+    assert w.events("file_claimed") == []
+    assert w.terminate() == 0
 
 
 def test_torn_manifest_line_is_skipped_once_and_closed(data: Path, spawn) -> None:

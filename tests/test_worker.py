@@ -4,6 +4,7 @@ cannot be staged (root reads every file, so "permission denied" is simulated).""
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 from pathlib import Path
 
@@ -102,3 +103,27 @@ async def test_process_first_takes_the_oldest_claimable_and_gives_back_the_rest(
     assert [e["event"] for e in logs] == ["peer_busy", "file_claimed", "file_done"]
     assert worker.in_hand == {}
     peer.release()
+
+
+async def test_leftover_lock_files_of_finished_files_are_removed_and_no_others(
+    worker: Worker,
+) -> None:
+    locks = worker.settings.locks_dir
+    done, retried, held = NAME, "2018_06_28_00_15.txt", "2018_06_28_00_30.txt"
+    worker.manifest.commit({"file": done, "status": "done", "worker": "dead"})
+    worker.manifest.commit({"file": held, "status": "done", "worker": "dead"})
+    worker.manifest.commit({"file": retried, "status": "failed", "worker": "dead"})
+    worker.manifest.commit({"file": retried, "status": "retry", "worker": "operator"})
+    owner = b'{"worker": "dead", "attempt": 3}\n'
+    for name in (done, retried, held):
+        (locks / f"{name}.lock").write_bytes(owner)
+    fd = os.open(locks / f"{held}.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a live holder: never disturbed
+        removed = await worker.remove_leftovers([done, retried, held])
+    finally:
+        os.close(fd)
+    assert removed == [done]
+    assert {p.name for p in locks.iterdir()} == {f"{held}.lock", f"{retried}.lock"}
+    assert (locks / f"{retried}.lock").read_bytes() == owner  # attempt count kept as it was
+    assert worker.in_hand == {}
