@@ -18,8 +18,19 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from common import SIMULATION, epoch, manifest, percentile, record, table, wait_until, workers
+from common import (
+    SIMULATION,
+    epoch,
+    json_log,
+    manifest,
+    percentile,
+    record,
+    table,
+    wait_until,
+    workers,
+)
 
 
 def ideal(arrivals: list[tuple[float, float]], machines: int) -> tuple[float, list[float]]:
@@ -34,6 +45,45 @@ def ideal(arrivals: list[tuple[float, float]], machines: int) -> tuple[float, li
         latencies.append(finish - arrival)
         last = max(last, finish)
     return last - min(a for a, _ in arrivals), latencies
+
+
+def overheads(
+    records: list[dict[str, Any]],
+    claimed: dict[str, float],
+    arrived: dict[str, float],
+    speed: float,
+) -> dict[str, float]:
+    """Where the wall-clock time beyond the ideal goes, per file, in milliseconds.
+
+    idle claim: file closed -> `file_claimed` when a worker was free for it; overshoot: how
+    much longer the work took than minutes x speed; handoff: previous file finished ->
+    next one claimed, when files were queued.
+    """
+    idle, overshoot, handoff = [], [], []
+    by_worker: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_worker.setdefault(r["worker"], []).append(r)
+    for rs in by_worker.values():
+        rs.sort(key=lambda r: claimed[r["file"]])
+        previous_end = None
+        for r in rs:
+            name = r["file"]
+            start, end = epoch(r["started_at"]), epoch(r["finished_at"])
+            overshoot.append(end - start - r["minutes"] * speed)
+            if previous_end is not None and previous_end > arrived[name]:
+                handoff.append(claimed[name] - previous_end)
+            else:
+                idle.append(claimed[name] - arrived[name])
+            previous_end = end
+
+    def mean_ms(values: list[float]) -> float:
+        return 1000 * sum(values) / len(values) if values else float("nan")
+
+    return {
+        "idle_claim_ms": mean_ms(idle),
+        "overshoot_ms": mean_ms(overshoot),
+        "handoff_ms": mean_ms(handoff),
+    }
 
 
 def _ready(base: Path, index: int) -> bool:
@@ -65,7 +115,15 @@ def run(count: int, speed: float, files: int | None) -> dict[str, float]:
             for e in map(json.loads, log.read_text().splitlines())
         }
         t0 = min(t for t, _ in arrived.values())
-        done = {r["file"]: epoch(r["finished_at"]) for r in manifest(data / ".ingestd")}
+        records = manifest(data / ".ingestd")
+        done = {r["file"]: epoch(r["finished_at"]) for r in records}
+        claimed = {
+            e["file"]: epoch(e["timestamp"])
+            for i in range(count)
+            for e in json_log(base / f"worker{i}.log")
+            if e["event"] == "file_claimed"
+        }
+        costs = overheads(records, claimed, {n: t for n, (t, _) in arrived.items()}, speed)
         latencies = [(done[n] - t) / speed for n, (t, _) in arrived.items()]
         makespan = (max(done.values()) - t0) / speed
         ideal_makespan, ideal_latencies = ideal(
@@ -84,6 +142,7 @@ def run(count: int, speed: float, files: int | None) -> dict[str, float]:
         "latency_ratio": mean / ideal_mean,
         "p99_latency": percentile(latencies, 99),
         "ideal_p99_latency": percentile(ideal_latencies, 99),
+        **costs,
     }
 
 
@@ -95,7 +154,7 @@ def main() -> None:
     args = parser.parse_args()
     files = 20 if args.quick else None
     combos = [(2, 0.001)] if args.quick else [(w, s) for s in args.speeds for w in args.workers]
-    rows = []
+    rows, costs = [], []
     for count, speed in combos:
         result = run(count, speed, files)
         record("schedule", result)
@@ -103,8 +162,13 @@ def main() -> None:
             "workers", "seconds_in_min", "makespan", "ideal_makespan", "makespan_ratio",
             "mean_latency", "ideal_mean_latency", "latency_ratio", "p99_latency",
             "ideal_p99_latency")])  # fmt: skip
+        keys = ("workers", "seconds_in_min", "idle_claim_ms", "overshoot_ms", "handoff_ms")
+        costs.append([result[k] for k in keys])
     print(table(["workers", "s/min", "makespan", "ideal", "ratio", "mean lat", "ideal",
                  "ratio", "p99 lat", "ideal p99"], rows))  # fmt: skip
+    print()
+    print("Mean cost per file, wall-clock ms:")
+    print(table(["workers", "s/min", "idle claim", "work overshoot", "handoff"], costs))
 
 
 if __name__ == "__main__":
