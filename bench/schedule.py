@@ -12,11 +12,14 @@ arrival-to-done latency, in simulated minutes. Exact arrival times give the text
 from __future__ import annotations
 
 import argparse
+import asyncio
 import heapq
 import json
+import random
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +87,23 @@ def overheads(
         "overshoot_ms": mean_ms(overshoot),
         "handoff_ms": mean_ms(handoff),
     }
+
+
+def sleep_overshoot_ms(samples: int, speed: float) -> float:
+    """Mean overshoot of a bare `asyncio.sleep` of appendix-like lengths (12-37 minutes at
+    `speed`) in an idle loop: the timer's share of "work overshoot", with no daemon at all."""
+
+    async def measure() -> float:
+        rng = random.Random(1)
+        total = 0.0
+        for _ in range(samples):
+            wanted = rng.uniform(12, 37) * speed
+            start = time.perf_counter()
+            await asyncio.sleep(wanted)
+            total += time.perf_counter() - start - wanted
+        return 1000 * total / samples
+
+    return asyncio.run(measure())
 
 
 def _ready(base: Path, index: int) -> bool:
@@ -169,6 +189,10 @@ def main() -> None:
     print()
     print("Mean cost per file, wall-clock ms:")
     print(table(["workers", "s/min", "idle claim", "work overshoot", "handoff"], costs))
+    for speed in sorted({speed for _, speed in combos}, reverse=True):
+        baseline = sleep_overshoot_ms(3 if args.quick else 30, speed)
+        record("schedule_timer", {"seconds_in_min": speed, "sleep_overshoot_ms": baseline})
+        print(f"bare asyncio.sleep at {speed} s/min, same lengths: overshoot {baseline:.3f} ms")
 
 
 if __name__ == "__main__":
