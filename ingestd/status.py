@@ -198,7 +198,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
                 "file": name,
                 "status": RETRY,
                 "worker": f"{socket.gethostname()}:{os.getpid()}",
-                "requested_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "requested_at": datetime.now(UTC).isoformat(timespec="microseconds"),
                 "previous_error": result.failed[name].get("error"),
             }
             manifest.commit(record)
