@@ -36,14 +36,26 @@ from common import (
 )
 
 
-def ideal(arrivals: list[tuple[float, float]], machines: int) -> tuple[float, list[float]]:
-    """(makespan, latencies) of FIFO on `machines` for (arrival, minutes) pairs."""
+def ideal(
+    arrivals: list[tuple[float, float]],
+    machines: int,
+    idle: float = 0.0,
+    handoff: float = 0.0,
+    overshoot: float = 0.0,
+) -> tuple[float, list[float]]:
+    """(makespan, latencies) of FIFO on `machines` for (arrival, minutes) pairs.
+
+    With costs (in the same unit as the times), a model of a real fleet: a file taken by a
+    free machine starts `idle` after it arrived, a queued one `handoff` after the previous
+    finished, and every file runs `overshoot` longer than its minutes.
+    """
     free = [0.0] * machines
     latencies = []
     last = 0.0
     for arrival, minutes in sorted(arrivals):
-        start = max(arrival, heapq.heappop(free))
-        finish = start + minutes
+        free_at = heapq.heappop(free)
+        start = arrival + idle if free_at <= arrival + idle else free_at + handoff
+        finish = start + minutes + overshoot
         heapq.heappush(free, finish)
         latencies.append(finish - arrival)
         last = max(last, finish)
@@ -146,11 +158,18 @@ def run(count: int, speed: float, files: int | None) -> dict[str, float]:
         costs = overheads(records, claimed, {n: t for n, (t, _) in arrived.items()}, speed)
         latencies = [(done[n] - t) / speed for n, (t, _) in arrived.items()]
         makespan = (max(done.values()) - t0) / speed
-        ideal_makespan, ideal_latencies = ideal(
-            [((t - t0) / speed, m) for t, m in arrived.values()], count
-        )
+        relative = [((t - t0) / speed, m) for t, m in arrived.values()]
+        ideal_makespan, ideal_latencies = ideal(relative, count)
     mean = sum(latencies) / len(latencies)
     ideal_mean = sum(ideal_latencies) / len(ideal_latencies)
+    # The ideal plus the measured costs (ms -> simulated minutes; an unmeasured handoff, when
+    # files never queued, is 0), with and without the work overshoot.
+    idle, handoff, over = (
+        0.0 if costs[k] != costs[k] else costs[k] / 1000 / speed
+        for k in ("idle_claim_ms", "handoff_ms", "overshoot_ms")
+    )
+    _, modelled = ideal(relative, count, idle, handoff, over)
+    _, no_overshoot = ideal(relative, count, idle, handoff)
     return {
         "workers": count,
         "seconds_in_min": speed,
@@ -163,6 +182,8 @@ def run(count: int, speed: float, files: int | None) -> dict[str, float]:
         "p99_latency": percentile(latencies, 99),
         "ideal_p99_latency": percentile(ideal_latencies, 99),
         **costs,
+        "modelled_mean_latency": sum(modelled) / len(modelled),
+        "modelled_without_overshoot": sum(no_overshoot) / len(no_overshoot),
     }
 
 
@@ -182,13 +203,15 @@ def main() -> None:
             "workers", "seconds_in_min", "makespan", "ideal_makespan", "makespan_ratio",
             "mean_latency", "ideal_mean_latency", "latency_ratio", "p99_latency",
             "ideal_p99_latency")])  # fmt: skip
-        keys = ("workers", "seconds_in_min", "idle_claim_ms", "overshoot_ms", "handoff_ms")
+        keys = ("workers", "seconds_in_min", "idle_claim_ms", "overshoot_ms", "handoff_ms",
+                "mean_latency", "modelled_mean_latency", "modelled_without_overshoot")  # fmt: skip
         costs.append([result[k] for k in keys])
     print(table(["workers", "s/min", "makespan", "ideal", "ratio", "mean lat", "ideal",
                  "ratio", "p99 lat", "ideal p99"], rows))  # fmt: skip
     print()
-    print("Mean cost per file, wall-clock ms:")
-    print(table(["workers", "s/min", "idle claim", "work overshoot", "handoff"], costs))
+    print("Mean cost per file (wall-clock ms), and the ideal schedule with those costs added:")
+    print(table(["workers", "s/min", "idle claim", "work overshoot", "handoff", "mean lat",
+                 "model", "model w/o overshoot"], costs))  # fmt: skip
     for speed in sorted({speed for _, speed in combos}, reverse=True):
         baseline = sleep_overshoot_ms(3 if args.quick else 30, speed)
         record("schedule_timer", {"seconds_in_min": speed, "sleep_overshoot_ms": baseline})

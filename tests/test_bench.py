@@ -27,9 +27,12 @@ def test_benchmarks_run_in_quick_mode(tmp_path: Path) -> None:
     finally:
         results.write_text(before)  # quick runs are not results worth keeping
     benches = {line["bench"] for line in added}
-    assert benches == {"schedule", "drain", "detect", "scale", "scaling", "tsv"}
+    assert benches == {"schedule", "schedule_timer", "drain", "detect", "scale", "scaling", "tsv"}
     assert all(line["cores"] and "commit" in line for line in added)
     schedule = next(line for line in added if line["bench"] == "schedule")
     assert schedule["makespan"] > 0 and schedule["ideal_makespan"] > 0
+    assert schedule["modelled_mean_latency"] >= schedule["modelled_without_overshoot"] > 0
+    timer = next(line for line in added if line["bench"] == "schedule_timer")
+    assert timer["sleep_overshoot_ms"] >= 0  # asyncio.sleep never returns early
     for title in ("makespan", "files/s", "p50 ms", "start-up s", "speed-up", "MB/s"):
         assert title in run.stdout
