@@ -231,7 +231,10 @@ class Manifest:
 
 def _append(path: Path, line: bytes) -> None:
     """Append one line and fsync it; the caller holds the manifest lock."""
-    # Read-write, so the torn-line check reads through the same descriptor.
+    # Opened anew for every append: on NFS, open() is what makes the client fetch the file's
+    # current size (close-to-open consistency; the lock is on another file), and O_APPEND
+    # writes at the size the client believes. Read-write, so the torn-line check reads
+    # through the same descriptor.
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o664)
     try:
         size = os.fstat(fd).st_size
