@@ -49,6 +49,9 @@ class Worker:
     log: Any
     stats: RunningStats = field(default_factory=RunningStats)
     in_hand: dict[str, float] = field(default_factory=dict)  # name -> monotonic start
+    # Leftover lock files being checked for removal: excluded like files in hand, but not
+    # work, so heartbeats and the shutdown report leave them out.
+    sweeping: set[str] = field(default_factory=set)
     failed: int = 0
     redone: int = 0
     pid: int = field(default_factory=os.getpid)
@@ -76,8 +79,8 @@ class Worker:
         """
         # Step 1: tasks of one process exclude each other in memory (on NFS, POSIX locks
         # never conflict inside one process).
-        results = {name: Result.BUSY for name in names if name in self.in_hand}
-        ours = [name for name in names if name not in self.in_hand]
+        results = {name: Result.BUSY for name in names if self._held(name)}
+        ours = [name for name in names if not self._held(name)]
         now = time.monotonic()
         self.in_hand.update(dict.fromkeys(ours, now))
         try:
@@ -116,13 +119,16 @@ class Worker:
         in-process set first), so a live holder is never disturbed, and removed only if the
         manifest, read again under the claim, says the file is finished.
         """
-        ours = [name for name in names if name not in self.in_hand]
-        self.in_hand.update(dict.fromkeys(ours, time.monotonic()))
+        ours = [name for name in names if not self._held(name)]
+        self.sweeping.update(ours)
         try:
             return await asyncio.to_thread(self._remove_leftovers, ours)
         finally:
-            for name in ours:
-                del self.in_hand[name]
+            self.sweeping.difference_update(ours)
+
+    def _held(self, name: str) -> bool:
+        """Step 1: in this process's hands already (POSIX locks never conflict inside one)."""
+        return name in self.in_hand or name in self.sweeping
 
     def _remove_leftovers(self, names: list[str]) -> list[str]:
         removed = []

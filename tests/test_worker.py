@@ -3,15 +3,18 @@ cannot be staged (root reads every file, so "permission denied" is simulated).""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import fcntl
 import os
+import threading
 from pathlib import Path
 
 import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from ingestd import claim as claim_module
 from ingestd import worker as worker_module
 from ingestd.handlers import simulate
 from ingestd.manifest import Manifest
@@ -126,4 +129,26 @@ async def test_leftover_lock_files_of_finished_files_are_removed_and_no_others(
     assert removed == [done]
     assert {p.name for p in locks.iterdir()} == {f"{held}.lock", f"{retried}.lock"}
     assert (locks / f"{retried}.lock").read_bytes() == owner  # attempt count kept as it was
-    assert worker.in_hand == {}
+    assert worker.in_hand == {} and worker.sweeping == set()
+
+
+async def test_a_lock_file_being_swept_is_excluded_but_not_reported_as_work(
+    worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker.manifest.commit({"file": NAME, "status": "done", "worker": "dead"})
+    (worker.settings.locks_dir / f"{NAME}.lock").write_bytes(b"{}\n")
+    entered, let_go = threading.Event(), threading.Event()
+    real_try_claim = claim_module.try_claim
+
+    def slow_try_claim(locks_dir: Path, name: str) -> claim_module.Claim:
+        entered.set()
+        let_go.wait(timeout=30)
+        return real_try_claim(locks_dir, name)
+
+    monkeypatch.setattr(claim_module, "try_claim", slow_try_claim)
+    sweep = asyncio.create_task(worker.remove_leftovers([NAME]))
+    assert await asyncio.to_thread(entered.wait, 10)
+    assert worker.in_hand == {}  # heartbeats and the shutdown report show files in work only
+    assert await worker.process(NAME) is Result.BUSY  # but no task of ours may claim it now
+    let_go.set()
+    assert await sweep == [NAME]
