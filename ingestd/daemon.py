@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import time
 from typing import Any
@@ -145,8 +146,10 @@ class Daemon:
         try:
             for path in (s.state_dir, s.locks_dir, s.workers_dir):
                 path.mkdir(mode=0o775, exist_ok=True)
-            probe = s.state_dir / f".probe-{os.getpid()}"
-            probe.write_bytes(b"")
+            # A random name: peers start at the same moment, and on other hosts (or in
+            # containers) they may well have our PID.
+            probe = s.state_dir / f".probe-{secrets.token_hex(8)}"
+            probe.open("xb").close()
             probe.unlink()
         except OSError as exc:
             raise StartupError(f"state dir {s.state_dir} is not usable: {exc.strerror}") from exc
