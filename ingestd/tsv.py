@@ -22,6 +22,7 @@ import json
 import math
 import os
 import re
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,11 +140,13 @@ def convert(
     names = list(columns) if columns else learn_columns(path)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / (Path(path.name).stem + ".tsv")
-    temp = out_dir / f".{target.name}.{os.getpid()}.tmp"
+    # Unique, not per PID: a worker on another host (same PID, say both PID 1 in containers)
+    # may be writing the same file after a lost claim.
+    temp = out_dir / f".{target.name}.{secrets.token_hex(8)}.tmp"
     digest = hashlib.sha256()
     records = 0
     try:
-        with open(temp, "w", encoding="utf-8", newline="") as out:
+        with open(temp, "x", encoding="utf-8", newline="") as out:
             if header:
                 out.write("\t".join(n.translate(_ESCAPES) for n in names) + "\n")
             with _open(path) as (stream, zipped):

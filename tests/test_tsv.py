@@ -12,6 +12,7 @@ import random
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,34 @@ def test_convert_writes_atomically_and_redo_is_identical(tmp_path: Path) -> None
     convert(path, out, None, header=True)
     assert target.read_text() == first
     assert sorted(p.name for p in out.iterdir()) == ["2018_06_28_00_00.tsv"]  # no temp left
+
+
+def test_two_writers_of_one_file_never_share_a_temp_file(tmp_path: Path) -> None:
+    # After a lost claim, a worker on another host (perhaps with the same PID) may convert
+    # the same file at the same time: each must write its own temp file.
+    path = tmp_path / "2018_06_28_00_00.txt"
+    path.write_text("".join(json.dumps({"i": i, "pad": "x" * 200}) + "\n" for i in range(5000)))
+    out = tmp_path / "out"
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        start.wait()
+        for _ in range(5):
+            try:
+                convert(path, out, ("i", "pad"), header=False)
+            except Exception as exc:  # collected: the assertion below shows them
+                errors.append(exc)
+
+    threads = [threading.Thread(target=write) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    lines = (out / "2018_06_28_00_00.tsv").read_text().splitlines()
+    assert lines == [f"{i}\t{'x' * 200}" for i in range(5000)]
+    assert sorted(p.name for p in out.iterdir()) == ["2018_06_28_00_00.tsv"]
 
 
 def test_malformed_file_leaves_no_output(tmp_path: Path) -> None:
