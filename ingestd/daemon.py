@@ -21,7 +21,7 @@ from typing import Any
 from . import __version__
 from .discovery import Discovery
 from .handlers import Handler
-from .heartbeat import remove_heartbeat, write_heartbeat
+from .heartbeat import is_lost, read_heartbeat, remove_heartbeat, write_heartbeat
 from .manifest import Manifest
 from .mounts import check_state_dir
 from .naming import printable
@@ -109,6 +109,16 @@ class Daemon:
             self.log.info("shutdown", reason="stopped while waiting for the directory")
             return 0
         await asyncio.to_thread(self._prepare_state_dir)
+        other = await asyncio.to_thread(read_heartbeat, s.workers_dir, s.worker_id)
+        if other is not None and other.get("host") != s.host and not is_lost(other):
+            # Two live workers under one id (an id set in a config file copied to two hosts):
+            # their heartbeats overwrite each other and `verify` mixes up their totals.
+            self.log.warning(
+                "worker_id_in_use",
+                other_host=other.get("host"),
+                other_pid=other.get("pid"),
+                hint="give each worker its own --worker-id",
+            )
         # The observer starts before the first scan (the scan reads the manifest), so no file
         # can land unseen in between.
         if s.watch:

@@ -32,19 +32,23 @@ def remove_heartbeat(workers_dir: Path, worker_id: str) -> None:
 
 
 def read_heartbeats(workers_dir: Path) -> list[dict[str, Any]]:
-    beats = []
     try:
         paths = sorted(workers_dir.glob("*.json"))
     except OSError:
         return []
-    for path in paths:
-        try:
-            beat = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue  # replaced or removed while we looked
-        if isinstance(beat, dict):
-            beats.append(beat)
-    return beats
+    return [beat for path in paths if (beat := _load(path)) is not None]
+
+
+def read_heartbeat(workers_dir: Path, worker_id: str) -> dict[str, Any] | None:
+    return _load(heartbeat_path(workers_dir, worker_id))
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    try:
+        beat = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # removed, or replaced while we looked
+    return beat if isinstance(beat, dict) else None
 
 
 def is_lost(beat: dict[str, Any], now: float | None = None) -> bool:

@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import json
 import os
+import socket
 import subprocess
 import textwrap
 import time
@@ -145,6 +146,25 @@ def test_lock_files_left_by_killed_workers_are_removed(data: Path, spawn) -> Non
     wait_for(lambda: not (state / "locks" / f"{held}.lock").exists(), what="released one removed")
     assert w.events("file_claimed") == []
     assert w.terminate() == 0
+
+
+def test_a_worker_id_live_on_another_host_is_warned_about(data: Path, spawn) -> None:
+    workers = data / ".ingestd" / "workers"
+    workers.mkdir(parents=True)
+    now = time.time()
+    elsewhere = {"worker": "dup", "host": "other-host", "pid": 1, "interval": 5.0,
+                 "heartbeat_at": now}  # fmt: skip
+    (workers / "dup.json").write_text(json.dumps(elsewhere))
+    # Our own host's last run, killed a moment ago: a restart, not a duplicate.
+    here = {**elsewhere, "worker": "mine", "host": socket.gethostname(), "pid": 99999}
+    (workers / "mine.json").write_text(json.dumps(here))
+    dup = spawn(data, "--seconds-in-min", "0", name="dup")
+    mine = spawn(data, "--seconds-in-min", "0", name="mine")
+    wait_for(lambda: dup.events("ready") and mine.events("ready"), what="both ready")
+    [warning] = dup.events("worker_id_in_use")
+    assert (warning["other_host"], warning["other_pid"]) == ("other-host", 1)
+    assert mine.events("worker_id_in_use") == []
+    assert dup.terminate() == 0 and mine.terminate() == 0
 
 
 def test_torn_manifest_line_is_skipped_once_and_closed(data: Path, spawn) -> None:
