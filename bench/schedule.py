@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import heapq
 import json
+import math
 import random
 import subprocess
 import sys
@@ -165,7 +166,7 @@ def run(count: int, speed: float, files: int | None) -> dict[str, float]:
     # The ideal plus the measured costs (ms -> simulated minutes; an unmeasured handoff, when
     # files never queued, is 0), with and without the work overshoot.
     idle, handoff, over = (
-        0.0 if costs[k] != costs[k] else costs[k] / 1000 / speed
+        0.0 if math.isnan(costs[k]) else costs[k] / 1000 / speed
         for k in ("idle_claim_ms", "handoff_ms", "overshoot_ms")
     )
     _, modelled = ideal(relative, count, idle, handoff, over)

@@ -29,8 +29,7 @@ class Discovery:
     def __init__(self, settings: Settings, manifest: Manifest, worker: Worker, log: Any) -> None:
         self.settings = settings
         self.manifest = manifest
-        self.worker = worker
-        self.in_hand = worker.in_hand  # files this process is trying or working on
+        self.worker = worker  # its in_hand: files this process is trying or working on
         self.log = log
         self.ready = ReadyQueue()
         self.settling = Settling(settings.settle)
@@ -72,7 +71,7 @@ class Discovery:
             self._checks.add(task)
             task.add_done_callback(self._checks.discard)
             return
-        if self.manifest.is_finished(name) or name in self.in_hand:
+        if self.manifest.is_finished(name) or name in self.worker.in_hand:
             return
         self.seen_at.setdefault(name, utc_now())
         if kind == "written" and not self.backing_off(name, time.monotonic()):
@@ -112,7 +111,7 @@ class Discovery:
         if signature is None:
             self.settling.forget(name)
             return
-        if name in self.ready or name in self.in_hand or self.backing_off(name, now):
+        if name in self.ready or name in self.worker.in_hand or self.backing_off(name, now):
             return
         self.seen_at.setdefault(name, utc_now())
         if self.settling.observe(name, signature, now):
