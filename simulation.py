@@ -54,6 +54,8 @@ def read_schedule(path: Path) -> list[tuple[str, str]]:
         rows.append((name, minutes))
     if not rows:
         raise ScheduleError(f"{path}: no rows")
+    if len({name for name, _ in rows}) != len(rows):
+        raise ScheduleError(f"{path}: a file name appears more than once")
     return rows
 
 
@@ -86,13 +88,17 @@ def synthetic(
 ) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     first = _stamp(start + ".txt")
-    return [
+    rows = [
         (
             (first + timedelta(minutes=i * interval)).strftime(NAME_FORMAT),
             f"{draw_minutes(spec, rng):.7f}",
         )
         for i in range(count)
     ]
+    if len({name for name, _ in rows}) != len(rows):
+        # A fractional interval can still round two slots to one minute.
+        raise ScheduleError(f"--interval-minutes {interval:g} gives several files the same name")
+    return rows
 
 
 def plan(
@@ -194,16 +200,38 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _non_negative(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
     return value
 
 
+def _whole(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= {minimum}")
+    return value
+
+
 def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return _whole(text, 0)
+
+
+def _file_count(text: str) -> int:
+    return _whole(text, 1)
+
+
+def _interval(text: str) -> float:
+    # Names have minute resolution: a shorter step would give several files one name.
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1 (names have minute resolution)")
     return value
 
 
@@ -244,11 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="real seconds per simulated minute (default 60; 0 = all at once)",
     )
     parser.add_argument(
-        "--files", type=_count, help="synthetic schedule of N files instead of --schedule"
+        "--files", type=_file_count, help="synthetic schedule of N files instead of --schedule"
     )
     parser.add_argument(
         "--interval-minutes",
-        type=_non_negative,
+        type=_interval,
         default=15.0,
         help="synthetic: minutes between files (15)",
     )

@@ -124,13 +124,31 @@ def test_bad_files_are_added_off_grid(tmp_path: Path) -> None:
         ["{tmp}/d", "--files", "3", "--minutes-dist", "poisson:3"],
         ["{tmp}/d", "--files", "3", "--start", "2020_02_30_00_00"],
         ["{tmp}/d", "--schedule", "{tmp}/bad.tsv"],
+        ["{tmp}/d", "--schedule", "{tmp}/twice.tsv"],
+        ["{tmp}/d", "--files", "0"],
+        ["{tmp}/d", "--files", "3", "--interval-minutes", "0"],
+        ["{tmp}/d", "--files", "3", "--interval-minutes", "0.5"],
+        ["{tmp}/d", "--files", "ten"],
+        ["{tmp}/d", "--bad-files", "-1"],
     ],
 )
 def test_usage_errors_exit_2_without_a_traceback(tmp_path: Path, args: list[str]) -> None:
     (tmp_path / "bad.tsv").write_text("filename\tminutes\nnot-a-name.txt\t3\n")
+    (tmp_path / "twice.tsv").write_text("2018_06_28_00_00.txt\t3\n2018_06_28_00_00.txt\t4\n")
     result = run_sim(*(a.format(tmp=tmp_path) for a in args))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "error" in result.stderr
+    assert "_count" not in result.stderr  # no internal names in messages
+    assert not (tmp_path / "d").exists()  # nothing written
+
+
+def test_fractional_interval_writes_as_many_files_as_it_says(tmp_path: Path) -> None:
+    result = run_sim(
+        str(tmp_path / "d"), "--files", "3", "--interval-minutes", "1.5", "--seconds-in-min", "0"
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "d").iterdir())) == 3
+    assert "wrote 3 files" in result.stdout
 
 
 def test_help_explains_with_an_example() -> None:
