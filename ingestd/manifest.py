@@ -8,6 +8,11 @@ Readers keep their byte offset and read only the new tail. A torn last line (its
 killed mid-write) is left unread until it is complete; the next writer closes it with a
 newline, after which readers skip it as one bad line with one warning.
 
+Replacing the manifest (renaming it away, a compaction's atomic rename) is noticed by inode:
+readers reopen the path and read the new file from its start, keeping everything they already
+knew finished. A worker that starts later knows only what the new file holds, so a manifest
+is never rotated away, only compacted (one record per file kept).
+
 Statuses: `done` and `failed` finish a file; `retry` (written by `ingestd retry`) makes a
 failed file eligible again. A `done` record is final.
 """
@@ -130,8 +135,10 @@ class Manifest:
     path: Path
     lock_path: Path
     on_bad_line: BadLine | None = None
+    on_replaced: Callable[[], None] | None = None
     status: dict[str, str] = field(default_factory=dict)
     bad_lines: int = 0
+    replaced: int = 0  # times the path was found naming another file
     _offset: int = 0
     _read_fd: int | None = None
     _lock_fd: int | None = None
@@ -190,17 +197,39 @@ class Manifest:
     # ---- internals: called with _mutex held ----
 
     def _read_tail(self) -> None:
+        try:
+            current = os.stat(self.path, follow_symlinks=False)
+        except FileNotFoundError:
+            current = None
+        if self._read_fd is not None and current is not None:
+            held = os.fstat(self._read_fd)
+            if (held.st_dev, held.st_ino) != (current.st_dev, current.st_ino):
+                # The path names another file now (rotated, compacted, restored): appends go
+                # by path, so read that one from its start. First the rest of the old one,
+                # still open here: records a peer wrote just before the switch must not be
+                # missed. What this process knows to be finished stays finished: a replaced
+                # manifest never makes a running worker redo a file.
+                self._read_to_end(self._read_fd)
+                os.close(self._read_fd)
+                self._read_fd = None
+                self._offset = 0
+                self.replaced += 1
+                if self.on_replaced is not None:
+                    self.on_replaced()
         if self._read_fd is None:
+            if current is None:
+                return
             try:
                 self._read_fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
             except FileNotFoundError:
                 return
-        fd = self._read_fd
+        self._read_to_end(self._read_fd)
+
+    def _read_to_end(self, fd: int) -> None:
         size = os.fstat(fd).st_size
         if size < self._offset:
-            # Truncated or replaced by hand: start over rather than read garbage.
+            # Truncated in place: read it again from the start (finished stays finished).
             self._offset = 0
-            self.status.clear()
         while self._offset < size:
             chunk = os.pread(fd, min(_CHUNK * 8, size - self._offset), self._offset)
             if not chunk:

@@ -176,3 +176,51 @@ def test_write_error_records_nothing(
     monkeypatch.undo()
     assert not manifest.is_finished("2018_06_28_00_00.txt")
     assert manifest.commit(record("2018_06_28_00_00.txt"))
+
+
+def test_a_replaced_manifest_is_read_from_its_new_inode(tmp_path: Path) -> None:
+    reader = Manifest(tmp_path / "manifest.jsonl", tmp_path / "manifest.lock")
+    writer = Manifest(tmp_path / "manifest.jsonl", tmp_path / "manifest.lock")
+    try:
+        writer.commit(record("a"))
+        reader.refresh()
+        assert reader.is_finished("a")
+        (tmp_path / "manifest.jsonl").rename(tmp_path / "manifest.jsonl.1")  # rotated away
+        writer.commit(record("b"))  # appends go by path: a new file
+        reader.refresh()
+        assert reader.is_finished("b")  # read from the file the path names now
+        assert reader.is_finished("a")  # and what it knew finished stays finished
+        assert reader.replaced == 1
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_a_truncated_manifest_keeps_what_was_finished(tmp_path: Path) -> None:
+    m = Manifest(tmp_path / "manifest.jsonl", tmp_path / "manifest.lock")
+    try:
+        m.commit(record("a"))
+        m.commit(record("b"))
+        os.truncate(tmp_path / "manifest.jsonl", 0)
+        m.commit(record("c"))
+        assert all(m.is_finished(n) for n in "abc")
+    finally:
+        m.close()
+
+
+def test_records_written_to_the_old_file_just_before_a_switch_are_not_missed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "manifest.jsonl"
+    reader = Manifest(path, tmp_path / "manifest.lock")
+    try:
+        path.write_bytes(encode(record("a")))
+        reader.refresh()
+        with open(path, "ab") as old:  # a peer's last append, not yet read here
+            old.write(encode(record("b")))
+        path.rename(tmp_path / "manifest.jsonl.1")
+        path.write_bytes(encode(record("c")))
+        reader.refresh()
+        assert all(reader.is_finished(n) for n in "abc")
+    finally:
+        reader.close()
