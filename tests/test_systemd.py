@@ -123,6 +123,16 @@ def test_unit_has_the_required_settings() -> None:
         "After=network-online.target remote-fs.target", "ProtectSystem=strict",
         "ReadWritePaths=%f", "NoNewPrivileges=yes", "PrivateTmp=yes", "ProtectHome=yes",
         "RestrictAddressFamilies=AF_UNIX", "EnvironmentFile=-/etc/default/ingestd", "User=ingestd",
+        # Exit 2 is a configuration error: restarting cannot fix it.
+        "RestartPreventExitStatus=2",
+        # Per-instance settings beside the shared file, read after it (so they win).
+        "EnvironmentFile=-/etc/default/ingestd-%i",
     ):  # fmt: skip
         assert line in text.splitlines(), line
     assert any(x.startswith("WatchdogSec=") for x in text.splitlines())
+
+
+def test_per_instance_settings_come_after_the_shared_ones() -> None:
+    lines = UNIT.read_text().splitlines()
+    shared = lines.index("EnvironmentFile=-/etc/default/ingestd")
+    assert lines.index("EnvironmentFile=-/etc/default/ingestd-%i") == shared + 1
