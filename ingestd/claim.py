@@ -21,6 +21,7 @@ import errno
 import fcntl
 import json
 import os
+import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,14 @@ _OWNER_MAX = 64 * 1024
 
 class Busy(Exception):
     """A peer holds the claim."""
+
+
+class Unusable(Exception):
+    """Something that is not a lock file sits at the lock path (a symlink, a directory).
+
+    Never followed, never removed (someone put it there): the file cannot be claimed until
+    an operator looks, and `ingestd status` names it.
+    """
 
 
 @dataclass
@@ -84,11 +93,32 @@ class Claim:
             finally:
                 self._close()
 
-    def release(self) -> None:
-        """Give the file back and keep our owner record: the attempt counts (handler crash)."""
+    def release(self, error: str | None = None) -> None:
+        """Give the file back and keep our owner record: the attempt counts (handler crash).
+
+        `error` is kept in the owner record, so the next holder (and a poison record) can say
+        why the attempt ended.
+        """
+        with self._mutex:
+            if self._closed:
+                return
+            try:
+                if error is not None:
+                    owner = parse_owner(os.pread(self.fd, _OWNER_MAX, 0)) or {}
+                    self._write(json.dumps({**owner, "error": error[:2000]}).encode())
+            finally:
+                self._close()
+
+    def restore(self) -> None:
+        """Put the previous owner record back but keep holding the lock.
+
+        For a file whose handler cannot be stopped (a thread) when the process is about to
+        end: the kernel releases the lock at exit, the handler dies with the process, and the
+        next holder counts attempts as if this one had never started.
+        """
         with self._mutex:
             if not self._closed:
-                self._close()
+                self._write(self.previous if self.previous else b"\n")
 
     def _close(self) -> None:
         self._closed = True
@@ -132,6 +162,19 @@ def lock_path(locks_dir: Path, name: str) -> Path:
     return locks_dir / f"{name}.lock"
 
 
+def unusable_lock_paths(locks_dir: Path) -> list[str]:
+    """Entries of the locks dir that are not regular files (symlinks, directories, FIFOs)."""
+    found = []
+    try:
+        with os.scandir(locks_dir) as entries:
+            for entry in entries:
+                if entry.name.endswith(".lock") and not entry.is_file(follow_symlinks=False):
+                    found.append(entry.name)
+    except OSError:
+        return []
+    return sorted(found)
+
+
 def lock_names(locks_dir: Path) -> list[str]:
     """Names of the data files that have a lock file (held, or left behind)."""
     try:
@@ -144,13 +187,28 @@ def try_claim(locks_dir: Path, name: str, *, retries: int = 16) -> Claim:
     """Claim `name` or raise `Busy`. Blocking (filesystem calls): run it in a thread."""
     path = lock_path(locks_dir, name)
     for lost in range(retries):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o664)
         try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o664)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.EISDIR):
+                raise Unusable(f"{path} is not a lock file (a symlink or a directory)") from None
+            if exc.errno == errno.ENOENT and os.path.isdir(locks_dir):
+                # On NFS the create can fail this way when a peer unlinks the lock file
+                # between the client's lookup and its create: the same case as a replaced
+                # inode, start over.
+                continue
+            raise
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise Unusable(f"{path} is not a regular file")
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             os.close(fd)
             if exc.errno in _BUSY:
                 raise Busy(name) from None
+            raise
+        except BaseException:
+            os.close(fd)
             raise
         try:
             held = os.fstat(fd)

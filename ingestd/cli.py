@@ -1,14 +1,19 @@
-"""Command line: `ingestd [run] DIR`, `status`, `pause`, `resume`, `verify`, `failed`, `retry`.
+"""Command line: `ingestd [run] DIR`, `status`, `pause`, `resume`, `verify`, `failed`, `retry`,
+`workers`.
 
-Options come from `settings.OPTIONS`, each with an `INGESTD_*` environment default. Mistakes a
-person can fix (a bad option, an unusable state dir, an unsafe NFS mount) print one line on
-stderr and exit 2; no traceback.
+Options come from `settings.OPTIONS`, each with an `INGESTD_*` environment default that only
+`run` reads (a bad run-only variable must not break `status`); an empty variable is unset, an
+unknown `INGESTD_*` variable is warned about. Mistakes a person can fix (a bad option, an
+unknown command, an unusable state dir, an unsafe NFS mount) print one line on stderr and exit
+2; no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
+import math
 import os
 import socket
 import sys
@@ -18,8 +23,10 @@ from typing import Any, NoReturn
 from . import __version__, logs
 from .settings import OPTIONS, Option, Settings, default_worker_id, state_dir_for
 
-COMMANDS = ("run", "status", "pause", "resume", "verify", "failed", "retry")
+COMMANDS = ("run", "status", "pause", "resume", "verify", "failed", "retry", "workers")
 USAGE_ERROR = 2
+STATE_DIR_ENV = "INGESTD_STATE_DIR"
+KNOWN_ENV = frozenset({option.env for option in OPTIONS} | {STATE_DIR_ENV})
 
 
 class UsageError(Exception):
@@ -44,8 +51,8 @@ def _typed(option: Option) -> Any:
 
 def _env_default(option: Option) -> Any:
     text = os.environ.get(option.env)
-    if text is None:
-        return None
+    if not text:
+        return None  # unset, or set to nothing: the default
     if option.choices and text not in option.choices:
         raise UsageError(f"{option.env}={text!r}: choose from {', '.join(option.choices)}")
     try:
@@ -62,21 +69,17 @@ def _help(option: Option) -> str:
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    # No defaults here: the environment is read by `settings_from`, for `run` only.
     for option in OPTIONS:
-        default = _env_default(option)
         if option.flag:
             parser.add_argument(
-                option.cli,
-                action=argparse.BooleanOptionalAction,
-                default=default,
-                help=_help(option),
+                option.cli, action=argparse.BooleanOptionalAction, help=_help(option)
             )
         else:
             parser.add_argument(
                 option.cli,
                 type=_typed(option),
                 choices=option.choices,
-                default=default,
                 help=_help(option),
                 metavar=None if option.choices else option.metavar,
             )
@@ -88,9 +91,20 @@ def _add_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state-dir",
         type=Path,
-        default=os.environ.get("INGESTD_STATE_DIR"),
-        help="shared bookkeeping directory (default DIR/.ingestd)",
+        default=os.environ.get(STATE_DIR_ENV) or None,
+        help=f"shared bookkeeping directory (default DIR/.ingestd) [env {STATE_DIR_ENV}]",
     )
+
+
+def _interval_minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    # Names have minute resolution: a shorter step has no meaning and an unbounded count.
+    if not math.isfinite(value) or value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of minutes >= 1")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,7 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="what the fleet is doing; exit 1 if it needs attention")
     _add_dir(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.add_argument("--interval-minutes", type=float, default=15.0, help="schedule step (15)")
+    status.add_argument(
+        "--interval-minutes",
+        type=_interval_minutes,
+        default=15.0,
+        metavar="M",
+        help="the provider's schedule step, for missing slots (15)",
+    )
 
     for name, text in (("pause", "stop claiming, cluster-wide"), ("resume", "claim again")):
         _add_dir(sub.add_parser(name, help=text))
@@ -126,15 +146,23 @@ def build_parser() -> argparse.ArgumentParser:
     retry = sub.add_parser("retry", help="let failed files be processed again")
     _add_dir(retry)
     retry.add_argument("names", nargs="+", metavar="NAME", help="failed file names")
+
+    workers = sub.add_parser("workers", help="list workers by heartbeat; --prune removes lost ones")
+    _add_dir(workers)
+    workers.add_argument("--prune", action="store_true", help="remove lost workers' heartbeats")
+    workers.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    values = {
-        option.name: getattr(args, option.name)
-        for option in OPTIONS
-        if getattr(args, option.name) is not None
-    }
+    """Settings from the command line, then `INGESTD_*` variables, then the defaults."""
+    values = {}
+    for option in OPTIONS:
+        value = getattr(args, option.name)
+        if value is None:
+            value = _env_default(option)
+        if value is not None:
+            values[option.name] = value
     data_dir = Path(os.path.abspath(args.dir))
     state_dir = values.pop("state_dir", None)
     host = socket.gethostname()
@@ -158,26 +186,56 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     logs.configure(settings.log_format, settings.log_level)
     log = logs.get_logger(worker=settings.worker_id)
+    daemon = Daemon(settings, handler, log)
     try:
-        return asyncio.run(Daemon(settings, handler, log).run())
+        code = asyncio.run(daemon.run())
     except StartupError as exc:
         log.error("startup_failed", error=str(exc))
         raise UsageError(str(exc)) from None
+    if daemon.exit_now:
+        # Handler threads outlived the drain: end now, so they stop and the kernel
+        # releases their claims (waiting for them would let a peer run the same files).
+        logs.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _warn_unknown_variables() -> None:
+    for name in sorted(os.environ):
+        if name.startswith("INGESTD_") and name not in KNOWN_ENV:
+            close = difflib.get_close_matches(name, KNOWN_ENV, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            print(f"ingestd: warning: {name} is not an ingestd variable (ignored){hint}",
+                  file=sys.stderr)  # fmt: skip
+
+
+def _implied_run(first: str) -> bool:
+    """Whether `ingestd FIRST ...` means `ingestd run FIRST ...`; UsageError for a typo."""
+    if first in COMMANDS or first in ("-h", "--help", "--version"):
+        return False
+    if first.startswith("-") or "/" in first or os.path.exists(first):
+        return True
+    # A bare word that is neither a command nor something here: far likelier a mistyped
+    # command than a directory still to come (that one can be named `ingestd run WORD`).
+    close = difflib.get_close_matches(first, COMMANDS, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise UsageError(
+        f"unknown command {first!r}: {hint}commands are {', '.join(COMMANDS)}; to watch a "
+        f"directory that does not exist yet, use 'ingestd run {first}'"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _warn_unknown_variables()
     if not argv:
         print("ingestd: error: missing DIR (usage: ingestd [run] DIR [options]; see --help)",
               file=sys.stderr)  # fmt: skip
         return USAGE_ERROR
-    if (
-        argv[0] not in COMMANDS
-        and argv[0] not in COMMANDS
-        and argv[0] not in ("-h", "--help", "--version")
-    ):
-        argv.insert(0, "run")  # `python -m ingestd DIR` means `ingestd run DIR`
     try:
+        if _implied_run(argv[0]):
+            argv.insert(0, "run")  # `python -m ingestd DIR` means `ingestd run DIR`
         args = build_parser().parse_args(argv)
         if args.command == "run":
             return _run(args)

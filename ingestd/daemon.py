@@ -13,22 +13,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import signal
 import time
 from typing import Any
 
-from . import __version__
+from . import __version__, logs
 from .discovery import Discovery
-from .handlers import Handler
-from .heartbeat import is_lost, read_heartbeat, remove_heartbeat, write_heartbeat
+from .errors import StartupError
+from .handlers import Handler, HandlerThreads
+from .heartbeat import (
+    is_lost,
+    prune_lost,
+    read_heartbeat,
+    remove_heartbeat,
+    write_heartbeat,
+)
 from .manifest import Manifest
-from .mounts import check_state_dir
 from .naming import printable
 from .settings import Settings
+from .statedir import prepare_output_dir, prepare_state_dir
 from .systemd import Notifier, watchdog_interval
 from .watcher import Watcher
 from .worker import Result, Worker, utc_now
+
+__all__ = ["Daemon", "StartupError"]
 
 WAIT_FOR_DIR_LOG_EVERY = 30.0
 CLAIM_BATCH = 8
@@ -46,8 +54,9 @@ class _Slot:
             self._semaphore = None
 
 
-class StartupError(Exception):
-    """Something a person must fix before the daemon can run (exit 2)."""
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# How often a running worker removes heartbeats of workers lost for longer than PRUNE_AFTER.
+PRUNE_EVERY = 60.0
 
 
 class Daemon:
@@ -58,12 +67,19 @@ class Daemon:
         self.log = log
         self.notifier = notifier or Notifier()
         self.manifest = Manifest(
-            settings.manifest_path, settings.manifest_lock_path, on_bad_line=self._bad_line
+            settings.manifest_path,
+            settings.manifest_lock_path,
+            on_bad_line=self._bad_line,
+            on_replaced=lambda: log.warning("manifest_replaced", path=str(settings.manifest_path)),
         )
-        self.worker = Worker(settings, self.manifest, handler, log)
+        self.threads = HandlerThreads(settings.concurrency)
+        self.worker = Worker(settings, self.manifest, handler, log, threads=self.threads)
         self.discovery = Discovery(settings, self.manifest, self.worker, log)
         self.stop_event = asyncio.Event()
         self.exit_code = 0
+        # Set when handler threads outlive the drain: the caller must end the process at once
+        # (os._exit), so the threads die and the kernel releases their claims.
+        self.exit_now = False
         self.paused = False
         self._resumed = asyncio.Event()
         self._resumed.set()
@@ -77,19 +93,41 @@ class Daemon:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, self.request_stop, signum)
+        logs.on_output_closed(
+            lambda: loop.call_soon_threadsafe(self.request_stop, None, "log output closed")
+        )
         try:
             return await self._run()
         finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in STOP_SIGNALS:
                 loop.remove_signal_handler(signum)
+            logs.on_output_closed(None)
+            self.threads.shutdown()
             self.notifier.close()
             self.manifest.close()
 
-    def request_stop(self, signum: int | None = None) -> None:
-        if not self.stop_event.is_set():
-            self.log.info("stop_requested", signal=signal.Signals(signum).name if signum else None)
+    def request_stop(self, signum: int | None = None, reason: str | None = None) -> None:
+        """Begin a graceful stop; a second signal ends the process at once."""
+        name = signal.Signals(signum).name if signum else None
+        if self.stop_event.is_set():
+            if signum is not None:
+                # The operator insists. Exiting is safe at any instant: the kernel drops our
+                # locks, and the files in hand are taken over with this attempt counted.
+                self.log.warning("forced_exit", signal=name, in_hand=sorted(self.worker.in_hand))
+                logs.flush()
+                os._exit(128 + signum)
+            return
+        if signum == signal.SIGINT:
+            self.exit_code = 128 + signum  # 130, as shells expect after Ctrl-C
+        self.log.info(
+            "stop_requested",
+            signal=name,
+            reason=reason,
+            drain_timeout=self.settings.drain_timeout,
+            hint="send it again to exit at once" if signum is not None else None,
+        )
         self.stop_event.set()
         self.discovery.wake.set()
 
@@ -107,12 +145,15 @@ class Daemon:
         )
         if not await self._wait_for_directory():
             self.log.info("shutdown", reason="stopped while waiting for the directory")
-            return 0
-        await asyncio.to_thread(self._prepare_state_dir)
+            return self.exit_code
+        await asyncio.to_thread(prepare_state_dir, s)
+        if s.handler == "tsv":
+            await asyncio.to_thread(prepare_output_dir, s.output_dir or s.data_dir / "out")
         other = await asyncio.to_thread(read_heartbeat, s.workers_dir, s.worker_id)
-        if other is not None and other.get("host") != s.host and not is_lost(other):
-            # Two live workers under one id (an id set in a config file copied to two hosts):
-            # their heartbeats overwrite each other and `verify` mixes up their totals.
+        if other is not None and _another_live_worker(other, s.host):
+            # Two live workers under one id (an id set in a config file copied to two hosts,
+            # or given twice on one): their heartbeats overwrite each other and `verify`
+            # mixes up their totals.
             self.log.warning(
                 "worker_id_in_use",
                 other_host=other.get("host"),
@@ -140,32 +181,27 @@ class Daemon:
     async def _wait_for_directory(self) -> bool:
         """Wait for DIR to exist, never creating it: it may be an NFS mount still to come."""
         last_log = -WAIT_FOR_DIR_LOG_EVERY
+        started = time.monotonic()
+        limit = self.settings.exit_when_idle
         while not await asyncio.to_thread(self.settings.data_dir.is_dir):
             now = time.monotonic()
+            if limit is not None and now - started >= limit:
+                # Nothing to do for that long: a batch run whose directory never came.
+                self.log.info(
+                    "idle_exit", idle_seconds=round(now - started, 3), waited_for_dir=True
+                )
+                return False
             if now - last_log >= WAIT_FOR_DIR_LOG_EVERY:
                 self.log.warning("waiting_for_directory", data_dir=str(self.settings.data_dir))
                 last_log = now
+            timeout = self.settings.rescan_interval
+            if limit is not None:
+                timeout = min(timeout, max(limit - (now - started), 0.0))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_event.wait(), self.settings.rescan_interval)
+                await asyncio.wait_for(self.stop_event.wait(), timeout)
             if self.stop_event.is_set():
                 return False
         return True
-
-    def _prepare_state_dir(self) -> None:
-        s = self.settings
-        try:
-            for path in (s.state_dir, s.locks_dir, s.workers_dir):
-                path.mkdir(mode=0o775, exist_ok=True)
-            # A random name: peers start at the same moment, and on other hosts (or in
-            # containers) they may well have our PID.
-            probe = s.state_dir / f".probe-{secrets.token_hex(8)}"
-            probe.open("xb").close()
-            probe.unlink()
-        except OSError as exc:
-            raise StartupError(f"state dir {s.state_dir} is not usable: {exc.strerror}") from exc
-        reason = check_state_dir(s.state_dir)
-        if reason is not None:
-            raise StartupError(f"refusing state dir {s.state_dir}: {reason}")
 
     # ---- the running daemon ----
 
@@ -214,16 +250,34 @@ class Daemon:
         for task in [*claimers, *side, *checks, stop]:
             task.cancel()
         await asyncio.gather(*claimers, *side, *checks, stop, return_exceptions=True)
+        stranded = self.worker.stranded
+        if stranded:
+            # Their handlers run in threads that cannot be stopped. Giving the files back now
+            # would let a peer start them while they still run here; so the claims stay held
+            # (with the previous owner record put back: no attempt spent) and the process
+            # ends at once, taking the threads with it.
+            for claim in stranded.values():
+                await asyncio.to_thread(_quietly_restore, claim)
+            self.log.warning(
+                "handler_still_running",
+                files=sorted(stranded),
+                action="exiting at once: the handler threads end with the process and the "
+                "kernel releases their claims",
+            )
+            self.exit_now = True
         await asyncio.to_thread(
             remove_heartbeat, self.settings.workers_dir, self.settings.worker_id
         )
-        self.log.info("stats", **self.worker.stats.fields())
+        if self.worker.stats.count % 5:
+            # The periodic line already said it when the count is a multiple of five.
+            self.log.info("stats", **self.worker.stats.fields())
         self.log.info(
             "shutdown",
             files_processed=self.worker.stats.count,
             failed=self.worker.failed,
             taken_over=self.worker.redone,
-            released_unfinished=abandoned,
+            released_unfinished=[n for n in abandoned if n not in stranded],
+            still_running=sorted(stranded),
             exit_code=self.exit_code,
         )
 
@@ -242,6 +296,14 @@ class Daemon:
                     return
                 if self.paused:
                     self.discovery.ready.put(name)
+                    continue
+                # After a bookkeeping or environment failure the whole worker waits: a full
+                # disk must cost one handler run per backoff, not one per file in the queue.
+                if (delay := self.worker.stall.delay(time.monotonic())) > 0:
+                    self.discovery.ready.put(name)
+                    slot.release()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stop_event.wait(), delay)
                     continue
                 # The oldest few, tried in order in one go: when peers race for the same
                 # oldest file, the loser takes the next one without another round trip.
@@ -312,11 +374,24 @@ class Daemon:
 
     async def _heartbeat_loop(self) -> None:
         s = self.settings
+        failing = False
+        next_prune = time.monotonic()
         while True:
             try:
                 await asyncio.to_thread(write_heartbeat, s.workers_dir, s.worker_id, self._beat())
             except OSError as exc:
-                self.log.warning("heartbeat_failed", error=str(exc))
+                if not failing:  # once per streak
+                    self.log.warning("heartbeat_failed", error=str(exc))
+                failing = True
+            else:
+                if failing:
+                    self.log.info("heartbeat_recovered")
+                failing = False
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + PRUNE_EVERY
+                pruned = await asyncio.to_thread(prune_lost, s.workers_dir)
+                if pruned:
+                    self.log.info("lost_workers_pruned", workers=pruned)
             await asyncio.sleep(s.heartbeat_interval)
 
     def _beat(self) -> dict[str, Any]:
@@ -357,3 +432,26 @@ class Daemon:
             length=len(line),
             head=printable(line[:60].decode("ascii", "replace")),
         )
+
+
+def _another_live_worker(beat: dict[str, Any], host: str) -> bool:
+    """A fresh heartbeat under our id that is not ours: another host, or a live PID here."""
+    if is_lost(beat):
+        return False
+    if beat.get("host") != host:
+        return True
+    pid = beat.get("pid")
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False  # our own last run, killed a moment ago
+    except PermissionError:
+        return True
+    return True
+
+
+def _quietly_restore(claim: Any) -> None:
+    with contextlib.suppress(OSError):
+        claim.restore()

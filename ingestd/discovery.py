@@ -19,7 +19,7 @@ from .manifest import DONE, Manifest
 from .naming import printable
 from .ready import ReadyQueue, Settling
 from .settings import Settings
-from .watcher import ScanResult, scan, signature_of
+from .watcher import TEMP_FILE, ScanResult, scan, signature_of
 from .worker import Result, Worker, utc_now
 
 MAX_BACKOFF = 300.0
@@ -55,7 +55,10 @@ class Discovery:
 
     def after(self, name: str, result: Result) -> None:
         """What a claim attempt's result means for finding the file again."""
-        if result is Result.RETRY:
+        if result is Result.STALLED:
+            # Not this file's trouble: it is next in line once the worker's wait is over.
+            self.ready.put(name)
+        elif result is Result.RETRY:
             failures = self.retry_at.get(name, (0.0, 0))[1] + 1
             delay = min(self.settings.rescan_interval * 2 ** (failures - 1), MAX_BACKOFF)
             self.retry_at[name] = (time.monotonic() + delay, failures)
@@ -143,9 +146,13 @@ class Discovery:
         for name, signature in result.candidates.items():
             self.offer(name, signature, now)
         for name, why in result.ignored.items():
-            if name not in self._ignored:
+            if why == TEMP_FILE:
+                # A writer's temp file, renamed into place a moment later: not worth a line.
+                self.log.debug("entry_ignored", entry=printable(name), reason=why)
+            elif name not in self._ignored:
                 self._ignored.add(name)
                 self.log.info("entry_ignored", entry=printable(name), reason=why)
+        self._ignored.intersection_update(result.ignored)  # bounded by what is there now
         self.pending = len(result.candidates)
         leftovers = [name for name in locked if self.manifest.is_finished(name)]
         if leftovers and (removed := await self.worker.remove_leftovers(leftovers)):

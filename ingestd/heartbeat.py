@@ -1,19 +1,24 @@
 """Worker heartbeats and the cluster-wide pause flag, both plain files in the state dir.
 
 `STATE/workers/<worker-id>.json` is replaced atomically (temp file + rename) every few
-seconds, so a reader never sees half a heartbeat; a heartbeat that stops changing belongs to a
-lost worker. `STATE/paused` existing means: finish what you hold, claim nothing new.
+seconds, so a reader never sees half a heartbeat. Its age is judged by the state dir's own
+clock: the file's mtime against the mtime of a probe file made at that moment, never another
+host's clock against ours. A heartbeat older than three of its intervals belongs to a lost
+worker; one lost for `PRUNE_AFTER` more is removed by any running worker (or by `ingestd
+workers --prune`). `STATE/paused` existing means: finish what you hold, claim nothing new.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 from pathlib import Path
 from typing import Any
 
 STALE_AFTER_BEATS = 3
+PRUNE_AFTER = 3600.0  # seconds a lost worker stays listed as LOST before its heartbeat goes
 
 
 def heartbeat_path(workers_dir: Path, worker_id: str) -> Path:
@@ -31,31 +36,88 @@ def remove_heartbeat(workers_dir: Path, worker_id: str) -> None:
     heartbeat_path(workers_dir, worker_id).unlink(missing_ok=True)
 
 
-def read_heartbeats(workers_dir: Path) -> list[dict[str, Any]]:
+def state_dir_now(directory: Path) -> float:
+    """The filesystem's clock: the mtime of a probe file made in `directory` just now.
+
+    On NFS, mtimes are set by the server, so this compares like with like whatever the
+    clocks of the hosts say. Falls back to this host's clock where nothing can be written.
+    """
+    probe = directory / f".clock-{secrets.token_hex(8)}"
+    try:
+        probe.open("xb").close()
+    except OSError:
+        return time.time()
+    try:
+        return probe.stat().st_mtime
+    except OSError:
+        return time.time()
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def read_heartbeats(workers_dir: Path, now: float | None = None) -> list[dict[str, Any]]:
+    """Every heartbeat, each with `age_seconds` by the state dir's clock."""
     try:
         paths = sorted(workers_dir.glob("*.json"))
     except OSError:
         return []
-    return [beat for path in paths if (beat := _load(path)) is not None]
+    if not paths:
+        return []
+    clock = state_dir_now(workers_dir) if now is None else now
+    return [beat for path in paths if (beat := _load(path, clock)) is not None]
 
 
 def read_heartbeat(workers_dir: Path, worker_id: str) -> dict[str, Any] | None:
-    return _load(heartbeat_path(workers_dir, worker_id))
+    return _load(heartbeat_path(workers_dir, worker_id), state_dir_now(workers_dir))
 
 
-def _load(path: Path) -> dict[str, Any] | None:
+def _load(path: Path, clock: float) -> dict[str, Any] | None:
     try:
+        mtime = path.stat().st_mtime
         beat = json.loads(path.read_text())
     except (OSError, ValueError):
         return None  # removed, or replaced while we looked
-    return beat if isinstance(beat, dict) else None
+    if not isinstance(beat, dict):
+        return None
+    beat["age_seconds"] = round(max(clock - mtime, 0.0), 3)
+    return beat
 
 
-def is_lost(beat: dict[str, Any], now: float | None = None) -> bool:
+def _interval(beat: dict[str, Any]) -> float:
+    try:
+        return float(beat.get("interval", 5.0))
+    except (TypeError, ValueError):
+        return 5.0
+
+
+def is_lost(beat: dict[str, Any]) -> bool:
     """A heartbeat not refreshed for three of its own intervals belongs to a lost worker."""
-    interval = float(beat.get("interval", 5.0))
-    age = (now if now is not None else time.time()) - float(beat.get("heartbeat_at", 0))
-    return age > STALE_AFTER_BEATS * interval
+    return float(beat["age_seconds"]) > STALE_AFTER_BEATS * _interval(beat)
+
+
+def lost_for(beat: dict[str, Any]) -> float:
+    """Seconds since the worker counted as lost (0 while it is alive)."""
+    return max(float(beat["age_seconds"]) - STALE_AFTER_BEATS * _interval(beat), 0.0)
+
+
+def prune_lost(workers_dir: Path, after: float = PRUNE_AFTER) -> list[str]:
+    """Remove the heartbeats of workers lost for more than `after` seconds; their ids."""
+    pruned = []
+    clock = state_dir_now(workers_dir)
+    for beat in read_heartbeats(workers_dir, clock):
+        if not is_lost(beat) or lost_for(beat) <= after:
+            continue
+        worker = str(beat.get("worker"))
+        path = heartbeat_path(workers_dir, worker)
+        try:
+            # A worker restarted under the same id may have just written a fresh one.
+            if clock - path.stat().st_mtime < STALE_AFTER_BEATS * _interval(beat):
+                continue
+            path.unlink()
+        except OSError:
+            continue
+        pruned.append(worker)
+    return pruned
 
 
 def set_paused(pause_flag: Path, paused: bool) -> bool:

@@ -8,7 +8,9 @@ challenge's own line, `Files processed: 5, Total Time: 35, Sum of Squares: 30`.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import structlog
@@ -35,6 +37,65 @@ def _stats_as_challenge_line(_: WrappedLogger, __: str, event_dict: EventDict) -
     return event_dict
 
 
+class Output:
+    """The stream log lines go to; a reader that goes away ends the worker, not a traceback.
+
+    `ingestd run DIR | head -1` closes the pipe after one line. The next write raises
+    BrokenPipeError wherever a log call happens; here it is caught once, the descriptor is
+    pointed at /dev/null (so the interpreter's last flush is quiet too) and `on_closed` is
+    called: the daemon drains and exits.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.closed_by_reader = False
+        self.on_closed: Callable[[], object] | None = None
+
+    def write(self, text: str) -> int:
+        if not self.closed_by_reader:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_by_reader:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def _reader_gone(self) -> None:
+        self.closed_by_reader = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass  # not a real descriptor (tests): nothing to quiet
+        if self.on_closed is not None:
+            self.on_closed()
+
+
+_output: Output | None = None
+
+
+def on_output_closed(callback: Callable[[], object] | None) -> None:
+    """Call `callback` (from any thread) once the log reader has gone away."""
+    if _output is not None:
+        _output.on_closed = callback
+
+
+def flush() -> None:
+    """Flush the log stream (before an immediate exit)."""
+    if _output is not None:
+        _output.flush()
+
+
 def resolve_format(log_format: str, stream: TextIO) -> str:
     if log_format != "auto":
         return log_format
@@ -43,7 +104,9 @@ def resolve_format(log_format: str, stream: TextIO) -> str:
 
 def configure(log_format: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
     """Set up structlog for this process; call once, before the first log line."""
+    global _output
     out = stream or sys.stdout
+    _output = Output(out)
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -66,7 +129,7 @@ def configure(log_format: str = "auto", level: str = "info", stream: TextIO | No
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        logger_factory=structlog.PrintLoggerFactory(_output),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
 

@@ -62,6 +62,33 @@ def missing_slots(stamps: Iterable[datetime], interval: timedelta) -> Iterator[d
             slot += interval
 
 
+def count_missing_slots(
+    stamps: Iterable[datetime], interval: timedelta, listed: int = 100
+) -> tuple[int, list[datetime]]:
+    """How many slots `missing_slots` would yield, and the first `listed` of them.
+
+    Counted per gap by arithmetic, in time and memory bounded by the number of stamps: one
+    far-future name (`9999_12_31_23_45.txt`) beside today's must not mean listing millions
+    of slots.
+    """
+    if interval <= timedelta(0):
+        raise ValueError("interval must be positive")
+    ordered = sorted(set(stamps))
+    count = 0
+    first: list[datetime] = []
+    for earlier, later in itertools.pairwise(ordered):
+        # Slots earlier + k*interval with 0 < k and earlier + k*interval < later.
+        in_gap = -((earlier - later) // interval) - 1  # ceil((later - earlier) / interval) - 1
+        if in_gap <= 0:
+            continue
+        count += in_gap
+        slot = earlier + interval
+        while len(first) < listed and slot < later:
+            first.append(slot)
+            slot += interval
+    return count, first
+
+
 def printable(name: str, limit: int = 120) -> str:
     """A safe, bounded rendering of an arbitrary directory entry name for logs."""
     text = ascii(name)[1:-1]

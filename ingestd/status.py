@@ -1,7 +1,8 @@
-"""The operator's commands besides `run`: status, pause, resume, verify, failed, retry.
+"""The operator's commands besides `run`: status, pause, resume, verify, failed, retry, workers.
 
 All of them read the state dir without disturbing running workers: lock files are probed with
-a non-blocking shared lock that is dropped at once, never taken from an owner.
+a non-blocking shared lock that is dropped at once, never taken from an owner. A missing or
+wrong DIR, or a state dir that cannot be read or written, is one line on stderr and exit 2.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from typing import Any
 
 from . import claim as claims
 from .audit import Audit, audit
-from .heartbeat import is_lost, read_heartbeats, set_paused
+from .heartbeat import PRUNE_AFTER, is_lost, lost_for, prune_lost, read_heartbeats, set_paused
 from .manifest import DONE, FAILED, FINISHED, RETRY, Manifest, read_records
-from .naming import format_name, missing_slots, oldest_first, parse_name
+from .naming import count_missing_slots, format_name, is_data_name, oldest_first, parse_name
 from .settings import state_dir_for
 from .watcher import scan
+
+LISTED_SLOTS = 100  # missing slots named in `status`; past that they are only counted
 
 
 def _state(args: argparse.Namespace) -> Path:
@@ -84,7 +87,8 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
         manifest.refresh()
     finally:
         manifest.close()
-    statuses = manifest.status
+    # One definition with `verify` (audit.py): a record counts only for a data-file name.
+    statuses = {name: st for name, st in manifest.status.items() if is_data_name(name)}
     finished = {name for name, status in statuses.items() if status in FINISHED}
     working = in_progress(state / "locks")
     held = {w["file"] for w in working}
@@ -102,8 +106,9 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
     if unfinished and unfinished[0] in present:
         oldest_age = round(time.time() - present[unfinished[0]][1] / 1e9, 1)
     interval = timedelta(minutes=args.interval_minutes)
-    gaps = [format_name(s) for s in missing_slots(stamps.values(), interval)]
+    gap_count, gaps = count_missing_slots(stamps.values(), interval, LISTED_SLOTS)
     beats = read_heartbeats(state / "workers")
+    lost = [b for b in beats if is_lost(b)]
     return {
         "data_dir": str(args.dir),
         "paused": (state / "paused").exists(),
@@ -112,10 +117,15 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
         "pending": len(pending),
         "in_progress": working,
         "workers": [b for b in beats if not is_lost(b)],
-        "lost_workers": [b for b in beats if is_lost(b)],
+        # Lost within the grace period (status exits 1); past it, a running worker prunes
+        # the heartbeat, and until then it is only listed.
+        "lost_workers": [b for b in lost if lost_for(b) <= PRUNE_AFTER],
+        "gone_workers": [b for b in lost if lost_for(b) > PRUNE_AFTER],
+        "unusable_locks": claims.unusable_lock_paths(state / "locks"),
         "low_watermark": watermark,
         "oldest_unprocessed_age_seconds": oldest_age,
-        "missing_slots": gaps,
+        "missing_slot_count": gap_count,
+        "missing_slots": [format_name(stamp) for stamp in gaps],  # the first LISTED_SLOTS
     }
 
 
@@ -131,11 +141,19 @@ def _print_status(report: dict[str, Any]) -> None:
         done = beat.get("files_processed")
         print(f"worker         {beat['worker']}  {beat.get('state')}  done {done}")
     for beat in report["lost_workers"]:
-        print(f"LOST worker    {beat['worker']}  (no heartbeat)")
-    print(f"low watermark  {report['low_watermark']}")
-    print(f"oldest waiting {report['oldest_unprocessed_age_seconds']} s")
-    gaps = report["missing_slots"]
-    print(f"missing slots  {len(gaps)}" + (f": {', '.join(gaps[:10])}" if gaps else ""))
+        age = beat["age_seconds"]
+        print(f"LOST worker    {beat['worker']}  (no heartbeat for {age:.0f} s)")
+    for beat in report["gone_workers"]:
+        print(f"gone worker    {beat['worker']}  (lost long ago: ingestd workers --prune)")
+    for name in report["unusable_locks"]:
+        print(f"BAD lock path  {name}  (not a regular file: that file cannot be claimed)")
+    watermark = report["low_watermark"]
+    print(f"low watermark  {watermark or '- (nothing done yet)'}")
+    age = report["oldest_unprocessed_age_seconds"]
+    print(f"oldest waiting {'-' if age is None else f'{age} s'}")
+    count, gaps = report["missing_slot_count"], report["missing_slots"]
+    more = f" (and {count - 10} more)" if count > 10 else ""
+    print(f"missing slots  {count}" + (f": {', '.join(gaps[:10])}{more}" if gaps else ""))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -144,7 +162,36 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         _print_status(report)
-    return 1 if report["failed"] or report["lost_workers"] else 0
+    attention = report["failed"] or report["lost_workers"] or report["unusable_locks"]
+    return 1 if attention else 0
+
+
+def cmd_workers(args: argparse.Namespace) -> int:
+    workers_dir = _state(args) / "workers"
+    pruned = prune_lost(workers_dir, after=0.0) if args.prune else []
+    beats = read_heartbeats(workers_dir)
+    rows = [
+        {
+            "worker": beat.get("worker"),
+            "host": beat.get("host"),
+            "pid": beat.get("pid"),
+            "state": "lost" if is_lost(beat) else beat.get("state"),
+            "age_seconds": beat["age_seconds"],
+            "files_processed": beat.get("files_processed"),
+        }
+        for beat in beats
+    ]
+    if args.json:
+        print(json.dumps({"workers": rows, "pruned": pruned}, indent=2))
+    else:
+        for row in rows:
+            print(
+                f"{row['worker']}\t{row['state']}\theartbeat {row['age_seconds']:.0f} s ago"
+                f"\tdone {row['files_processed']}"
+            )
+        for worker in pruned:
+            print(f"pruned {worker}")
+    return 1 if any(row["state"] == "lost" for row in rows) else 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -219,7 +266,32 @@ def cmd_pause(args: argparse.Namespace, paused: bool) -> int:
     return 0
 
 
+def _problem(args: argparse.Namespace) -> str | None:
+    """Why DIR (and the state dir) cannot be inspected, or None."""
+    if not args.dir.exists():
+        return f"no such directory: {args.dir}"
+    if not args.dir.is_dir():
+        return f"not a directory: {args.dir}"
+    state = _state(args)
+    if state.exists() and not state.is_dir():
+        return f"state dir is not a directory: {state}"
+    return None
+
+
 def main(args: argparse.Namespace) -> int:
+    # A typo in DIR must not look like a healthy, empty fleet.
+    problem = _problem(args)
+    if problem is None:
+        try:
+            return _dispatch(args)
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            problem = f"{exc.strerror or exc}{where}"
+    print(f"ingestd: error: {problem}", file=sys.stderr)
+    return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     command = args.command
     if command == "status":
         return cmd_status(args)
@@ -231,4 +303,6 @@ def main(args: argparse.Namespace) -> int:
         return cmd_failed(args)
     if command == "retry":
         return cmd_retry(args)
+    if command == "workers":
+        return cmd_workers(args)
     raise AssertionError(command)

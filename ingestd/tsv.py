@@ -13,7 +13,6 @@ takes a first pass over the input to learn them.
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import contextlib
 import gzip
@@ -54,7 +53,8 @@ def _open(path: Path) -> Iterator[tuple[BinaryIO, bool]]:
 
 def iter_objects(stream: IO[bytes], digest: Any | None = None) -> Iterator[dict[str, Any]]:
     """The JSON objects of a byte stream, one at a time; `BadInput` says where it broke."""
-    text = codecs.getincrementaldecoder("utf-8")()
+    # utf-8-sig: a byte order mark at the very start is skipped (editors on Windows add one).
+    text = codecs.getincrementaldecoder("utf-8-sig")()
     buffer = ""
     consumed = 0  # characters before `buffer`, for error positions
     line = 1
@@ -151,7 +151,15 @@ def convert(
                 out.write("\t".join(n.translate(_ESCAPES) for n in names) + "\n")
             with _open(path) as (stream, zipped):
                 for record in iter_objects(stream, None if zipped else digest):
-                    out.write(row_text(record, names))
+                    try:
+                        out.write(row_text(record, names))
+                    except UnicodeEncodeError as exc:
+                        # JSON may spell a lone surrogate (`"\\ud800"`); no UTF-8 can hold it.
+                        bad = ascii(exc.object[exc.start : exc.end])
+                        raise BadInput(
+                            f"object {records + 1}: a string holds {bad}, a lone surrogate "
+                            "that UTF-8 cannot encode"
+                        ) from None
                     records += 1
             out.flush()
             os.fsync(out.fileno())
@@ -175,7 +183,7 @@ async def handle(job: Job) -> Outcome:
     settings = job.settings
     out_dir = settings.output_dir or settings.data_dir / "out"
     started = time.monotonic()
-    target, records, size, sha256 = await asyncio.to_thread(
+    target, records, size, sha256 = await job.to_thread(
         convert, job.path, out_dir, settings.columns, settings.tsv_header
     )
     return Outcome(

@@ -147,7 +147,7 @@ def scan(data_dir: Path, skip: Callable[[str], bool], hide: str | None) -> ScanR
             if skip(name):
                 continue
             if not is_data_name(name):
-                result.ignored[name] = "name"
+                result.ignored[name] = TEMP_FILE if is_temp_name(name) else "name"
                 continue
             try:
                 info = entry.stat(follow_symlinks=False)
@@ -158,6 +158,14 @@ def scan(data_dir: Path, skip: Callable[[str], bool], hide: str | None) -> ScanR
                 continue
             result.candidates[name] = (info.st_size, info.st_mtime_ns)
     return result
+
+
+TEMP_FILE = "temp file"
+
+
+def is_temp_name(name: str) -> bool:
+    """A hidden temp file, as writers that rename into place use (`.NAME.tmp`, `.NAME.x.tmp`)."""
+    return name.startswith(".") and name.endswith(".tmp")
 
 
 def _kind(mode: int) -> str:

@@ -22,11 +22,26 @@ from pathlib import Path
 from typing import Any
 
 from . import claim as claims
-from .handlers import HEAD_BYTES, BadInput, Handler, Job, Outcome, file_digest, read_capped
+from .backoff import Streak
+from .errors import BadInput, RetryLater
+from .handlers import (
+    HEAD_BYTES,
+    Handler,
+    HandlerThreads,
+    Job,
+    Outcome,
+    file_digest,
+    read_capped,
+)
 from .manifest import DONE, FAILED, Manifest
 from .naming import parse_name
 from .settings import Settings
+from .statedir import recreate_state_dir
 from .stats import RunningStats
+
+# A handler's OSError with one of these is the environment's fault (an output dir read-only,
+# forbidden or full), not the file's: like RetryLater, it spends no attempt.
+ENVIRONMENT_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT})
 
 
 class Result(enum.Enum):
@@ -34,7 +49,11 @@ class Result(enum.Enum):
     FAILED = "failed"
     BUSY = "busy"  # a peer (or another task of ours) holds it
     SKIPPED = "skipped"  # already finished, vanished, or not a regular file
-    RETRY = "retry"  # try again later: unreadable, handler crash, manifest write error
+    RETRY = "retry"  # try this file again later: unreadable, handler crash, unusable lock path
+    # Not this file's trouble: the state dir or the handler's environment failed. The whole
+    # worker waits (`Worker.stall`) before it claims again, so a full disk costs one handler
+    # run per backoff, not one per file.
+    STALLED = "stalled"
 
 
 def utc_now() -> str:
@@ -55,6 +74,16 @@ class Worker:
     failed: int = 0
     redone: int = 0
     pid: int = field(default_factory=os.getpid)
+    threads: HandlerThreads | None = None
+    # Consecutive bookkeeping or environment failures: how long to wait before claiming again.
+    stall: Streak = field(default_factory=lambda: Streak(base=1.0))
+    # Files whose handler thread was still running when its task was cancelled (shutdown):
+    # their claims are kept, because a thread cannot be stopped; the process must end for
+    # the kernel to release them.
+    stranded: dict[str, claims.Claim] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.stall = Streak(base=self.settings.rescan_interval)
 
     async def process(self, name: str, seen_at: str | None = None) -> Result:
         """Claim and process one file; what became of it."""
@@ -135,7 +164,7 @@ class Worker:
         for name in names:
             try:
                 claim = claims.try_claim(self.settings.locks_dir, name)
-            except claims.Busy:
+            except (claims.Busy, claims.Unusable):
                 continue
             except OSError:
                 break  # the state dir is in trouble; the next rescan tries again
@@ -161,8 +190,10 @@ class Worker:
         elif why.startswith("error: "):
             # Bookkeeping I/O failed (locks dir full or read-only, disk full while writing
             # the owner record, NFS trouble): not the file's fault, so no attempt is spent;
-            # the claim, if won, was given back, and the file is retried after a backoff.
-            log.error("claim_failed", error=why.removeprefix("error: "), retry=True)
+            # the claim, if won, was given back, and the worker waits before it claims again.
+            self._stalled(log, "claim_failed", why.removeprefix("error: "))
+        elif why.startswith("unusable: "):
+            log.error("lock_path_unusable", error=why.removeprefix("unusable: "), retry=True)
         else:
             log.info("file_skipped", reason=why)
 
@@ -182,8 +213,10 @@ class Worker:
             return Result.RETRY
         except BaseException:
             # Shutdown (cancel) or an unexpected error: give the file back without spending
-            # an attempt; the lock file goes back to how the last holder left it.
-            await asyncio.shield(asyncio.to_thread(_quietly, claim.abandon))
+            # an attempt; the lock file goes back to how the last holder left it. Unless its
+            # handler is still running in a thread: then the claim stays held (see stranded).
+            if claim.name not in self.stranded:
+                await asyncio.shield(asyncio.to_thread(_quietly, claim.abandon))
             raise
 
     def _acquire_first(
@@ -194,8 +227,13 @@ class Worker:
         for name in names:
             try:
                 acquired = self._acquire(name)
+            except claims.Unusable as exc:
+                tried.append((name, Result.RETRY, f"unusable: {exc}"))
+                continue
             except OSError as exc:
-                tried.append((name, Result.RETRY, f"error: {exc}"))
+                if exc.errno == errno.ENOENT and recreate_state_dir(self.settings):
+                    self.log.error("state_dir_recreated", state_dir=str(self.settings.state_dir))
+                tried.append((name, Result.STALLED, f"error: {exc}"))
                 break  # the state dir is in trouble: do not hammer it with the rest
             if isinstance(acquired[0], claims.Claim):
                 return tried, acquired
@@ -241,32 +279,75 @@ class Worker:
         log = log.bind(attempt=attempt)
         if claim.lost:
             log.debug("claim_lost", restarts=claim.lost, reason="lock file replaced under us")
-        if previous:
+        if previous and self._is_me(previous):
+            log.info("file_claimed", retry=True)  # our own earlier attempt crashed
+        elif previous:
             self.redone += 1
             log.info("file_claimed", taken_over_from=previous.get("worker"))
         else:
             log.info("file_claimed")
         started_at = utc_now()
         if attempt > self.settings.max_attempts:
-            error = f"poison: {attempt - 1} attempts ended without a result"
+            last = previous.get("error") if previous else None
+            error = f"poison: {attempt - 1} attempts ended without a result; " + (
+                f"last error: {last}" if last else "their workers died while processing it"
+            )
             return await self._fail(claim, seen_at, started_at, error, log)
 
-        job = Job(path, name, parse_name(name) or datetime.min, self.settings, log, head)
+        job = Job(
+            path, name, parse_name(name) or datetime.min, self.settings, log, head, self.threads
+        )
         try:
             outcome = await self.handler(job)
         except BadInput as exc:
             handled()
             return await self._fail(claim, seen_at, started_at, f"bad input: {exc}", log)
         except asyncio.CancelledError:
+            if self.threads is not None and self.threads.running(name):
+                self.stranded[name] = claim
             raise
-        except Exception:
-            # A crash of this attempt: the owner record stays, so the attempt counts.
+        except (RetryLater, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno not in ENVIRONMENT_ERRNOS:
+                handled()
+                return await self._crashed(claim, exc, log)
+            # The environment's fault (an output dir read-only or full, a service down): no
+            # attempt spent, and the worker waits before claiming again.
             handled()
-            log.exception("handler_error")
-            await asyncio.to_thread(claim.release)
-            return Result.RETRY
+            await asyncio.to_thread(_quietly, claim.abandon)
+            self._stalled(log, "handler_retry_later", _describe(exc))
+            return Result.STALLED
+        except Exception as exc:
+            handled()
+            return await self._crashed(claim, exc, log)
         handled()
         return await self._done(claim, outcome, seen_at, started_at, log)
+
+    async def _crashed(self, claim: claims.Claim, exc: BaseException, log: Any) -> Result:
+        """A crash of this attempt: the owner record stays (with the error), the attempt counts."""
+        log.exception("handler_error", error=_describe(exc))
+        await asyncio.to_thread(claim.release, _describe(exc))
+        return Result.RETRY
+
+    def _is_me(self, owner: Mapping[str, Any]) -> bool:
+        """An owner record of this very process: our own earlier attempt, not a peer's."""
+        s = self.settings
+        return (owner.get("worker"), owner.get("host"), owner.get("pid")) == (
+            s.worker_id,
+            s.host,
+            self.pid,
+        )
+
+    def _stalled(self, log: Any, event: str, error: str) -> None:
+        """Wait before claiming again; say so once per streak, not once per file."""
+        if self.stall.fail(time.monotonic()):
+            log.error(event, error=error, retry=True, streak="started")
+        else:
+            log.debug(event, error=error, retry=True, failures=self.stall.failures)
+
+    def recovered(self) -> None:
+        """A record was written: whatever stalled the worker works again."""
+        if self.stall.succeed():
+            self.log.info("stall_ended")
 
     async def _done(
         self, claim: claims.Claim, outcome: Outcome, seen_at: str, started_at: str, log: Any
@@ -320,9 +401,12 @@ class Worker:
             written = await asyncio.to_thread(self._commit_and_release, claim, record, on_written)
         except OSError as exc:
             # Disk full, read-only, NFS trouble: the file is not finished. It was given back
-            # without spending an attempt and is retried after a backoff.
-            log.error("commit_failed", error=str(exc), retry=True)
-            return Result.RETRY
+            # without spending an attempt; the worker waits before it claims again.
+            if exc.errno == errno.ENOENT and recreate_state_dir(self.settings):
+                log.error("state_dir_recreated", state_dir=str(self.settings.state_dir))
+            self._stalled(log, "commit_failed", str(exc))
+            return Result.STALLED
+        self.recovered()
         if not written:
             log.warning("duplicate_suppressed", reason="a peer recorded this file done first")
             return Result.SKIPPED
@@ -385,6 +469,11 @@ def _read_head(path: Path) -> bytes | str:
         if exc.errno == errno.ELOOP:  # replaced by a symlink since the scan
             return "not a regular file"
         raise
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _quietly(action: Callable[[], None]) -> None:

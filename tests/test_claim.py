@@ -1,3 +1,4 @@
+import errno
 import json
 import os
 import subprocess
@@ -64,7 +65,7 @@ def test_symlinked_lock_file_is_not_followed(locks: Path, tmp_path: Path) -> Non
     target = tmp_path / "victim"
     target.write_text("precious")
     (locks / "a.txt.lock").symlink_to(target)
-    with pytest.raises(OSError):
+    with pytest.raises(claims.Unusable):
         claims.try_claim(locks, "a.txt")
     assert target.read_text() == "precious"
 
@@ -185,3 +186,29 @@ def test_a_shorter_owner_record_ignores_stale_bytes_after_it(locks: Path) -> Non
     third = claims.try_claim(locks, "a.txt")
     assert third.previous_owner == {"worker": "w2", "attempt": 2}
     third.finish()
+
+
+def test_a_directory_or_fifo_at_the_lock_path_is_unusable(locks: Path) -> None:
+    (locks / "a.txt.lock").mkdir()
+    os.mkfifo(locks / "b.txt.lock")
+    for name in ("a.txt", "b.txt"):
+        with pytest.raises(claims.Unusable):
+            claims.try_claim(locks, name)
+    assert claims.unusable_lock_paths(locks) == ["a.txt.lock", "b.txt.lock"]
+
+
+def test_enoent_on_create_starts_over(locks: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On NFS a peer's unlink between lookup and create fails O_CREAT with ENOENT."""
+    real_open = claims.os.open
+    calls = []
+
+    def flaky_open(path: object, flags: int, *args: int) -> int:
+        calls.append(path)
+        if len(calls) == 1:
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
+        return real_open(path, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(claims.os, "open", flaky_open)
+    claim = claims.try_claim(locks, "a.txt")
+    assert len(calls) == 2 and claim.lost == 1
+    claim.finish()

@@ -5,11 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import structlog
-
-from ingestd.daemon import Daemon
-from ingestd.handlers import simulate
 from ingestd.settings import Settings
+from ingestd.statedir import prepare_state_dir
 
 
 def test_peers_with_the_same_pid_prepare_the_state_dir_at_once(tmp_path: Path) -> None:
@@ -17,24 +14,21 @@ def test_peers_with_the_same_pid_prepare_the_state_dir_at_once(tmp_path: Path) -
     # threads of one process are the same case on one machine.
     settings = Settings(data_dir=tmp_path, state_dir=tmp_path / ".ingestd", worker_id="t",
                         host="h")  # fmt: skip
-    daemons = [Daemon(settings, simulate, structlog.get_logger()) for _ in range(8)]
-    start = threading.Barrier(len(daemons))
+    start = threading.Barrier(8)
     errors: list[BaseException] = []
 
-    def prepare(daemon: Daemon) -> None:
+    def prepare() -> None:
         start.wait()
         for _ in range(200):
             try:
-                daemon._prepare_state_dir()
+                prepare_state_dir(settings)
             except Exception as exc:  # collected: the assertion below shows them
                 errors.append(exc)
 
-    threads = [threading.Thread(target=prepare, args=(d,)) for d in daemons]
+    threads = [threading.Thread(target=prepare) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    for daemon in daemons:
-        daemon.manifest.close()
     assert errors == []
     assert sorted(p.name for p in settings.state_dir.iterdir()) == ["locks", "workers"]

@@ -290,6 +290,32 @@ def test_disk_full_while_recording_marks_nothing_done_and_retries(
         assert w.terminate() == 0
 
 
+def test_a_full_state_dir_is_said_once_and_backs_off_for_the_whole_worker(
+    data: Path, tmp_path: Path, spawn
+) -> None:
+    with tiny_tmpfs(tmp_path / "state") as state:
+        for i in range(20):
+            write(data, f"2018_06_28_{i:02d}_00.txt", "1")  # 0.1 s of work each
+        w = spawn(data, "--seconds-in-min", "0.1", "--state-dir", str(state))
+        wait_for(lambda: w.events("file_claimed"))
+        filler = fill(state)
+        wait_for(
+            lambda: w.events("commit_failed") or w.events("claim_failed"), what="a write error"
+        )
+        time.sleep(3)  # a dozen rescans; every queued file is ready to be tried
+        failures = w.events("commit_failed") + w.events("claim_failed")
+        runs_while_full = len(w.events("file_claimed"))
+        filler.unlink()
+        wait_for(lambda: len(done_names_in(state)) == 20, timeout=60, what="all 20 once free")
+        assert len(failures) == 1, failures  # one line for the streak, not one per try
+        assert failures[0]["streak"] == "started"
+        # While full, the worker waited (0.2, 0.4, 0.8, 1.6 s: a handful of tries) instead of
+        # running the handler for each of the 19 queued files in turn.
+        assert runs_while_full < 10, runs_while_full
+        assert w.events("stall_ended")
+        assert w.terminate() == 0
+
+
 def done_names_in(state: Path) -> list[str]:
     path = state / "manifest.jsonl"
     return (

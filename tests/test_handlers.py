@@ -22,7 +22,16 @@ from ingestd.settings import Settings
 
 @pytest.mark.parametrize(
     ("content", "minutes"),
-    [(b"22.5050828", 22.5050828), (b"  7\n", 7.0), (b"0", 0.0), (b"1440", 1440.0), (b"1e1", 10.0)],
+    [
+        (b"22.5050828", 22.5050828),
+        (b"  7\n", 7.0),
+        (b"0", 0.0),
+        (b"1440", 1440.0),
+        (b"1e1", 10.0),
+        (b".5", 0.5),
+        (b"+3.", 3.0),
+        (b"\xef\xbb\xbf12.5\r\n", 12.5),  # a UTF-8 byte order mark is skipped
+    ],
 )
 def test_valid_minutes(content: bytes, minutes: float) -> None:
     assert math.isclose(parse_minutes(content, 1440), minutes)
@@ -40,6 +49,11 @@ def test_valid_minutes(content: bytes, minutes: float) -> None:
         (b"1441", "cap"),
         (b"\xff\xfe", "UTF-8"),
         (b"1" * 5000, "4096"),
+        (b"1_000", "not a number"),  # float() takes these; no provider means them
+        ("\u0665".encode(), "not a number"),  # Arabic-Indic five
+        ("\uff15".encode(), "not a number"),  # fullwidth five
+        (b"0x10", "not a number"),
+        (b"1e999", "finite"),
     ],
 )
 def test_bad_input_says_why(content: bytes, reason: str) -> None:
@@ -102,7 +116,7 @@ async def test_user_handlers_sync_and_async(
     (tmp_path / "myhandlers.py").write_text(
         "import asyncio, threading\n"
         "def sync(job):\n"
-        "    return {'minutes': 1.0, 'records': threading.current_thread().name != 'MainThread'}\n"
+        "    return {'minutes': 1.0, 'outputs': [threading.current_thread().name]}\n"
         "async def aio(job):\n"
         "    await asyncio.sleep(0)\n"
         "    return 2\n"
@@ -110,7 +124,23 @@ async def test_user_handlers_sync_and_async(
     monkeypatch.syspath_prepend(str(tmp_path))
     job = Job(tmp_path, "x", None, settings(tmp_path), None, b"")  # type: ignore[arg-type]
     sync_outcome = await load_handler("myhandlers:sync")(job)
-    assert sync_outcome.minutes == 1.0 and sync_outcome.records is True  # ran in a thread
+    assert sync_outcome.minutes == 1.0 and sync_outcome.outputs != ["MainThread"]  # a thread
     assert (await load_handler("myhandlers:aio")(job)).minutes == 2.0
     sys.modules.pop("myhandlers", None)
     await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"minutes": float("nan")},
+        {"minutes": float("inf")},
+        {"minutes": -0.5},
+        {"minutes": True},
+        {"minutes": 1.0, "records": -1},
+        {"minutes": 1.0, "size": 1.5},
+    ],
+)
+def test_outcome_refuses_what_is_not_a_real_result(fields: dict) -> None:
+    with pytest.raises(ValueError, match="Outcome"):
+        Outcome(**fields)

@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingestd.naming import (
+    count_missing_slots,
     format_name,
     is_data_name,
     missing_slots,
@@ -85,3 +86,24 @@ def test_missing_slots_finds_gaps_only() -> None:
 def test_printable_escapes_and_bounds() -> None:
     assert printable("a\nb\x1b[31m") == "a\\nb\\x1b[31m"
     assert len(printable("x" * 10_000)) == 123
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=3000), max_size=12),
+    st.integers(min_value=1, max_value=120),
+    st.integers(min_value=0, max_value=20),
+)
+def test_counting_missing_slots_agrees_with_listing_them(
+    offsets: list[int], step: int, listed: int
+) -> None:
+    base = datetime(2018, 6, 28)
+    stamps = [base + timedelta(minutes=m) for m in offsets]
+    interval = timedelta(minutes=step)
+    every = list(missing_slots(stamps, interval))
+    assert count_missing_slots(stamps, interval, listed) == (len(every), every[:listed])
+
+
+def test_counting_missing_slots_is_bounded_for_a_far_future_name() -> None:
+    stamps = [datetime(2018, 6, 28), datetime(9999, 12, 31, 23, 45)]
+    count, first = count_missing_slots(stamps, timedelta(minutes=1), listed=3)
+    assert count > 4 * 10**9 and len(first) == 3

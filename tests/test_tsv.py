@@ -257,3 +257,18 @@ def test_daemon_output_loads_into_postgresql_unchanged(tmp_path: Path, spawn, po
             assert row[column] == expected_text(original.get(column)), (column, original)
         if row["nested"] is not None:
             assert json.loads(row["nested"]) == original["nested"]
+
+
+def test_a_lone_surrogate_is_bad_input_with_its_place(tmp_path: Path) -> None:
+    path = tmp_path / "2018_06_28_00_00.txt"
+    path.write_text('{"id":1}\n{"id":"\\ud800"}\n')
+    with pytest.raises(BadInput, match=r"object 2: .*\\ud800.*lone surrogate"):
+        convert(path, tmp_path / "out", ("id",), header=False)
+    assert list((tmp_path / "out").iterdir()) == []  # nothing written
+
+
+def test_a_byte_order_mark_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "2018_06_28_00_00.txt"
+    path.write_bytes(b'\xef\xbb\xbf{"a":1}\n{"a":2}\n')
+    target, records, _, _ = convert(path, tmp_path / "out", ("a",), header=False)
+    assert (records, target.read_text()) == (2, "1\n2\n")

@@ -152,3 +152,112 @@ async def test_a_lock_file_being_swept_is_excluded_but_not_reported_as_work(
     assert await worker.process(NAME) is Result.BUSY  # but no task of ours may claim it now
     let_go.set()
     assert await sweep == [NAME]
+
+
+async def test_an_environment_error_spends_no_attempt_and_stalls_the_worker_once(
+    worker: Worker, tmp_path: Path
+) -> None:
+    (tmp_path / NAME).write_text("7")
+
+    async def read_only(job: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", "/out/x.tsv")
+
+    worker.handler = read_only  # type: ignore[assignment]
+    with capture_logs() as logs:
+        assert await worker.process(NAME) is Result.STALLED
+        assert await worker.process(NAME) is Result.STALLED
+    errors = [e for e in logs if e["log_level"] == "error"]
+    assert [e["event"] for e in errors] == ["handler_retry_later"]  # once per streak
+    assert "Read-only file system" in errors[0]["error"]
+    assert worker.stall.delay(asyncio.get_running_loop().time()) > 0
+    assert list(worker.settings.locks_dir.iterdir()) == []  # no attempt recorded
+    worker.handler = simulate
+    with capture_logs() as logs:
+        assert await worker.process(NAME) is Result.DONE
+    assert logs[0]["attempt"] == 1
+    assert "stall_ended" in [e["event"] for e in logs]
+
+
+async def test_retry_later_from_a_handler_spends_no_attempt(worker: Worker, tmp_path: Path) -> None:
+    from ingestd.errors import RetryLater
+
+    (tmp_path / NAME).write_text("7")
+
+    async def unreachable(job: object) -> None:
+        raise RetryLater("database unreachable")
+
+    worker.handler = unreachable  # type: ignore[assignment]
+    assert await worker.process(NAME) is Result.STALLED
+    assert list(worker.settings.locks_dir.iterdir()) == []
+    assert not worker.manifest.is_finished(NAME)
+
+
+async def test_own_retry_is_not_a_takeover_and_poison_keeps_the_last_error(
+    worker: Worker, tmp_path: Path
+) -> None:
+    (tmp_path / NAME).write_text("7")
+
+    async def crash(job: object) -> None:
+        raise ValueError("cannot parse row 7")
+
+    worker.handler = crash  # type: ignore[assignment]
+    worker.settings = worker.settings.__class__(**{**worker.settings.__dict__, "max_attempts": 2})
+    with capture_logs() as logs:
+        for _ in range(3):
+            await worker.process(NAME)
+    claimed = [e for e in logs if e["event"] == "file_claimed"]
+    assert [e.get("taken_over_from") for e in claimed] == [None, None, None]
+    assert [e.get("retry") for e in claimed] == [None, True, True]
+    assert worker.redone == 0
+    owner_errors = [e["error"] for e in logs if e["event"] == "handler_error"]
+    assert owner_errors == ["ValueError: cannot parse row 7"] * 2
+    record = worker.manifest.last_record(NAME)
+    assert record is not None and record["status"] == "failed"
+    assert record["error"].startswith("poison: 2 attempts")
+    assert "last error: ValueError: cannot parse row 7" in record["error"]
+
+
+@pytest.mark.parametrize("minutes", [float("nan"), float("inf"), -1.0])
+async def test_a_handler_result_that_is_not_a_real_duration_is_a_crash(
+    worker: Worker, tmp_path: Path, minutes: float
+) -> None:
+    (tmp_path / NAME).write_text("7")
+
+    async def bogus(job: object) -> object:
+        from ingestd.handlers import to_outcome
+
+        return to_outcome(minutes)
+
+    worker.handler = bogus  # type: ignore[assignment]
+    with capture_logs() as logs:
+        assert await worker.process(NAME) is Result.RETRY
+    assert "finite and >= 0" in next(e for e in logs if e["event"] == "handler_error")["error"]
+    assert not worker.manifest.is_finished(NAME)  # nothing like NaN reaches the manifest
+
+
+async def test_a_symlink_at_the_lock_path_blocks_only_that_file(
+    worker: Worker, tmp_path: Path
+) -> None:
+    other = "2018_06_28_00_15.txt"
+    (tmp_path / NAME).write_text("1")
+    (tmp_path / other).write_text("1")
+    target = tmp_path / "elsewhere"
+    (worker.settings.locks_dir / f"{NAME}.lock").symlink_to(target)
+    with capture_logs() as logs:
+        results = await worker.process_first([NAME, other], {})
+    assert results == {NAME: Result.RETRY, other: Result.DONE}
+    assert "lock_path_unusable" in [e["event"] for e in logs]
+    assert not target.exists()  # never followed
+    assert worker.stall.failures == 0  # one bad path does not stall the worker
+
+
+async def test_a_removed_state_dir_is_made_again(worker: Worker, tmp_path: Path) -> None:
+    import shutil
+
+    (tmp_path / NAME).write_text("1")
+    shutil.rmtree(worker.settings.state_dir)
+    with capture_logs() as logs:
+        assert await worker.process(NAME) is Result.STALLED
+    assert "state_dir_recreated" in [e["event"] for e in logs]
+    assert worker.settings.locks_dir.is_dir()
+    assert await worker.process(NAME) is Result.DONE

@@ -1,0 +1,40 @@
+"""README promises that must follow the code: the list of log events."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# log.info("event", ...), self.log.warning(\n "event" ...), self._stalled(log, "event", ...)
+_CALL = re.compile(
+    r"(?:\.(?:debug|info|warning|error|exception)|_stalled)\(\s*(?:log,\s*)?\"([a-z_]+)\""
+)
+
+
+def events_in_code() -> set[str]:
+    found: set[str] = set()
+    for path in (ROOT / "ingestd").rglob("*.py"):
+        found.update(_CALL.findall(path.read_text()))
+    return found
+
+
+def events_in_readme() -> set[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Logs", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"`([a-z_]+)`", section))
+
+
+def test_every_event_the_code_logs_is_in_the_readme() -> None:
+    code = events_in_code()
+    assert len(code) > 30  # the pattern still finds the calls
+    assert sorted(code - events_in_readme()) == []
+
+
+def test_the_readme_lists_no_event_the_code_does_not_log() -> None:
+    fields = {
+        "attempt", "taken_over_from", "minutes", "error", "files_processed", "total_time",
+        "sum_of_squares", "files", "timestamp", "level", "event", "worker", "file", "retry",
+        "signal", "still_running", "released_unfinished", "streak", "hint",
+    }  # fmt: skip
+    assert sorted(events_in_readme() - events_in_code() - fields) == []
