@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import record, table
 
-from ingestd.tsv import convert
+from ingestd.handlers.tsv import convert
 
 COLUMNS = ("id", "user", "event", "ok", "score", "tags", "meta", "note")
 

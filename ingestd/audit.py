@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .manifest import DONE, FAILED, RETRY
+from .ledger import DONE, FAILED, RETRY
 from .naming import is_data_name, oldest_first
 from .stats import RunningStats
 

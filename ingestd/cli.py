@@ -176,17 +176,18 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .compose import build
     from .daemon import Daemon, StartupError
-    from .handlers import HandlerError, load_handler
+    from .handlers import HandlerError
 
     settings = settings_from(args)
-    try:
-        handler = load_handler(settings.handler)
-    except HandlerError as exc:
-        raise UsageError(str(exc)) from None
     logs.configure(settings.log_format, settings.log_level)
     log = logs.get_logger(worker=settings.worker_id)
-    daemon = Daemon(settings, handler, log)
+    try:
+        parts = build(settings, log)
+    except HandlerError as exc:
+        raise UsageError(str(exc)) from None
+    daemon = Daemon(settings, parts.source, parts.ledger, parts.handler, log, checks=parts.checks)
     try:
         code = asyncio.run(daemon.run())
     except StartupError as exc:

@@ -1,11 +1,12 @@
-"""The daemon's lifecycle: wait for the directory, start, find work, claim it, shut down.
+"""The daemon's lifecycle: wait for the source, start, find work, claim it, shut down.
 
 One process runs a small set of named tasks: `tick` (rescans and settle checks through
 `Discovery`, pause flag, observer health, idle exit: the one place that waits for "event,
 timer or stop"), `claim-N` (take the oldest ready files and process one through `Worker`),
 `heartbeat` and, under systemd, `watchdog`.
 Signal handlers only set the stop event; shutdown happens in `run`, bounded by
-`--drain-timeout`. If a task dies, the daemon stops loudly instead of limping on.
+`--drain-timeout`. If a task dies, the daemon stops loudly instead of limping on. It knows no
+backend: `compose.py` builds the source, the ledger and the handler and hands them over.
 """
 
 from __future__ import annotations
@@ -15,25 +16,18 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 from . import __version__, logs
 from .discovery import Discovery
 from .errors import StartupError
 from .handlers import Handler, HandlerThreads
-from .heartbeat import (
-    is_lost,
-    prune_lost,
-    read_heartbeat,
-    remove_heartbeat,
-    write_heartbeat,
-)
-from .manifest import Manifest
-from .naming import printable
+from .ledger import PRUNE_AFTER, Heartbeat, Hold, Ledger
+from .logs import Log
 from .settings import Settings
-from .statedir import prepare_output_dir, prepare_state_dir
+from .source import Source, Watch
 from .systemd import Notifier, watchdog_interval
-from .watcher import Watcher
 from .worker import Result, Worker, utc_now
 
 __all__ = ["Daemon", "StartupError"]
@@ -61,20 +55,24 @@ PRUNE_EVERY = 60.0
 
 class Daemon:
     def __init__(
-        self, settings: Settings, handler: Handler, log: Any, notifier: Notifier | None = None
+        self,
+        settings: Settings,
+        source: Source,
+        ledger: Ledger,
+        handler: Handler,
+        log: Log,
+        notifier: Notifier | None = None,
+        checks: list[Callable[[], None]] | None = None,
     ) -> None:
         self.settings = settings
+        self.source = source
+        self.ledger = ledger
         self.log = log
         self.notifier = notifier or Notifier()
-        self.manifest = Manifest(
-            settings.manifest_path,
-            settings.manifest_lock_path,
-            on_bad_line=self._bad_line,
-            on_replaced=lambda: log.warning("manifest_replaced", path=str(settings.manifest_path)),
-        )
+        self.checks = checks or []  # start-up checks besides the ledger's (a handler's)
         self.threads = HandlerThreads(settings.concurrency)
-        self.worker = Worker(settings, self.manifest, handler, log, threads=self.threads)
-        self.discovery = Discovery(settings, self.manifest, self.worker, log)
+        self.worker = Worker(settings, ledger, source, handler, log, threads=self.threads)
+        self.discovery = Discovery(settings, ledger, source, self.worker, log)
         self.stop_event = asyncio.Event()
         self.exit_code = 0
         # Set when handler threads outlive the drain: the caller must end the process at once
@@ -85,7 +83,7 @@ class Daemon:
         self._resumed.set()
         self._busy_tasks: set[asyncio.Task[None]] = set()
         self._idle_since = time.monotonic()
-        self._watcher: Watcher | None = None
+        self._watcher: Watch | None = None
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._started_at = utc_now()
 
@@ -106,7 +104,7 @@ class Daemon:
             logs.on_output_closed(None)
             self.threads.shutdown()
             self.notifier.close()
-            self.manifest.close()
+            self.ledger.close()
 
     def request_stop(self, signum: int | None = None, reason: str | None = None) -> None:
         """Begin a graceful stop; a second signal ends the process at once."""
@@ -136,8 +134,8 @@ class Daemon:
         self.log.info(
             "worker_started",
             version=__version__,
-            data_dir=str(s.data_dir),
-            state_dir=str(s.state_dir),
+            data_dir=self.source.description,
+            state_dir=self.ledger.description,
             concurrency=s.concurrency,
             seconds_in_min=s.seconds_in_min,
             handler=s.handler,
@@ -146,32 +144,34 @@ class Daemon:
         if not await self._wait_for_directory():
             self.log.info("shutdown", reason="stopped while waiting for the directory")
             return self.exit_code
-        await asyncio.to_thread(prepare_state_dir, s)
-        if s.handler == "tsv":
-            await asyncio.to_thread(prepare_output_dir, s.output_dir or s.data_dir / "out")
-        other = await asyncio.to_thread(read_heartbeat, s.workers_dir, s.worker_id)
+        await asyncio.to_thread(self.ledger.prepare)
+        for check in self.checks:
+            await asyncio.to_thread(check)
+        other = await asyncio.to_thread(self.ledger.read_heartbeat, s.worker_id)
         if other is not None and _another_live_worker(other, s.host):
             # Two live workers under one id (an id set in a config file copied to two hosts,
             # or given twice on one): their heartbeats overwrite each other and `verify`
             # mixes up their totals.
             self.log.warning(
                 "worker_id_in_use",
-                other_host=other.get("host"),
-                other_pid=other.get("pid"),
+                other_host=other.host,
+                other_pid=other.pid,
                 hint="give each worker its own --worker-id",
             )
-        # The observer starts before the first scan (the scan reads the manifest), so no file
-        # can land unseen in between.
-        if s.watch:
-            self._watcher = Watcher(
-                s.data_dir, asyncio.get_running_loop(), self.discovery.on_event, self.log
-            )
+        # Events start before the first scan (the scan syncs the ledger), so no file can land
+        # unseen in between.
+        self._watcher = self.source.watch(
+            asyncio.get_running_loop(), self.discovery.on_event, self.log
+        )
+        if self._watcher is not None:
             self._watcher.start()
         try:
             await self._check_pause()
             await self.discovery.rescan()
             self.notifier.notify("READY=1", f"STATUS={self._status_line()}")
-            self.log.info("ready", pending=self.discovery.pending, known=len(self.manifest.status))
+            self.log.info(
+                "ready", pending=self.discovery.pending, known=self.ledger.finished_count()
+            )
             await self._serve()
         finally:
             if self._watcher is not None:
@@ -183,7 +183,7 @@ class Daemon:
         last_log = -WAIT_FOR_DIR_LOG_EVERY
         started = time.monotonic()
         limit = self.settings.exit_when_idle
-        while not await asyncio.to_thread(self.settings.data_dir.is_dir):
+        while not await asyncio.to_thread(self.source.exists):
             now = time.monotonic()
             if limit is not None and now - started >= limit:
                 # Nothing to do for that long: a batch run whose directory never came.
@@ -192,7 +192,7 @@ class Daemon:
                 )
                 return False
             if now - last_log >= WAIT_FOR_DIR_LOG_EVERY:
-                self.log.warning("waiting_for_directory", data_dir=str(self.settings.data_dir))
+                self.log.warning("waiting_for_directory", data_dir=self.source.description)
                 last_log = now
             timeout = self.settings.rescan_interval
             if limit is not None:
@@ -265,9 +265,8 @@ class Daemon:
                 "kernel releases their claims",
             )
             self.exit_now = True
-        await asyncio.to_thread(
-            remove_heartbeat, self.settings.workers_dir, self.settings.worker_id
-        )
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(self.ledger.remove_heartbeat, self.settings.worker_id)
         if self.worker.stats.count % 5:
             # The periodic line already said it when the count is a multiple of five.
             self.log.info("stats", **self.worker.stats.fields())
@@ -324,7 +323,7 @@ class Daemon:
                 self.notifier.notify(f"STATUS={self._status_line()}")
 
     async def _check_pause(self) -> None:
-        paused = await asyncio.to_thread(self.settings.pause_flag.exists)
+        paused = await asyncio.to_thread(self.ledger.paused)
         if paused == self.paused:
             return
         self.paused = paused
@@ -378,7 +377,7 @@ class Daemon:
         next_prune = time.monotonic()
         while True:
             try:
-                await asyncio.to_thread(write_heartbeat, s.workers_dir, s.worker_id, self._beat())
+                await asyncio.to_thread(self.ledger.write_heartbeat, self._beat())
             except OSError as exc:
                 if not failing:  # once per streak
                     self.log.warning("heartbeat_failed", error=str(exc))
@@ -389,27 +388,31 @@ class Daemon:
                 failing = False
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + PRUNE_EVERY
-                pruned = await asyncio.to_thread(prune_lost, s.workers_dir)
+                pruned: list[str] = []
+                with contextlib.suppress(OSError):
+                    pruned = await asyncio.to_thread(self.ledger.prune_workers, PRUNE_AFTER)
                 if pruned:
                     self.log.info("lost_workers_pruned", workers=pruned)
             await asyncio.sleep(s.heartbeat_interval)
 
-    def _beat(self) -> dict[str, Any]:
+    def _beat(self) -> Heartbeat:
         s = self.settings
         now = time.monotonic()
-        return {
-            "worker": s.worker_id,
-            "host": s.host,
-            "pid": os.getpid(),
-            "version": __version__,
-            "started_at": self._started_at,
-            "state": "draining"
-            if self.stop_event.is_set()
-            else ("paused" if self.paused else "running"),
-            "in_hand": {name: round(now - t, 3) for name, t in self.worker.in_hand.items()},
-            "interval": s.heartbeat_interval,
-            **self.worker.stats.fields(),
-        }
+        state = "draining" if self.stop_event.is_set() else ("paused" if self.paused else "running")
+        fields = self.worker.stats.fields()
+        return Heartbeat(
+            worker=s.worker_id,
+            host=s.host,
+            pid=os.getpid(),
+            version=__version__,
+            started_at=self._started_at,
+            state=state,
+            interval=s.heartbeat_interval,
+            in_hand={name: round(now - t, 3) for name, t in self.worker.in_hand.items()},
+            files_processed=int(fields["files_processed"]),
+            total_time=float(fields["total_time"]),
+            sum_of_squares=float(fields["sum_of_squares"]),
+        )
 
     async def _systemd_watchdog(self, interval: float) -> None:
         # Sent from the event loop on purpose: a loop that blocks stops the pings, and
@@ -425,23 +428,15 @@ class Daemon:
             f"{self.discovery.pending} pending"
         )
 
-    def _bad_line(self, offset: int, line: bytes) -> None:
-        self.log.warning(
-            "manifest_bad_line",
-            offset=offset,
-            length=len(line),
-            head=printable(line[:60].decode("ascii", "replace")),
-        )
 
-
-def _another_live_worker(beat: dict[str, Any], host: str) -> bool:
+def _another_live_worker(beat: Heartbeat, host: str) -> bool:
     """A fresh heartbeat under our id that is not ours: another host, or a live PID here."""
-    if is_lost(beat):
+    if beat.lost:
         return False
-    if beat.get("host") != host:
+    if beat.host != host:
         return True
-    pid = beat.get("pid")
-    if not isinstance(pid, int) or pid == os.getpid():
+    pid = beat.pid
+    if pid == os.getpid():
         return False
     try:
         os.kill(pid, 0)
@@ -452,6 +447,6 @@ def _another_live_worker(beat: dict[str, Any], host: str) -> bool:
     return True
 
 
-def _quietly_restore(claim: Any) -> None:
+def _quietly_restore(hold: Hold) -> None:
     with contextlib.suppress(OSError):
-        claim.restore()
+        hold.restore()

@@ -1,38 +1,41 @@
-"""What is ready to claim: filesystem events, rescans, settling, retry backoff.
+"""What is ready to claim: the source's events, rescans, settling, retry backoff.
 
-`Discovery` turns what the observer and the periodic scan see into the oldest-first queue the
-claim tasks take from. It never waits on the filesystem on the event loop: scans and stats run
-in a thread. A file is offered once it has settled (closed after writing, moved into place, or
-unchanged for `--settle`), is not finished, not in this process's hands, and not backing off
-after a failed attempt.
+`Discovery` turns what the source's events and the periodic scan show into the oldest-first
+queue the claim tasks take from. It never waits on the source or the ledger on the event loop:
+scans and signatures run in a thread. A file is offered once it has settled (closed after
+writing, moved into place, or unchanged for `--settle`; at once from a source whose files
+appear whole), is not finished, not in this process's hands, and not backing off after a
+failed attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
-from .claim import lock_names
-from .handlers import file_digest
-from .manifest import DONE, Manifest
+from .ledger import Ledger
+from .logs import Log
 from .naming import printable
 from .ready import ReadyQueue, Settling
 from .settings import Settings
-from .watcher import TEMP_FILE, ScanResult, scan, signature_of
+from .source import TEMP_FILE, ScanResult, Source
 from .worker import Result, Worker, utc_now
 
 MAX_BACKOFF = 300.0
 
 
 class Discovery:
-    def __init__(self, settings: Settings, manifest: Manifest, worker: Worker, log: Any) -> None:
+    def __init__(
+        self, settings: Settings, ledger: Ledger, source: Source, worker: Worker, log: Log
+    ) -> None:
         self.settings = settings
-        self.manifest = manifest
+        self.ledger = ledger
+        self.source = source
         self.worker = worker  # its in_hand: files this process is trying or working on
         self.log = log
         self.ready = ReadyQueue()
-        self.settling = Settling(settings.settle)
+        # Files from a source that writes them whole need no settling.
+        self.settling = Settling(0.0 if source.atomic else settings.settle)
         self.pending = 0  # data files present and not finished, at the last scan
         self.wake = asyncio.Event()  # set when an event asks for a settle check
         self.seen_at: dict[str, str] = {}
@@ -69,12 +72,12 @@ class Discovery:
 
     def on_event(self, kind: str, name: str) -> None:
         """Runs on the loop, handed over from the observer thread."""
-        if self.manifest.status.get(name) == DONE and kind == "written":
+        if self.ledger.is_done(name) and kind == "written":
             task = asyncio.create_task(self._check_changed(name), name=f"changed:{name}")
             self._checks.add(task)
             task.add_done_callback(self._checks.discard)
             return
-        if self.manifest.is_finished(name) or name in self.worker.in_hand:
+        if self.ledger.is_finished(name) or name in self.worker.in_hand:
             return
         self.seen_at.setdefault(name, utc_now())
         if kind == "written" and not self.backing_off(name, time.monotonic()):
@@ -87,10 +90,9 @@ class Discovery:
 
     async def _check_changed(self, name: str) -> None:
         """A done file was written again: report it if its content differs from the record."""
-        path = self.settings.data_dir / name
         try:
-            recorded = await asyncio.to_thread(self.manifest.last_record, name)
-            size, sha256 = await asyncio.to_thread(file_digest, path)
+            recorded = await asyncio.to_thread(self.ledger.last_record, name)
+            size, sha256 = await asyncio.to_thread(self.source.digest, name)
         except OSError:
             return  # gone again, or unreadable: nothing to compare
         if recorded is None or recorded.get("sha256") in (None, sha256):
@@ -123,18 +125,16 @@ class Discovery:
 
     async def rescan(self) -> bool:
         """One full scan; True when it worked again after failing (the directory is back)."""
-        s = self.settings
-        hide = s.state_dir.name if s.state_dir.parent == s.data_dir else None
 
-        def refresh_then_scan() -> tuple[ScanResult, list[str]]:
-            self.manifest.refresh()
-            return scan(s.data_dir, self.manifest.is_finished, hide), lock_names(s.locks_dir)
+        def sync_then_scan() -> tuple[ScanResult, list[str]]:
+            self.ledger.sync()
+            return self.source.scan(self.ledger.is_finished), self.ledger.leftovers()
 
         try:
-            result, locked = await asyncio.to_thread(refresh_then_scan)  # one thread hop
+            result, leftovers = await asyncio.to_thread(sync_then_scan)  # one thread hop
         except OSError as exc:
             if not self._scan_failing:
-                self.log.error("scan_failed", error=str(exc), data_dir=str(s.data_dir))
+                self.log.error("scan_failed", error=str(exc), data_dir=self.source.description)
             self._scan_failing = True
             return False
         recovered = self._scan_failing
@@ -154,7 +154,6 @@ class Discovery:
                 self.log.info("entry_ignored", entry=printable(name), reason=why)
         self._ignored.intersection_update(result.ignored)  # bounded by what is there now
         self.pending = len(result.candidates)
-        leftovers = [name for name in locked if self.manifest.is_finished(name)]
         if leftovers and (removed := await self.worker.remove_leftovers(leftovers)):
             self.log.info("leftover_locks_removed", files=removed)
         return recovered
@@ -168,11 +167,10 @@ class Discovery:
             names.update(self.settling.names())
         if not names:
             return
-        data_dir = self.settings.data_dir
         # One thread hop for all of them, then offer them together: a claim task woken by the
         # first offer must not run before older files are queued beside it.
         signatures = await asyncio.to_thread(
-            lambda: {name: signature_of(data_dir / name) for name in names}
+            lambda: {name: self.source.signature(name) for name in names}
         )
         now = time.monotonic()
         for name, signature in sorted(signatures.items()):

@@ -14,11 +14,13 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
+from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 from .stats import stats_line
 
 _LEADING = ("timestamp", "level", "event", "worker")
+
+Log = FilteringBoundLogger  # what `get_logger` returns: typed, bound to a worker
 
 
 def _leading_keys_first(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -134,5 +136,6 @@ def configure(log_format: str = "auto", level: str = "info", stream: TextIO | No
     )
 
 
-def get_logger(**context: Any) -> Any:
-    return structlog.get_logger().bind(**context)
+def get_logger(**context: Any) -> Log:
+    logger: Log = structlog.get_logger().bind(**context)
+    return logger

@@ -8,23 +8,22 @@ wrong DIR, or a state dir that cannot be read or written, is one line on stderr 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import socket
 import sys
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import claim as claims
 from .audit import Audit, audit
-from .heartbeat import PRUNE_AFTER, is_lost, lost_for, prune_lost, read_heartbeats, set_paused
-from .manifest import DONE, FAILED, FINISHED, RETRY, Manifest, read_records
+from .compose import operator_view
+from .ledger import DONE, FAILED, FINISHED, PRUNE_AFTER, Inspector, RetryRequest
 from .naming import count_missing_slots, format_name, is_data_name, oldest_first, parse_name
 from .settings import state_dir_for
-from .watcher import scan
+from .source import Source
 
 LISTED_SLOTS = 100  # missing slots named in `status`; past that they are only counted
 
@@ -33,64 +32,31 @@ def _state(args: argparse.Namespace) -> Path:
     return Path(state_dir_for(args.dir, args.state_dir))
 
 
-def _present(data_dir: Path, state: Path) -> dict[str, tuple[int, int]]:
-    hide = state.name if state.parent == data_dir else None
+def _view(args: argparse.Namespace) -> tuple[Source, Inspector]:
+    return operator_view(args.dir, _state(args))
+
+
+def _present(source: Source) -> dict[str, tuple[int, int]]:
     try:
-        return scan(data_dir, lambda _: False, hide).candidates
+        return source.scan(lambda _: False).candidates
     except OSError:
         return {}
 
 
 def _audit(args: argparse.Namespace, expected: int | None = None) -> tuple[Audit, int]:
-    state = _state(args)
+    source, inspector = _view(args)
     bad: list[int] = []
-    records = read_records(state / "manifest.jsonl", on_bad=lambda offset, _: bad.append(offset))
-    return audit(records, _present(args.dir, state), expected), len(bad)
-
-
-def in_progress(locks_dir: Path) -> list[dict[str, Any]]:
-    """Files whose claim is held right now, with owner and age."""
-    found = []
-    try:
-        paths = sorted(locks_dir.glob("*.lock"))
-    except OSError:
-        return []
-    now = datetime.now(UTC)
-    for path in paths:
-        try:
-            held, owner = claims.probe(path)
-        except OSError:
-            continue  # released and removed while we looked
-        if not held:
-            continue
-        owner = owner or {}
-        age = None
-        with contextlib.suppress(KeyError, TypeError, ValueError):
-            age = (now - datetime.fromisoformat(owner["claimed_at"])).total_seconds()
-        found.append(
-            {
-                "file": path.name.removesuffix(".lock"),
-                "worker": owner.get("worker"),
-                "attempt": owner.get("attempt"),
-                "age_seconds": None if age is None else round(age, 1),
-            }
-        )
-    return found
+    records = inspector.records(on_bad=lambda offset, _: bad.append(offset))
+    return audit(records, _present(source), expected), len(bad)
 
 
 def status_report(args: argparse.Namespace) -> dict[str, Any]:
-    state = _state(args)
-    present = _present(args.dir, state)
-    # The daemon's own reader: its fast path keeps a million-record manifest to seconds.
-    manifest = Manifest(state / "manifest.jsonl", state / "manifest.lock")
-    try:
-        manifest.refresh()
-    finally:
-        manifest.close()
+    source, inspector = _view(args)
+    present = _present(source)
     # One definition with `verify` (audit.py): a record counts only for a data-file name.
-    statuses = {name: st for name, st in manifest.status.items() if is_data_name(name)}
+    statuses = {name: st for name, st in inspector.statuses().items() if is_data_name(name)}
     finished = {name for name, status in statuses.items() if status in FINISHED}
-    working = in_progress(state / "locks")
+    working = [asdict(holding) for holding in inspector.holdings()]
     held = {w["file"] for w in working}
     pending = [n for n in oldest_first(present) if n not in finished and n not in held]
     stamps = {n: s for n in present.keys() | finished if (s := parse_name(n)) is not None}
@@ -107,21 +73,21 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
         oldest_age = round(time.time() - present[unfinished[0]][1] / 1e9, 1)
     interval = timedelta(minutes=args.interval_minutes)
     gap_count, gaps = count_missing_slots(stamps.values(), interval, LISTED_SLOTS)
-    beats = read_heartbeats(state / "workers")
-    lost = [b for b in beats if is_lost(b)]
+    beats = inspector.workers()
+    lost = [b for b in beats if b.lost]
     return {
         "data_dir": str(args.dir),
-        "paused": (state / "paused").exists(),
+        "paused": inspector.paused(),
         "done": sum(1 for status in statuses.values() if status == DONE),
         "failed": sum(1 for status in statuses.values() if status == FAILED),
         "pending": len(pending),
         "in_progress": working,
-        "workers": [b for b in beats if not is_lost(b)],
+        "workers": [b.to_dict() for b in beats if not b.lost],
         # Lost within the grace period (status exits 1); past it, a running worker prunes
         # the heartbeat, and until then it is only listed.
-        "lost_workers": [b for b in lost if lost_for(b) <= PRUNE_AFTER],
-        "gone_workers": [b for b in lost if lost_for(b) > PRUNE_AFTER],
-        "unusable_locks": claims.unusable_lock_paths(state / "locks"),
+        "lost_workers": [b.to_dict() for b in lost if b.lost_for <= PRUNE_AFTER],
+        "gone_workers": [b.to_dict() for b in lost if b.lost_for > PRUNE_AFTER],
+        "problems": inspector.problems(),
         "low_watermark": watermark,
         "oldest_unprocessed_age_seconds": oldest_age,
         "missing_slot_count": gap_count,
@@ -145,8 +111,8 @@ def _print_status(report: dict[str, Any]) -> None:
         print(f"LOST worker    {beat['worker']}  (no heartbeat for {age:.0f} s)")
     for beat in report["gone_workers"]:
         print(f"gone worker    {beat['worker']}  (lost long ago: ingestd workers --prune)")
-    for name in report["unusable_locks"]:
-        print(f"BAD lock path  {name}  (not a regular file: that file cannot be claimed)")
+    for problem in report["problems"]:
+        print(f"PROBLEM        {problem}")
     watermark = report["low_watermark"]
     print(f"low watermark  {watermark or '- (nothing done yet)'}")
     age = report["oldest_unprocessed_age_seconds"]
@@ -162,24 +128,23 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         _print_status(report)
-    attention = report["failed"] or report["lost_workers"] or report["unusable_locks"]
+    attention = report["failed"] or report["lost_workers"] or report["problems"]
     return 1 if attention else 0
 
 
 def cmd_workers(args: argparse.Namespace) -> int:
-    workers_dir = _state(args) / "workers"
-    pruned = prune_lost(workers_dir, after=0.0) if args.prune else []
-    beats = read_heartbeats(workers_dir)
+    _, inspector = _view(args)
+    pruned = inspector.prune_workers(0.0) if args.prune else []
     rows = [
         {
-            "worker": beat.get("worker"),
-            "host": beat.get("host"),
-            "pid": beat.get("pid"),
-            "state": "lost" if is_lost(beat) else beat.get("state"),
-            "age_seconds": beat["age_seconds"],
-            "files_processed": beat.get("files_processed"),
+            "worker": beat.worker,
+            "host": beat.host,
+            "pid": beat.pid,
+            "state": "lost" if beat.lost else beat.state,
+            "age_seconds": beat.age_seconds,
+            "files_processed": beat.files_processed,
         }
-        for beat in beats
+        for beat in inspector.workers()
     ]
     if args.json:
         print(json.dumps({"workers": rows, "pruned": pruned}, indent=2))
@@ -231,36 +196,32 @@ def cmd_failed(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    state = _state(args)
+    _, inspector = _view(args)
     result, _ = _audit(args)
-    manifest = Manifest(state / "manifest.jsonl", state / "manifest.lock")
     problems = 0
-    try:
-        for name in args.names:
-            if name not in result.failed:
-                print(f"ingestd: {name}: not a failed file", file=sys.stderr)
-                problems += 1
-                continue
-            record = {
-                "file": name,
-                "status": RETRY,
-                "worker": f"{socket.gethostname()}:{os.getpid()}",
-                "requested_at": datetime.now(UTC).isoformat(timespec="microseconds"),
-                "previous_error": result.failed[name].get("error"),
-            }
-            manifest.commit(record)
-            print(f"{name}: will be processed again")
-    finally:
-        manifest.close()
+    for name in args.names:
+        if name not in result.failed:
+            print(f"ingestd: {name}: not a failed file", file=sys.stderr)
+            problems += 1
+            continue
+        inspector.retry(
+            RetryRequest(
+                file=name,
+                worker=f"{socket.gethostname()}:{os.getpid()}",
+                requested_at=datetime.now(UTC).isoformat(timespec="microseconds"),
+                previous_error=result.failed[name].get("error"),
+            )
+        )
+        print(f"{name}: will be processed again")
     return 1 if problems else 0
 
 
 def cmd_pause(args: argparse.Namespace, paused: bool) -> int:
-    state = _state(args)
-    if not state.is_dir():
-        print(f"ingestd: error: no state dir at {state}", file=sys.stderr)
+    _, inspector = _view(args)
+    if not inspector.exists():
+        print(f"ingestd: error: no state dir at {_state(args)}", file=sys.stderr)
         return 2
-    changed = set_paused(state / "paused", paused)
+    changed = inspector.set_paused(paused)
     word = "paused" if paused else "resumed"
     print(f"{word}" if changed else f"already {word}")
     return 0

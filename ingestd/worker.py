@@ -1,10 +1,10 @@
 """Process one file: claim it, check it is still to do, run the handler, record, release.
 
-The order is the protocol (SPEC section 4): in-process exclusion first (POSIX locks on NFS
-never conflict inside one process), then the flock claim, then a fresh look at the manifest,
-then the owner record with the attempt number, then the handler, then the fenced, fsynced
-manifest append, and only then the release. Every blocking filesystem call runs in a thread:
-on NFS each one is a network round trip.
+The order is the protocol (SPEC section 4), the same whatever the ledger and the source:
+in-process exclusion first (POSIX locks on NFS never conflict inside one process), then the
+ledger's claim, then a fresh look at what is finished, then the owner record with the attempt
+number, then the handler, then the fenced, durable commit, and only then the release. Every
+ledger and source call blocks (on NFS each one is a network round trip), so it runs in a thread.
 """
 
 from __future__ import annotations
@@ -18,25 +18,15 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
-from . import claim as claims
 from .backoff import Streak
 from .errors import BadInput, RetryLater
-from .handlers import (
-    HEAD_BYTES,
-    Handler,
-    HandlerThreads,
-    Job,
-    Outcome,
-    file_digest,
-    read_capped,
-)
-from .manifest import DONE, FAILED, Manifest
+from .handlers import HEAD_BYTES, Handler, HandlerThreads, Job, Outcome
+from .ledger import DONE, FAILED, Busy, Hold, Ledger, Owner, Record, Unusable
+from .logs import Log
 from .naming import parse_name
 from .settings import Settings
-from .statedir import recreate_state_dir
+from .source import Source
 from .stats import RunningStats
 
 # A handler's OSError with one of these is the environment's fault (an output dir read-only,
@@ -50,7 +40,7 @@ class Result(enum.Enum):
     BUSY = "busy"  # a peer (or another task of ours) holds it
     SKIPPED = "skipped"  # already finished, vanished, or not a regular file
     RETRY = "retry"  # try this file again later: unreadable, handler crash, unusable lock path
-    # Not this file's trouble: the state dir or the handler's environment failed. The whole
+    # Not this file's trouble: the ledger or the handler's environment failed. The whole
     # worker waits (`Worker.stall`) before it claims again, so a full disk costs one handler
     # run per backoff, not one per file.
     STALLED = "stalled"
@@ -63,24 +53,25 @@ def utc_now() -> str:
 @dataclass
 class Worker:
     settings: Settings
-    manifest: Manifest
+    ledger: Ledger
+    source: Source
     handler: Handler
-    log: Any
+    log: Log
     stats: RunningStats = field(default_factory=RunningStats)
     in_hand: dict[str, float] = field(default_factory=dict)  # name -> monotonic start
-    # Leftover lock files being checked for removal: excluded like files in hand, but not
-    # work, so heartbeats and the shutdown report leave them out.
+    # Leftover claims being checked for removal: excluded like files in hand, but not work,
+    # so heartbeats and the shutdown report leave them out.
     sweeping: set[str] = field(default_factory=set)
     failed: int = 0
     redone: int = 0
     pid: int = field(default_factory=os.getpid)
     threads: HandlerThreads | None = None
-    # Consecutive bookkeeping or environment failures: how long to wait before claiming again.
+    # Consecutive ledger or environment failures: how long to wait before claiming again.
     stall: Streak = field(default_factory=lambda: Streak(base=1.0))
     # Files whose handler thread was still running when its task was cancelled (shutdown):
     # their claims are kept, because a thread cannot be stopped; the process must end for
     # the kernel to release them.
-    stranded: dict[str, claims.Claim] = field(default_factory=dict)
+    stranded: dict[str, Hold] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.stall = Streak(base=self.settings.rescan_interval)
@@ -104,7 +95,7 @@ class Worker:
         thread hop matters when workers drain a backlog: they race for the same oldest file,
         and each loss would otherwise cost a round trip to a thread. `handled` is called as
         soon as the handler is through, before the record is written: the caller may start
-        on the next file while this one's record is appended and fsynced.
+        on the next file while this one's record is made durable.
         """
         # Step 1: tasks of one process exclude each other in memory (on NFS, POSIX locks
         # never conflict inside one process).
@@ -132,26 +123,23 @@ class Worker:
             results[name] = result
             self._log_outcome(self.log.bind(file=name), why)
         if won is not None:
-            claim, head = won
+            hold, head = won
             try:
-                results[claim.name] = await self._run(claim, head, seen_at.get(claim.name), handled)
+                results[hold.name] = await self._run(hold, head, seen_at.get(hold.name), handled)
             finally:
-                del self.in_hand[claim.name]
+                del self.in_hand[hold.name]
         return results
 
     async def remove_leftovers(self, names: list[str]) -> list[str]:
-        """Remove lock files left behind for finished files; the names removed.
+        """Remove claim state killed workers left behind for finished files; the names removed.
 
-        A worker killed after its record was written but before it unlinked its lock file
-        leaves one behind: harmless to the protocol, but it would carry a stale attempt count
-        into an `ingestd retry` and clutter the locks dir. Each is claimed like a file (the
-        in-process set first), so a live holder is never disturbed, and removed only if the
-        manifest, read again under the claim, says the file is finished.
+        Each name is excluded in this process first, so no task of ours claims it meanwhile;
+        the ledger claims it like a file, so a live holder is never disturbed.
         """
         ours = [name for name in names if not self._held(name)]
         self.sweeping.update(ours)
         try:
-            return await asyncio.to_thread(self._remove_leftovers, ours)
+            return await asyncio.to_thread(self.ledger.sweep, ours)
         finally:
             self.sweeping.difference_update(ours)
 
@@ -159,28 +147,7 @@ class Worker:
         """Step 1: in this process's hands already (POSIX locks never conflict inside one)."""
         return name in self.in_hand or name in self.sweeping
 
-    def _remove_leftovers(self, names: list[str]) -> list[str]:
-        removed = []
-        for name in names:
-            try:
-                claim = claims.try_claim(self.settings.locks_dir, name)
-            except (claims.Busy, claims.Unusable):
-                continue
-            except OSError:
-                break  # the state dir is in trouble; the next rescan tries again
-            try:
-                self.manifest.refresh()
-                if self.manifest.is_finished(name):
-                    claim.finish()
-                    removed.append(name)
-                else:
-                    claim.abandon()  # `ingestd retry` made it eligible again: leave it be
-            except BaseException:
-                _quietly(claim.abandon)
-                raise
-        return removed
-
-    def _log_outcome(self, log: Any, why: str) -> None:
+    def _log_outcome(self, log: Log, why: str) -> None:
         if why == "busy":
             log.debug("peer_busy")
         elif why == "unreadable":
@@ -188,9 +155,9 @@ class Worker:
         elif why == "already_finished":
             log.debug("already_finished")
         elif why.startswith("error: "):
-            # Bookkeeping I/O failed (locks dir full or read-only, disk full while writing
-            # the owner record, NFS trouble): not the file's fault, so no attempt is spent;
-            # the claim, if won, was given back, and the worker waits before it claims again.
+            # The ledger failed (locks dir full or read-only, disk full while writing the
+            # owner record, NFS trouble): not the file's fault, so no attempt is spent; the
+            # claim, if won, was given back, and the worker waits before it claims again.
             self._stalled(log, "claim_failed", why.removeprefix("error: "))
         elif why.startswith("unusable: "):
             log.error("lock_path_unusable", error=why.removeprefix("unusable: "), retry=True)
@@ -198,146 +165,137 @@ class Worker:
             log.info("file_skipped", reason=why)
 
     async def _run(
-        self,
-        claim: claims.Claim,
-        head: bytes,
-        seen_at: str | None,
-        handled: Callable[[], object],
+        self, hold: Hold, head: bytes, seen_at: str | None, handled: Callable[[], object]
     ) -> Result:
-        log = self.log.bind(file=claim.name)
+        log = self.log.bind(file=hold.name)
         try:
-            return await self._claimed(claim, head, seen_at or utc_now(), log, handled)
+            return await self._claimed(hold, head, seen_at or utc_now(), log, handled)
         except OSError as exc:
             log.error("file_io_error", error=str(exc), retry=True)
-            await asyncio.to_thread(_quietly, claim.abandon)
+            await asyncio.to_thread(_quietly, hold.abandon)
             return Result.RETRY
         except BaseException:
             # Shutdown (cancel) or an unexpected error: give the file back without spending
-            # an attempt; the lock file goes back to how the last holder left it. Unless its
+            # an attempt; the claim goes back to how the last holder left it. Unless its
             # handler is still running in a thread: then the claim stays held (see stranded).
-            if claim.name not in self.stranded:
-                await asyncio.shield(asyncio.to_thread(_quietly, claim.abandon))
+            if hold.name not in self.stranded:
+                await asyncio.shield(asyncio.to_thread(_quietly, hold.abandon))
             raise
 
     def _acquire_first(
         self, names: list[str]
-    ) -> tuple[list[tuple[str, Result, str]], tuple[claims.Claim, bytes] | None]:
+    ) -> tuple[list[tuple[str, Result, str]], tuple[Hold, bytes] | None]:
         """Try `names` in order until one is claimed. Blocking: runs in a thread."""
         tried: list[tuple[str, Result, str]] = []
         for name in names:
             try:
                 acquired = self._acquire(name)
-            except claims.Unusable as exc:
+            except Unusable as exc:
                 tried.append((name, Result.RETRY, f"unusable: {exc}"))
                 continue
             except OSError as exc:
-                if exc.errno == errno.ENOENT and recreate_state_dir(self.settings):
-                    self.log.error("state_dir_recreated", state_dir=str(self.settings.state_dir))
                 tried.append((name, Result.STALLED, f"error: {exc}"))
-                break  # the state dir is in trouble: do not hammer it with the rest
-            if isinstance(acquired[0], claims.Claim):
-                return tried, acquired
-            tried.append((name, *acquired))
+                break  # the ledger is in trouble: do not hammer it with the rest
+            if isinstance(acquired[0], Result):
+                tried.append((name, acquired[0], str(acquired[1])))
+            else:
+                return tried, (acquired[0], bytes(acquired[1]))
         return tried, None
 
-    def _acquire(self, name: str) -> tuple[claims.Claim, bytes] | tuple[Result, str]:
-        """Claim, inode check, manifest refresh, file check, owner record. Blocking."""
+    def _acquire(self, name: str) -> tuple[Hold, bytes] | tuple[Result, str]:
+        """Claim, fresh look at what is finished, file check, owner record. Blocking."""
         try:
-            claim = claims.try_claim(self.settings.locks_dir, name)
-        except claims.Busy:
+            hold = self.ledger.try_claim(name)
+        except Busy:
             return Result.BUSY, "busy"
         try:
-            self.manifest.refresh()
-            if self.manifest.is_finished(name):
-                claim.finish()
+            self.ledger.sync()
+            if self.ledger.is_finished(name):
+                hold.finish()
                 return Result.SKIPPED, "already_finished"
-            head = _read_head(self.settings.data_dir / name)
+            head = _read_head(self.source, name)
             if head == "unreadable":
-                claim.abandon()
+                hold.abandon()
                 return Result.RETRY, head
             if isinstance(head, str):
-                claim.finish()
+                hold.finish()
                 return Result.SKIPPED, head
-            claim.begin(self._owner())
+            hold.begin(self._owner())
         except BaseException:
-            _quietly(claim.abandon)
+            _quietly(hold.abandon)
             raise
-        return claim, head
+        return hold, head
 
     async def _claimed(
-        self,
-        claim: claims.Claim,
-        head: bytes,
-        seen_at: str,
-        log: Any,
-        handled: Callable[[], object],
+        self, hold: Hold, head: bytes, seen_at: str, log: Log, handled: Callable[[], object]
     ) -> Result:
-        name = claim.name
-        path = self.settings.data_dir / name
-        attempt = claim.attempt
-        previous = claim.previous_owner
+        name = hold.name
+        attempt = hold.attempt
+        previous = hold.previous_owner
         log = log.bind(attempt=attempt)
-        if claim.lost:
-            log.debug("claim_lost", restarts=claim.lost, reason="lock file replaced under us")
+        if hold.lost:
+            log.debug("claim_lost", restarts=hold.lost, reason="claim replaced under us")
         if previous and self._is_me(previous):
             log.info("file_claimed", retry=True)  # our own earlier attempt crashed
         elif previous:
             self.redone += 1
-            log.info("file_claimed", taken_over_from=previous.get("worker"))
+            log.info("file_claimed", taken_over_from=previous.worker)
         else:
             log.info("file_claimed")
         started_at = utc_now()
         if attempt > self.settings.max_attempts:
-            last = previous.get("error") if previous else None
+            last = previous.error if previous else None
             error = f"poison: {attempt - 1} attempts ended without a result; " + (
                 f"last error: {last}" if last else "their workers died while processing it"
             )
-            return await self._fail(claim, seen_at, started_at, error, log)
+            return await self._fail(hold, seen_at, started_at, error, log)
 
         job = Job(
-            path, name, parse_name(name) or datetime.min, self.settings, log, head, self.threads
+            name,
+            parse_name(name) or datetime.min,
+            self.settings,
+            log,
+            head,
+            self.source,
+            self.threads,
         )
         try:
             outcome = await self.handler(job)
         except BadInput as exc:
             handled()
-            return await self._fail(claim, seen_at, started_at, f"bad input: {exc}", log)
+            return await self._fail(hold, seen_at, started_at, f"bad input: {exc}", log)
         except asyncio.CancelledError:
             if self.threads is not None and self.threads.running(name):
-                self.stranded[name] = claim
+                self.stranded[name] = hold
             raise
         except (RetryLater, OSError) as exc:
             if isinstance(exc, OSError) and exc.errno not in ENVIRONMENT_ERRNOS:
                 handled()
-                return await self._crashed(claim, exc, log)
+                return await self._crashed(hold, exc, log)
             # The environment's fault (an output dir read-only or full, a service down): no
             # attempt spent, and the worker waits before claiming again.
             handled()
-            await asyncio.to_thread(_quietly, claim.abandon)
+            await asyncio.to_thread(_quietly, hold.abandon)
             self._stalled(log, "handler_retry_later", _describe(exc))
             return Result.STALLED
         except Exception as exc:
             handled()
-            return await self._crashed(claim, exc, log)
+            return await self._crashed(hold, exc, log)
         handled()
-        return await self._done(claim, outcome, seen_at, started_at, log)
+        return await self._done(hold, outcome, seen_at, started_at, log)
 
-    async def _crashed(self, claim: claims.Claim, exc: BaseException, log: Any) -> Result:
+    async def _crashed(self, hold: Hold, exc: BaseException, log: Log) -> Result:
         """A crash of this attempt: the owner record stays (with the error), the attempt counts."""
         log.exception("handler_error", error=_describe(exc))
-        await asyncio.to_thread(claim.release, _describe(exc))
+        await asyncio.to_thread(hold.release, _describe(exc))
         return Result.RETRY
 
-    def _is_me(self, owner: Mapping[str, Any]) -> bool:
+    def _is_me(self, owner: Owner) -> bool:
         """An owner record of this very process: our own earlier attempt, not a peer's."""
         s = self.settings
-        return (owner.get("worker"), owner.get("host"), owner.get("pid")) == (
-            s.worker_id,
-            s.host,
-            self.pid,
-        )
+        return (owner.worker, owner.host, owner.pid) == (s.worker_id, s.host, self.pid)
 
-    def _stalled(self, log: Any, event: str, error: str) -> None:
+    def _stalled(self, log: Log, event: str, error: str) -> None:
         """Wait before claiming again; say so once per streak, not once per file."""
         if self.stall.fail(time.monotonic()):
             log.error(event, error=error, retry=True, streak="started")
@@ -350,27 +308,30 @@ class Worker:
             self.log.info("stall_ended")
 
     async def _done(
-        self, claim: claims.Claim, outcome: Outcome, seen_at: str, started_at: str, log: Any
+        self, hold: Hold, outcome: Outcome, seen_at: str, started_at: str, log: Log
     ) -> Result:
         if outcome.size is None or outcome.sha256 is None:
-            outcome.size, outcome.sha256 = await asyncio.to_thread(
-                file_digest, self.settings.data_dir / claim.name
-            )
-        record = self._record(claim, DONE, seen_at, started_at)
-        record.update(minutes=outcome.minutes, size=outcome.size, sha256=outcome.sha256)
-        if outcome.outputs:
-            record["outputs"] = outcome.outputs
-        if outcome.records is not None:
-            record["records"] = outcome.records
+            outcome.size, outcome.sha256 = await asyncio.to_thread(self.source.digest, hold.name)
+        record = self._record(
+            hold,
+            DONE,
+            seen_at,
+            started_at,
+            minutes=outcome.minutes,
+            size=outcome.size,
+            sha256=outcome.sha256,
+            outputs=tuple(outcome.outputs),
+            records=outcome.records,
+        )
         report: dict[str, float | int] = {}
 
         def count() -> None:
-            # Runs under the manifest lock, so this worker's stats follow its manifest order
+            # Runs inside the commit, so this worker's stats follow the ledger's order
             # exactly (what `ingestd verify` recomputes), even with several claim tasks.
             self.stats.add(outcome.minutes)
             report.update(self.stats.fields(), due=self.stats.due())
 
-        if (refused := await self._commit(claim, record, log, count)) is not None:
+        if (refused := await self._commit(hold, record, log, count)) is not None:
             return refused
         due = report.pop("due")
         log.info("file_done", minutes=outcome.minutes, files_processed=report["files_processed"])
@@ -379,11 +340,10 @@ class Worker:
         return Result.DONE
 
     async def _fail(
-        self, claim: claims.Claim, seen_at: str, started_at: str, error: str, log: Any
+        self, hold: Hold, seen_at: str, started_at: str, error: str, log: Log
     ) -> Result:
-        record = self._record(claim, FAILED, seen_at, started_at)
-        record["error"] = error
-        if (refused := await self._commit(claim, record, log)) is not None:
+        record = self._record(hold, FAILED, seen_at, started_at, error=error)
+        if (refused := await self._commit(hold, record, log)) is not None:
             return refused
         self.failed += 1
         log.error("file_failed", error=error)
@@ -391,19 +351,17 @@ class Worker:
 
     async def _commit(
         self,
-        claim: claims.Claim,
-        record: dict[str, Any],
-        log: Any,
+        hold: Hold,
+        record: Record,
+        log: Log,
         on_written: Callable[[], None] | None = None,
     ) -> Result | None:
-        """Append the record, then release. None when written; else what became of the file."""
+        """Step 6: record durably, then release. None when written; else what became of it."""
         try:
-            written = await asyncio.to_thread(self._commit_and_release, claim, record, on_written)
+            written = await asyncio.to_thread(self.ledger.commit, hold, record, on_written)
         except OSError as exc:
             # Disk full, read-only, NFS trouble: the file is not finished. It was given back
             # without spending an attempt; the worker waits before it claims again.
-            if exc.errno == errno.ENOENT and recreate_state_dir(self.settings):
-                log.error("state_dir_recreated", state_dir=str(self.settings.state_dir))
             self._stalled(log, "commit_failed", str(exc))
             return Result.STALLED
         self.recovered()
@@ -412,53 +370,41 @@ class Worker:
             return Result.SKIPPED
         return None
 
-    def _commit_and_release(
-        self, claim: claims.Claim, record: dict[str, Any], on_written: Callable[[], None] | None
-    ) -> bool:
-        """Step 6: append + fsync, then unlink and release (one thread hop). Blocking."""
-        try:
-            written = self.manifest.commit(record, on_written)
-        except OSError:
-            _quietly(claim.abandon)
-            raise
-        claim.finish()
-        return written
-
-    def _owner(self) -> dict[str, Any]:
-        return {
-            "worker": self.settings.worker_id,
-            "host": self.settings.host,
-            "pid": self.pid,
-            "claimed_at": utc_now(),
-        }
+    def _owner(self) -> Owner:
+        s = self.settings
+        return Owner(worker=s.worker_id, host=s.host, pid=self.pid, claimed_at=utc_now())
 
     def _record(
-        self, claim: claims.Claim, status: str, seen_at: str, started_at: str
-    ) -> dict[str, Any]:
-        return {
-            "file": claim.name,
-            "status": status,
-            "worker": self.settings.worker_id,
-            "host": self.settings.host,
-            "pid": self.pid,
-            "attempt": claim.attempt,
-            "minutes": None,
-            "size": None,
-            "sha256": None,
-            "seen_at": seen_at,
-            "started_at": started_at,
-            "finished_at": utc_now(),
-        }
+        self,
+        hold: Hold,
+        status: str,
+        seen_at: str,
+        started_at: str,
+        **outcome: object,
+    ) -> Record:
+        s = self.settings
+        return Record(
+            file=hold.name,
+            status=status,
+            worker=s.worker_id,
+            host=s.host,
+            pid=self.pid,
+            attempt=hold.attempt,
+            seen_at=seen_at,
+            started_at=started_at,
+            finished_at=utc_now(),
+            **outcome,  # type: ignore[arg-type]
+        )
 
 
-def _read_head(path: Path) -> bytes | str:
-    """The first HEAD_BYTES + 1 bytes of a claimed data file, or why it cannot be processed.
+def _read_head(source: Source, name: str) -> bytes | str:
+    """The first HEAD_BYTES + 1 bytes of a claimed file, or why it cannot be processed.
 
     Opening it here proves it readable before an attempt is spent; what is read on the way
     is handed to the handler (all the simulation needs), saving it a second open.
     """
     try:
-        return read_capped(path, HEAD_BYTES)
+        return source.read_head(name, HEAD_BYTES)
     except FileNotFoundError:
         return "vanished"
     except PermissionError:

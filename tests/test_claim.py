@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from ingestd import claim as claims
+from ingestd.ledger import Owner
+from ingestd.ledgers.file import claim as claims
+
+
+def owner(worker: str) -> Owner:
+    return Owner(worker=worker, host="h", pid=1, claimed_at="")
 
 
 @pytest.fixture
@@ -31,24 +36,24 @@ def test_second_claim_in_another_descriptor_is_busy(locks: Path) -> None:
 
 def test_begin_counts_attempts_across_holders(locks: Path) -> None:
     first = claims.try_claim(locks, "a.txt")
-    assert first.begin({"worker": "w1"}) == 1
+    assert first.begin(owner("w1")) == 1
     first.release()  # the holder died: the owner record stays
     second = claims.try_claim(locks, "a.txt")
-    assert second.previous_owner == {"worker": "w1", "attempt": 1}
-    assert second.begin({"worker": "w2"}) == 2
+    assert (second.previous_owner.worker, second.previous_owner.attempt) == ("w1", 1)
+    assert second.begin(owner("w2")) == 2
     second.finish()
 
 
 def test_abandon_restores_the_previous_owner(locks: Path) -> None:
     first = claims.try_claim(locks, "a.txt")
-    first.begin({"worker": "w1"})
+    first.begin(owner("w1"))
     first.release()
     second = claims.try_claim(locks, "a.txt")
-    second.begin({"worker": "w2"})
+    second.begin(owner("w2"))
     second.abandon()
     assert json.loads((locks / "a.txt.lock").read_text())["attempt"] == 1
     fresh = claims.try_claim(locks, "b.txt")
-    fresh.begin({"worker": "w"})
+    fresh.begin(owner("w"))
     fresh.abandon()
     assert not (locks / "b.txt.lock").exists()
 
@@ -96,21 +101,21 @@ def test_unlinked_inode_is_not_a_claim(locks: Path, monkeypatch: pytest.MonkeyPa
 
 def test_probe_sees_a_live_owner_without_taking_it(locks: Path) -> None:
     held = claims.try_claim(locks, "a.txt")
-    held.begin({"worker": "w1"})
-    alive, owner = claims.probe(locks / "a.txt.lock")
-    assert alive and owner is not None and owner["worker"] == "w1"
+    held.begin(owner("w1"))
+    alive, found = claims.probe(locks / "a.txt.lock")
+    assert alive and found is not None and found.worker == "w1"
     with pytest.raises(claims.Busy):
         claims.try_claim(locks, "a.txt")  # still held by its owner
     held.release()
-    alive, owner = claims.probe(locks / "a.txt.lock")
-    assert not alive and owner is not None
+    alive, found = claims.probe(locks / "a.txt.lock")
+    assert not alive and found is not None
 
 
 RACER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from ingestd import claim as claims
+    from ingestd.ledgers.file import claim as claims
 
     locks, count, out = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     mine = []
@@ -156,8 +161,9 @@ def test_claim_of_a_killed_process_is_taken_over(locks: Path, tmp_path: Path) ->
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from ingestd import claim as c;"
-            "h = c.try_claim(Path(sys.argv[1]), 'a.txt'); h.begin({'worker': 'doomed'});"
+            "import sys, time; from pathlib import Path;"
+            "from ingestd.ledgers.file import claim as c; from ingestd.ledger import Owner;"
+            "h = c.try_claim(Path(sys.argv[1]), 'a.txt'); h.begin(Owner('doomed', 'h', 1, ''));"
             "print('held', flush=True); time.sleep(60)",
             str(locks),
         ],
@@ -171,20 +177,20 @@ def test_claim_of_a_killed_process_is_taken_over(locks: Path, tmp_path: Path) ->
     holder.wait()
     holder.stdout.close()
     taken = claims.try_claim(locks, "a.txt")
-    assert taken.previous_owner is not None and taken.previous_owner["worker"] == "doomed"
-    assert taken.begin({"worker": "heir"}) == 2
+    assert taken.previous_owner is not None and taken.previous_owner.worker == "doomed"
+    assert taken.begin(owner("heir")) == 2
     taken.finish()
 
 
 def test_a_shorter_owner_record_ignores_stale_bytes_after_it(locks: Path) -> None:
     first = claims.try_claim(locks, "a.txt")
-    first.begin({"worker": "a-very-long-worker-name-" * 4})
+    first.begin(owner("a-very-long-worker-name-" * 4))
     first.release()
     second = claims.try_claim(locks, "a.txt")
-    second.begin({"worker": "w2"})
+    second.begin(owner("w2"))
     second.release()
     third = claims.try_claim(locks, "a.txt")
-    assert third.previous_owner == {"worker": "w2", "attempt": 2}
+    assert (third.previous_owner.worker, third.previous_owner.attempt) == ("w2", 2)
     third.finish()
 
 

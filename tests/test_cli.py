@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ingestd import cli, statedir
+from ingestd import cli
+from ingestd.ledgers.file import statedir
 
 
 def test_env_defaults_and_flags_build_settings(

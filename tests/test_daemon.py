@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from ingestd.ledgers.file.statedir import prepare_state_dir
 from ingestd.settings import Settings
-from ingestd.statedir import prepare_state_dir
 
 
 def test_peers_with_the_same_pid_prepare_the_state_dir_at_once(tmp_path: Path) -> None:
@@ -21,7 +21,7 @@ def test_peers_with_the_same_pid_prepare_the_state_dir_at_once(tmp_path: Path) -
         start.wait()
         for _ in range(200):
             try:
-                prepare_state_dir(settings)
+                prepare_state_dir(settings.state_dir)
             except Exception as exc:  # collected: the assertion below shows them
                 errors.append(exc)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import done_names, manifest_records, read_json_log, wait_for
 
-from ingestd.manifest import Manifest
+from ingestd.ledgers.file.manifest import Manifest
 
 GOOD = "2018_06_28_00_00.txt"
 
@@ -88,10 +88,10 @@ def test_a_killed_workers_file_is_taken_over(data: Path, spawn) -> None:
 CRASHY = textwrap.dedent(
     """
     import os, signal
-    from ingestd.handlers import simulate
+    from ingestd.handlers.simulate import handle as simulate
 
     async def handle(job):
-        if job.path.read_text().strip() == "crash":
+        if job.head.strip() == b"crash":
             os.kill(os.getpid(), signal.SIGKILL)  # the handler takes the whole process down
         return await simulate(job)
     """
@@ -185,7 +185,7 @@ def test_torn_manifest_line_is_skipped_once_and_closed(data: Path, spawn) -> Non
 LOSER = textwrap.dedent(
     """
     from ingestd.handlers import Outcome
-    from ingestd.manifest import Manifest
+    from ingestd.ledgers.file.manifest import Manifest
 
     def handle(job):
         # While we work, a peer that took the file over (our claim was lost) records it done.

@@ -6,18 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from ingestd.handlers import (
-    BadInput,
-    HandlerError,
-    Job,
-    Outcome,
-    load_handler,
-    parse_minutes,
-    read_capped,
-    simulate,
-    to_outcome,
-)
+from ingestd.errors import BadInput
+from ingestd.handlers import HandlerError, Job, Outcome, load_handler, to_outcome
+from ingestd.handlers.simulate import handle as simulate
+from ingestd.handlers.simulate import parse_minutes
 from ingestd.settings import Settings
+from ingestd.sources.local import LocalSource, read_capped
 
 
 @pytest.mark.parametrize(
@@ -86,7 +80,7 @@ async def test_simulate_sleeps_scaled_minutes(tmp_path: Path) -> None:
     path = tmp_path / "2018_06_28_00_00.txt"
     path.write_text("3\n")
     head = read_capped(path, 4096)
-    job = Job(path, path.name, None, settings(tmp_path, seconds_in_min=0.0), None, head)  # type: ignore[arg-type]
+    job = Job(path.name, None, settings(tmp_path, seconds_in_min=0.0), None, head)  # type: ignore[arg-type]
     outcome = await simulate(job)
     assert outcome.minutes == 3.0
     assert outcome.size == 2
@@ -122,7 +116,7 @@ async def test_user_handlers_sync_and_async(
         "    return 2\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    job = Job(tmp_path, "x", None, settings(tmp_path), None, b"")  # type: ignore[arg-type]
+    job = Job("x", None, settings(tmp_path), None, b"", LocalSource(tmp_path))  # type: ignore[arg-type]
     sync_outcome = await load_handler("myhandlers:sync")(job)
     assert sync_outcome.minutes == 1.0 and sync_outcome.outputs != ["MainThread"]  # a thread
     assert (await load_handler("myhandlers:aio")(job)).minutes == 2.0

@@ -6,7 +6,15 @@ from typing import Any
 
 import pytest
 
-from ingestd.manifest import DONE, FAILED, RETRY, Manifest, encode, parse_head, read_records
+from ingestd.ledgers.file.manifest import (
+    DONE,
+    FAILED,
+    RETRY,
+    Manifest,
+    encode,
+    parse_head,
+    read_records,
+)
 
 
 def record(name: str, status: str = DONE, **extra: Any) -> dict[str, Any]:

@@ -1,6 +1,11 @@
 from pathlib import Path
 
-from ingestd.mounts import check_state_dir, mount_of, parse_mountinfo, unsafe_lock_reason
+from ingestd.ledgers.file.mounts import (
+    check_state_dir,
+    mount_of,
+    parse_mountinfo,
+    unsafe_lock_reason,
+)
 
 # Recorded /proc/self/mountinfo lines (addresses from the documentation ranges).
 MOUNTINFO = """\

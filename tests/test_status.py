@@ -239,5 +239,7 @@ def test_status_names_a_symlink_planted_at_a_lock_path(data: Path) -> None:
     locks.mkdir(parents=True)
     (locks / f"{A}.lock").symlink_to("/etc/passwd")
     code, report = status(data)
-    assert code == 1 and report["unusable_locks"] == [f"{A}.lock"]
-    assert f"BAD lock path  {A}.lock" in ingestd("status", str(data)).stdout
+    assert code == 1 and report["problems"] == [
+        f"{A}.lock: not a regular file (that file cannot be claimed)"
+    ]
+    assert f"PROBLEM        {A}.lock: not a regular file" in ingestd("status", str(data)).stdout

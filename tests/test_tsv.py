@@ -21,7 +21,7 @@ import pytest
 from conftest import manifest_records
 
 from ingestd.handlers import BadInput
-from ingestd.tsv import convert, field_text, iter_objects, learn_columns, row_text
+from ingestd.handlers.tsv import convert, field_text, iter_objects, learn_columns, row_text
 
 
 @pytest.mark.parametrize(
@@ -70,7 +70,7 @@ def test_concatenated_json_without_newlines_and_json_lines() -> None:
 
 
 def test_values_split_across_read_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    import ingestd.tsv as tsv
+    import ingestd.handlers.tsv as tsv
 
     monkeypatch.setattr(tsv, "CHUNK", 7)
     data = "".join(json.dumps({"k": "é" * i, "n": i}) for i in range(50)).encode()

@@ -11,11 +11,11 @@ import structlog
 from structlog.testing import capture_logs
 from watchdog.events import FileClosedEvent, FileCreatedEvent, FileDeletedEvent, FileMovedEvent
 
-from ingestd import watcher as watcher_module
-from ingestd.daemon import Daemon
-from ingestd.handlers import simulate
+from ingestd.compose import build_daemon
 from ingestd.settings import Settings
-from ingestd.watcher import Watcher, classify, scan
+from ingestd.sources import watcher as watcher_module
+from ingestd.sources.local import scan
+from ingestd.sources.watcher import Watcher, classify
 
 NAME = "2018_06_28_00_00.txt"
 
@@ -105,7 +105,7 @@ async def test_daemon_restarts_a_dead_observer_and_misses_nothing(tmp_path: Path
         data_dir=tmp_path, state_dir=tmp_path / ".ingestd", worker_id="t", host="h",
         seconds_in_min=0, rescan_interval=0.1, settle=0.1, exit_when_idle=0.5,
     )  # fmt: skip
-    daemon = Daemon(settings, simulate, structlog.get_logger())
+    daemon = build_daemon(settings, structlog.get_logger())
     with capture_logs() as logs:
         task = asyncio.create_task(daemon.run())
         while not any(e["event"] == "ready" for e in logs):  # noqa: ASYNC110 - polls a list
@@ -118,4 +118,4 @@ async def test_daemon_restarts_a_dead_observer_and_misses_nothing(tmp_path: Path
     events = [e["event"] for e in logs]
     assert "observer_died" in events
     assert daemon.worker.stats.count == 1
-    assert daemon.manifest.is_finished(NAME)
+    assert daemon.ledger.is_finished(NAME)

@@ -14,11 +14,12 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from ingestd import claim as claim_module
-from ingestd import worker as worker_module
-from ingestd.handlers import simulate
-from ingestd.manifest import Manifest
+from ingestd.compose import build_ledger
+from ingestd.handlers.simulate import handle as simulate
+from ingestd.ledgers.file import claim as claim_module
 from ingestd.settings import Settings
+from ingestd.sources import local as local_module
+from ingestd.sources.local import LocalSource
 from ingestd.worker import Result, Worker
 
 NAME = "2018_06_28_00_00.txt"
@@ -29,9 +30,12 @@ def worker(tmp_path: Path) -> Worker:
     settings = Settings(data_dir=tmp_path, state_dir=tmp_path / ".s", worker_id="t", host="h",
                         seconds_in_min=0)  # fmt: skip
     settings.locks_dir.mkdir(parents=True)
-    manifest = Manifest(settings.manifest_path, settings.manifest_lock_path)
-    yield Worker(settings, manifest, simulate, structlog.get_logger())
-    manifest.close()
+    (settings.state_dir / "workers").mkdir()
+    ledger = build_ledger(settings, structlog.get_logger())
+    yield Worker(
+        settings, ledger, LocalSource(tmp_path, hide=".s"), simulate, structlog.get_logger()
+    )
+    ledger.close()
 
 
 async def test_done_file_is_recorded_and_the_lock_file_removed(
@@ -41,7 +45,7 @@ async def test_done_file_is_recorded_and_the_lock_file_removed(
     with capture_logs() as logs:
         assert await worker.process(NAME) is Result.DONE
     assert [e["event"] for e in logs] == ["file_claimed", "file_done"]
-    assert worker.manifest.is_finished(NAME)
+    assert worker.ledger.manifest.is_finished(NAME)
     assert list(worker.settings.locks_dir.iterdir()) == []
     assert await worker.process(NAME) is Result.SKIPPED
 
@@ -57,7 +61,7 @@ async def test_unreadable_file_is_given_back_without_spending_an_attempt(
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         return real_open(path, flags, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(worker_module.os, "open", denied)
+    monkeypatch.setattr(local_module.os, "open", denied)
     with capture_logs() as logs:
         assert await worker.process(NAME) is Result.RETRY
     assert [e["event"] for e in logs] == ["file_unreadable"]
@@ -92,7 +96,7 @@ async def test_a_name_in_hand_is_not_claimed_twice_in_one_process(worker: Worker
 async def test_process_first_takes_the_oldest_claimable_and_gives_back_the_rest(
     worker: Worker, tmp_path: Path
 ) -> None:
-    from ingestd import claim as claims
+    from ingestd.ledgers.file import claim as claims
 
     names = [f"2018_06_28_00_{i:02d}.txt" for i in range(4)]
     for name in names:
@@ -113,10 +117,10 @@ async def test_leftover_lock_files_of_finished_files_are_removed_and_no_others(
 ) -> None:
     locks = worker.settings.locks_dir
     done, retried, held = NAME, "2018_06_28_00_15.txt", "2018_06_28_00_30.txt"
-    worker.manifest.commit({"file": done, "status": "done", "worker": "dead"})
-    worker.manifest.commit({"file": held, "status": "done", "worker": "dead"})
-    worker.manifest.commit({"file": retried, "status": "failed", "worker": "dead"})
-    worker.manifest.commit({"file": retried, "status": "retry", "worker": "operator"})
+    worker.ledger.manifest.commit({"file": done, "status": "done", "worker": "dead"})
+    worker.ledger.manifest.commit({"file": held, "status": "done", "worker": "dead"})
+    worker.ledger.manifest.commit({"file": retried, "status": "failed", "worker": "dead"})
+    worker.ledger.manifest.commit({"file": retried, "status": "retry", "worker": "operator"})
     owner = b'{"worker": "dead", "attempt": 3}\n'
     for name in (done, retried, held):
         (locks / f"{name}.lock").write_bytes(owner)
@@ -135,7 +139,7 @@ async def test_leftover_lock_files_of_finished_files_are_removed_and_no_others(
 async def test_a_lock_file_being_swept_is_excluded_but_not_reported_as_work(
     worker: Worker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    worker.manifest.commit({"file": NAME, "status": "done", "worker": "dead"})
+    worker.ledger.manifest.commit({"file": NAME, "status": "done", "worker": "dead"})
     (worker.settings.locks_dir / f"{NAME}.lock").write_bytes(b"{}\n")
     entered, let_go = threading.Event(), threading.Event()
     real_try_claim = claim_module.try_claim
@@ -189,7 +193,7 @@ async def test_retry_later_from_a_handler_spends_no_attempt(worker: Worker, tmp_
     worker.handler = unreachable  # type: ignore[assignment]
     assert await worker.process(NAME) is Result.STALLED
     assert list(worker.settings.locks_dir.iterdir()) == []
-    assert not worker.manifest.is_finished(NAME)
+    assert not worker.ledger.manifest.is_finished(NAME)
 
 
 async def test_own_retry_is_not_a_takeover_and_poison_keeps_the_last_error(
@@ -211,7 +215,7 @@ async def test_own_retry_is_not_a_takeover_and_poison_keeps_the_last_error(
     assert worker.redone == 0
     owner_errors = [e["error"] for e in logs if e["event"] == "handler_error"]
     assert owner_errors == ["ValueError: cannot parse row 7"] * 2
-    record = worker.manifest.last_record(NAME)
+    record = worker.ledger.manifest.last_record(NAME)
     assert record is not None and record["status"] == "failed"
     assert record["error"].startswith("poison: 2 attempts")
     assert "last error: ValueError: cannot parse row 7" in record["error"]
@@ -232,7 +236,7 @@ async def test_a_handler_result_that_is_not_a_real_duration_is_a_crash(
     with capture_logs() as logs:
         assert await worker.process(NAME) is Result.RETRY
     assert "finite and >= 0" in next(e for e in logs if e["event"] == "handler_error")["error"]
-    assert not worker.manifest.is_finished(NAME)  # nothing like NaN reaches the manifest
+    assert not worker.ledger.manifest.is_finished(NAME)  # nothing like NaN reaches the manifest
 
 
 async def test_a_symlink_at_the_lock_path_blocks_only_that_file(

@@ -1,19 +1,16 @@
-"""Finding files: a watchdog observer for quick notice, a directory scan for certainty.
+"""The local source's event stream: a watchdog observer for quick notice of new files.
 
 The observer runs on its own thread and only hands events to the event loop with
 `loop.call_soon_threadsafe`; an exception escaping a watchdog handler would kill that thread
 silently, so every one is caught. Events are a shortcut, never the source of truth: they are
 lost on queue overflow and never arrive for other hosts' writes over NFS, so the periodic
-`scan` (run in a thread) finds everything on its own.
+scan (`local.py`, run in a thread) finds everything on its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import stat
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +24,13 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-from .naming import is_data_name
-from .ready import Signature
-
-# (kind, name): kind is "written" (closed after write, or moved into place) or "changed".
-EventCallback = Callable[[str, str], None]
+from ..logs import Log
+from ..naming import is_data_name
+from ..source import EventCallback
 
 
 class _Forwarder(FileSystemEventHandler):
-    def __init__(self, loop: asyncio.AbstractEventLoop, callback: EventCallback, log: Any):
+    def __init__(self, loop: asyncio.AbstractEventLoop, callback: EventCallback, log: Log):
         self._loop = loop
         self._callback = callback
         self._log = log
@@ -76,7 +71,7 @@ class Watcher:
         data_dir: Path,
         loop: asyncio.AbstractEventLoop,
         callback: EventCallback,
-        log: Any,
+        log: Log,
     ) -> None:
         self._data_dir = data_dir
         self._handler = _Forwarder(loop, callback, log)
@@ -122,68 +117,3 @@ class Watcher:
             observer.stop()
             if observer.is_alive():
                 observer.join(timeout=5)
-
-
-@dataclass
-class ScanResult:
-    candidates: dict[str, Signature] = field(default_factory=dict)
-    ignored: dict[str, str] = field(default_factory=dict)  # name -> why
-
-
-def scan(data_dir: Path, skip: Callable[[str], bool], hide: str | None) -> ScanResult:
-    """One pass over `data_dir`: regular data files not `skip`ped, with size and mtime.
-
-    Blocking: run it in a thread. Entries are judged by `lstat`, so symlinks are never
-    followed and FIFOs never opened. `hide` is the state dir's name, when it lives inside.
-    """
-    result = ScanResult()
-    with os.scandir(data_dir) as entries:
-        for entry in entries:
-            name = entry.name
-            if name == hide:
-                continue
-            # Finished files first: in a big directory nearly every entry is one, and a dict
-            # lookup is far cheaper than parsing the name.
-            if skip(name):
-                continue
-            if not is_data_name(name):
-                result.ignored[name] = TEMP_FILE if is_temp_name(name) else "name"
-                continue
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue  # vanished between listing and stat
-            if not stat.S_ISREG(info.st_mode):
-                result.ignored[name] = _kind(info.st_mode)
-                continue
-            result.candidates[name] = (info.st_size, info.st_mtime_ns)
-    return result
-
-
-TEMP_FILE = "temp file"
-
-
-def is_temp_name(name: str) -> bool:
-    """A hidden temp file, as writers that rename into place use (`.NAME.tmp`, `.NAME.x.tmp`)."""
-    return name.startswith(".") and name.endswith(".tmp")
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "directory"
-    if stat.S_ISLNK(mode):
-        return "symlink"
-    if stat.S_ISFIFO(mode):
-        return "fifo"
-    return "not a regular file"
-
-
-def signature_of(path: Path) -> Signature | None:
-    """(size, mtime_ns) of a regular file, None if it is gone or not a regular file."""
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    if not stat.S_ISREG(info.st_mode):
-        return None
-    return (info.st_size, info.st_mtime_ns)

@@ -17,6 +17,7 @@ Why each step is there:
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
 import json
@@ -25,22 +26,16 @@ import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from ...ledger import Busy, Owner, Unusable
+
+__all__ = ["Busy", "Claim", "Unusable", "lock_names", "parse_owner", "probe", "try_claim"]
 
 _BUSY = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES})
 _OWNER_MAX = 64 * 1024
-
-
-class Busy(Exception):
-    """A peer holds the claim."""
-
-
-class Unusable(Exception):
-    """Something that is not a lock file sits at the lock path (a symlink, a directory).
-
-    Never followed, never removed (someone put it there): the file cannot be claimed until
-    an operator looks, and `ingestd status` names it.
-    """
+# Unusable: something that is not a lock file sits at the lock path (a symlink, a directory).
+# Never followed, never removed (someone put it there): the file cannot be claimed until an
+# operator looks, and `ingestd status` names it.
 
 
 @dataclass
@@ -60,14 +55,14 @@ class Claim:
     _closed: bool = False
 
     @property
-    def previous_owner(self) -> dict[str, Any] | None:
+    def previous_owner(self) -> Owner | None:
         return parse_owner(self.previous)
 
-    def begin(self, owner: dict[str, Any]) -> int:
+    def begin(self, owner: Owner) -> int:
         """Record us as the owner with the next attempt number; return that number."""
         before = self.previous_owner
-        self.attempt = int(before.get("attempt", 0)) + 1 if before else 1
-        self._write(json.dumps({**owner, "attempt": self.attempt}).encode() + b"\n")
+        self.attempt = before.attempt + 1 if before else 1
+        self._write(dataclasses.replace(owner, attempt=self.attempt).to_json() + b"\n")
         return self.attempt
 
     def finish(self) -> None:
@@ -104,7 +99,7 @@ class Claim:
                 return
             try:
                 if error is not None:
-                    owner = parse_owner(os.pread(self.fd, _OWNER_MAX, 0)) or {}
+                    owner = _owner_dict(os.pread(self.fd, _OWNER_MAX, 0)) or {}
                     self._write(json.dumps({**owner, "error": error[:2000]}).encode())
             finally:
                 self._close()
@@ -146,8 +141,8 @@ class Claim:
             self._close()
 
 
-def parse_owner(data: bytes) -> dict[str, Any] | None:
-    """The owner record: the first line of a lock file (bytes after it are stale)."""
+def _owner_dict(data: bytes) -> dict[str, object] | None:
+    """The owner record as written: the first line of a lock file (bytes after it are stale)."""
     line = data.split(b"\n", 1)[0]
     if not line.strip():
         return None
@@ -156,6 +151,12 @@ def parse_owner(data: bytes) -> dict[str, Any] | None:
     except ValueError:
         return None
     return owner if isinstance(owner, dict) else None
+
+
+def parse_owner(data: bytes) -> Owner | None:
+    """The owner a lock file names, or None (empty, or not one of ours)."""
+    found = _owner_dict(data)
+    return None if found is None else Owner.parse(found)
 
 
 def lock_path(locks_dir: Path, name: str) -> Path:
@@ -233,7 +234,7 @@ def try_claim(locks_dir: Path, name: str, *, retries: int = 16) -> Claim:
     raise Busy(name)
 
 
-def probe(path: Path) -> tuple[bool, dict[str, Any] | None]:
+def probe(path: Path) -> tuple[bool, Owner | None]:
     """(held by someone, owner record) of one lock file, without taking it from anyone.
 
     Opens read-only and asks for a shared lock without waiting: if it is granted, no one holds

@@ -28,10 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DONE = "done"
-FAILED = "failed"
-RETRY = "retry"
-FINISHED = frozenset({DONE, FAILED})
+from ...ledger import DONE, FAILED, FINISHED, RETRY
+
+__all__ = ["DONE", "FAILED", "FINISHED", "RETRY", "Manifest", "encode", "read_records"]
 
 _CHUNK = 1 << 20
 _FAST_PREFIX = b'{"file":"'
@@ -169,12 +168,19 @@ class Manifest:
         with self._mutex:
             self._read_tail()
 
-    def commit(self, record: dict[str, Any], on_written: Callable[[], None] | None = None) -> bool:
+    def commit(
+        self,
+        record: dict[str, Any],
+        on_written: Callable[[], None] | None = None,
+        within: Callable[[object], None] | None = None,
+    ) -> bool:
         """Append `record` durably unless the file is already done (fencing).
 
         Returns False (nothing written) when a `done` record for the file is already there:
         a peer finished it after our claim was lost. Raises OSError (disk full, read-only)
-        with nothing recorded; the caller must not treat the file as finished.
+        with nothing recorded; the caller must not treat the file as finished. `within(None)`
+        runs under the manifest lock after the fencing check, before the append (there is
+        no transaction to share: if it raises, nothing is appended).
         """
         line = encode(record)
         with self._write_mutex:
@@ -186,6 +192,8 @@ class Manifest:
                 self.refresh()
                 if self.status.get(record["file"]) == DONE:
                     return False
+                if within is not None:
+                    within(None)
                 _append(self.path, line)
                 self.refresh()
                 if on_written is not None:

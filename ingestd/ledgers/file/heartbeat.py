@@ -4,7 +4,7 @@
 seconds, so a reader never sees half a heartbeat. Its age is judged by the state dir's own
 clock: the file's mtime against the mtime of a probe file made at that moment, never another
 host's clock against ours. A heartbeat older than three of its intervals belongs to a lost
-worker; one lost for `PRUNE_AFTER` more is removed by any running worker (or by `ingestd
+worker; one lost for `ledger.PRUNE_AFTER` more is removed by any running worker (or by `ingestd
 workers --prune`). `STATE/paused` existing means: finish what you hold, claim nothing new.
 """
 
@@ -15,19 +15,19 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import Any
 
-STALE_AFTER_BEATS = 3
-PRUNE_AFTER = 3600.0  # seconds a lost worker stays listed as LOST before its heartbeat goes
+from ...ledger import STALE_AFTER_BEATS, Heartbeat
 
 
 def heartbeat_path(workers_dir: Path, worker_id: str) -> Path:
     return workers_dir / f"{worker_id}.json"
 
 
-def write_heartbeat(workers_dir: Path, worker_id: str, data: dict[str, Any]) -> None:
-    path = heartbeat_path(workers_dir, worker_id)
+def write_heartbeat(workers_dir: Path, beat: Heartbeat) -> None:
+    path = heartbeat_path(workers_dir, beat.worker)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    data = beat.to_dict()
+    data.pop("age_seconds")  # a reader's figure, not the writer's
     temp.write_text(json.dumps({**data, "heartbeat_at": time.time()}) + "\n")
     os.replace(temp, path)
 
@@ -55,7 +55,7 @@ def state_dir_now(directory: Path) -> float:
         probe.unlink(missing_ok=True)
 
 
-def read_heartbeats(workers_dir: Path, now: float | None = None) -> list[dict[str, Any]]:
+def read_heartbeats(workers_dir: Path, now: float | None = None) -> list[Heartbeat]:
     """Every heartbeat, each with `age_seconds` by the state dir's clock."""
     try:
         paths = sorted(workers_dir.glob("*.json"))
@@ -67,51 +67,34 @@ def read_heartbeats(workers_dir: Path, now: float | None = None) -> list[dict[st
     return [beat for path in paths if (beat := _load(path, clock)) is not None]
 
 
-def read_heartbeat(workers_dir: Path, worker_id: str) -> dict[str, Any] | None:
+def read_heartbeat(workers_dir: Path, worker_id: str) -> Heartbeat | None:
     return _load(heartbeat_path(workers_dir, worker_id), state_dir_now(workers_dir))
 
 
-def _load(path: Path, clock: float) -> dict[str, Any] | None:
+def _load(path: Path, clock: float) -> Heartbeat | None:
     try:
         mtime = path.stat().st_mtime
-        beat = json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None  # removed, or replaced while we looked
-    if not isinstance(beat, dict):
-        return None
-    beat["age_seconds"] = round(max(clock - mtime, 0.0), 3)
+    beat = Heartbeat.parse(data) if isinstance(data, dict) else None
+    if beat is not None:
+        beat.age_seconds = round(max(clock - mtime, 0.0), 3)
     return beat
 
 
-def _interval(beat: dict[str, Any]) -> float:
-    try:
-        return float(beat.get("interval", 5.0))
-    except (TypeError, ValueError):
-        return 5.0
-
-
-def is_lost(beat: dict[str, Any]) -> bool:
-    """A heartbeat not refreshed for three of its own intervals belongs to a lost worker."""
-    return float(beat["age_seconds"]) > STALE_AFTER_BEATS * _interval(beat)
-
-
-def lost_for(beat: dict[str, Any]) -> float:
-    """Seconds since the worker counted as lost (0 while it is alive)."""
-    return max(float(beat["age_seconds"]) - STALE_AFTER_BEATS * _interval(beat), 0.0)
-
-
-def prune_lost(workers_dir: Path, after: float = PRUNE_AFTER) -> list[str]:
+def prune_lost(workers_dir: Path, after: float) -> list[str]:
     """Remove the heartbeats of workers lost for more than `after` seconds; their ids."""
     pruned = []
     clock = state_dir_now(workers_dir)
     for beat in read_heartbeats(workers_dir, clock):
-        if not is_lost(beat) or lost_for(beat) <= after:
+        if not beat.lost or beat.lost_for <= after:
             continue
-        worker = str(beat.get("worker"))
+        worker = beat.worker
         path = heartbeat_path(workers_dir, worker)
         try:
             # A worker restarted under the same id may have just written a fresh one.
-            if clock - path.stat().st_mtime < STALE_AFTER_BEATS * _interval(beat):
+            if clock - path.stat().st_mtime < STALE_AFTER_BEATS * beat.interval:
                 continue
             path.unlink()
         except OSError:

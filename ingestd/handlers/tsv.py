@@ -17,17 +17,23 @@ import codecs
 import contextlib
 import gzip
 import hashlib
+import io
 import json
 import math
 import os
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from .handlers import BadInput, Job, Outcome, file_digest
+from ..errors import BadInput
+from ..settings import Settings
+from ..startup import probe_writable, unusable_dir
+from . import Job, Outcome
+
+Opener = Callable[[], BinaryIO]
 
 CHUNK = 1 << 20
 MAX_VALUE_CHARS = 64 << 20  # one JSON value larger than this is bad input, not a memory hog
@@ -38,20 +44,52 @@ _decoder = json.JSONDecoder()
 _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
+class _Hashing(io.RawIOBase):
+    """Counts and hashes the bytes as stored while they are read (before any gunzip)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        size = len(data)
+        buffer[:size] = data
+        self.digest.update(data)
+        self.size += size
+        return size
+
+    def finish(self) -> tuple[int, str]:
+        """(size, sha256) of the whole content: what was not read yet is read now."""
+        while self._raw.read(CHUNK):  # pragma: no branch - trailing bytes after the JSON
+            pass
+        return self.size, self.digest.hexdigest()
+
+
+def _opener(content: Path | Opener) -> Opener:
+    if isinstance(content, Path):
+        return lambda: open(content, "rb")
+    return content
+
+
 @contextlib.contextmanager
-def _open(path: Path) -> Iterator[tuple[BinaryIO, bool]]:
-    """(stream of the content, whether it was gzip-compressed)."""
-    with open(path, "rb") as raw:
-        if raw.read(2) == _GZIP_MAGIC:
-            raw.seek(0)
-            with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
-                yield cast(BinaryIO, unzipped), True
+def _open(content: Path | Opener) -> Iterator[tuple[BinaryIO, _Hashing]]:
+    """(stream of the JSON text, the hasher of the bytes as stored): gzip recognised by magic."""
+    with _opener(content)() as raw:
+        hashing = _Hashing(raw)
+        buffered = io.BufferedReader(hashing, CHUNK)
+        if buffered.peek(2)[:2] == _GZIP_MAGIC:
+            with gzip.GzipFile(fileobj=buffered, mode="rb") as unzipped:
+                yield cast(BinaryIO, unzipped), hashing
         else:
-            raw.seek(0)
-            yield raw, False
+            yield cast(BinaryIO, buffered), hashing
 
 
-def iter_objects(stream: IO[bytes], digest: Any | None = None) -> Iterator[dict[str, Any]]:
+def iter_objects(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
     """The JSON objects of a byte stream, one at a time; `BadInput` says where it broke."""
     # utf-8-sig: a byte order mark at the very start is skipped (editors on Windows add one).
     text = codecs.getincrementaldecoder("utf-8-sig")()
@@ -62,8 +100,6 @@ def iter_objects(stream: IO[bytes], digest: Any | None = None) -> Iterator[dict[
     while True:
         if not eof:
             chunk = stream.read(CHUNK)
-            if digest is not None:
-                digest.update(chunk)
             try:
                 buffer += text.decode(chunk, final=not chunk)
             except UnicodeDecodeError as exc:
@@ -125,32 +161,43 @@ def row_text(record: dict[str, Any], columns: tuple[str, ...] | list[str]) -> st
     return "\t".join(field_text(record.get(column)) for column in columns) + "\n"
 
 
-def learn_columns(path: Path) -> list[str]:
+def learn_columns(content: Path | Opener) -> list[str]:
     keys: dict[str, None] = {}
-    with _open(path) as (stream, _):
+    with _open(content) as (stream, _):
         for record in iter_objects(stream):
             keys.update(dict.fromkeys(record))
     return list(keys)
 
 
 def convert(
-    path: Path, out_dir: Path, columns: tuple[str, ...] | None, header: bool
+    content: Path | Opener,
+    out_dir: Path,
+    columns: tuple[str, ...] | None,
+    header: bool,
+    name: str | None = None,
 ) -> tuple[Path, int, int, str]:
-    """Write OUT/NAME.tsv; return (path, records, input bytes, input sha256). Blocking."""
-    names = list(columns) if columns else learn_columns(path)
+    """Write OUT/NAME.tsv; return (path, records, input bytes, input sha256). Blocking.
+
+    `content` is a path or a function that opens the input (a job's `open`); `name` is the
+    input's name (a path's own by default).
+    """
+    if name is None:
+        if not isinstance(content, Path):
+            raise TypeError("convert: give the name of an input that is not a path")
+        name = content.name
+    names = list(columns) if columns else learn_columns(content)
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / (Path(path.name).stem + ".tsv")
+    target = out_dir / (Path(name).stem + ".tsv")
     # Unique, not per PID: a worker on another host (same PID, say both PID 1 in containers)
     # may be writing the same file after a lost claim.
     temp = out_dir / f".{target.name}.{secrets.token_hex(8)}.tmp"
-    digest = hashlib.sha256()
     records = 0
     try:
         with open(temp, "x", encoding="utf-8", newline="") as out:
             if header:
                 out.write("\t".join(n.translate(_ESCAPES) for n in names) + "\n")
-            with _open(path) as (stream, zipped):
-                for record in iter_objects(stream, None if zipped else digest):
+            with _open(content) as (stream, hashing):
+                for record in iter_objects(stream):
                     try:
                         out.write(row_text(record, names))
                     except UnicodeEncodeError as exc:
@@ -161,6 +208,8 @@ def convert(
                             "that UTF-8 cannot encode"
                         ) from None
                     records += 1
+                # The manifest's digest is of the file as stored, not of its expansion.
+                size, sha256 = hashing.finish()
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp, target)
@@ -172,19 +221,28 @@ def convert(
         os.fsync(dir_fd)  # the rename itself must survive a crash
     finally:
         os.close(dir_fd)
-    if zipped:  # the manifest's digest is of the file as stored, not of its expansion
-        size, sha256 = file_digest(path)
-    else:
-        size, sha256 = path.stat().st_size, digest.hexdigest()
     return target, records, size, sha256
+
+
+def output_dir(settings: Settings) -> Path:
+    return settings.output_dir or settings.data_dir / "out"
+
+
+def prepare(settings: Settings) -> None:
+    """Start-up: the output dir exists (or is made) and is writable; `StartupError` if not."""
+    path = output_dir(settings)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe_writable(path)
+    except OSError as exc:
+        raise unusable_dir("output dir", path, exc) from exc
 
 
 async def handle(job: Job) -> Outcome:
     settings = job.settings
-    out_dir = settings.output_dir or settings.data_dir / "out"
     started = time.monotonic()
     target, records, size, sha256 = await job.to_thread(
-        convert, job.path, out_dir, settings.columns, settings.tsv_header
+        convert, job.open, output_dir(settings), settings.columns, settings.tsv_header, job.name
     )
     return Outcome(
         minutes=(time.monotonic() - started) / 60,

@@ -1,9 +1,12 @@
 """What "processing a file" means, behind one small interface.
 
 A handler is an async callable taking a `Job` and returning an `Outcome`. `load_handler`
-turns the `--handler` option into one: `simulate` (the default: sleep for the minutes the file
-says), `tsv` (JSON objects to PostgreSQL COPY text), or `package.module:callable` for the user's
-own code; a plain function runs in a thread, a coroutine function on the event loop.
+turns `--handler` into one through a registry of import strings: `simulate` (the default:
+sleep for the minutes the file says), `tsv` (JSON objects to PostgreSQL COPY text), or
+`package.module:callable` for the user's own code; a plain function runs in the handlers' own
+threads, a coroutine function on the event loop. A handler reads the file through the job
+(`job.open()`, `job.head`), never through a path, so it works on any source. A handler module
+may define `prepare(settings)` to check its environment at start-up (raise `StartupError`).
 
 Raising `BadInput` fails the file for good (no retry); `RetryLater` (and an output directory
 that is read-only, forbidden or full) gives it back without spending an attempt. Any other
@@ -16,13 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import importlib
 import inspect
 import math
 import os
-import re
-import stat
 import sys
 import threading
 from collections import Counter
@@ -30,26 +30,34 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from types import ModuleType
+from typing import Any, BinaryIO, ParamSpec, TypeVar
 
-from .errors import BadInput, RetryLater
-from .settings import Settings
+from ..errors import BadInput, RetryLater
+from ..logs import Log
+from ..settings import Settings
+from ..source import Source
 
-__all__ = ["BadInput", "Handler", "HandlerThreads", "Job", "Outcome", "RetryLater"]
+__all__ = [
+    "HEAD_BYTES",
+    "BadInput",
+    "Handler",
+    "HandlerThreads",
+    "Job",
+    "Outcome",
+    "RetryLater",
+    "load_handler",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-MAX_SIMULATION_BYTES = 4096
-HEAD_BYTES = MAX_SIMULATION_BYTES  # Job.head holds up to this many bytes, plus one
-
-
-# Decimal numbers as ASCII text only: float() also takes `1_000`, Arabic-Indic and fullwidth
-# digits, which no provider means as a number of minutes.
-_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
-_ASCII_SPACE = " \t\n\r\f\v"
-_BOM = "\ufeff"
+HEAD_BYTES = 4096  # Job.head holds up to this many bytes, plus one
+# The built-in handlers, by import string: nothing is imported until one is chosen.
+REGISTRY = {
+    "simulate": "ingestd.handlers.simulate:handle",
+    "tsv": "ingestd.handlers.tsv:handle",
+}
 
 
 class HandlerThreads:
@@ -98,15 +106,21 @@ class HandlerThreads:
 
 @dataclass(frozen=True)
 class Job:
-    path: Path
     name: str
     timestamp: datetime
     settings: Settings
-    log: Any
+    log: Log
     # The file's first HEAD_BYTES + 1 bytes, read when it was claimed (one byte more than the
-    # cap, so a handler can tell "exactly 4 KiB" from "more"). Read `path` for the rest.
+    # cap, so a handler can tell "exactly 4 KiB" from "more"). `open()` streams all of it.
     head: bytes
+    source: Source | None = None
     threads: HandlerThreads | None = None  # the daemon's; None (tests): asyncio's default pool
+
+    def open(self) -> BinaryIO:
+        """The file's whole content as a stream (blocking: call it in `to_thread` work)."""
+        if self.source is None:
+            raise RuntimeError("this job has no source to read from")
+        return self.source.open(self.name)
 
     async def to_thread(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run blocking handler work in the handlers' threads (never the bookkeeping pool)."""
@@ -142,77 +156,24 @@ class Outcome:
 Handler = Callable[[Job], Awaitable[Outcome]]
 
 
-def read_capped(path: Path, limit: int) -> bytes:
-    """Up to `limit + 1` bytes of a regular file, never following links or blocking on FIFOs."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise BadInput("not a regular file")
-        chunks = []
-        remaining = limit + 1
-        while remaining > 0 and (chunk := os.read(fd, remaining)):
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-def parse_minutes(content: bytes, max_minutes: float) -> float:
-    """The processing time a simulation file holds, or `BadInput` saying why not."""
-    if len(content) > MAX_SIMULATION_BYTES:
-        raise BadInput(f"over {MAX_SIMULATION_BYTES} bytes")
-    try:
-        text = content.decode("utf-8").removeprefix(_BOM).strip(_ASCII_SPACE)
-    except UnicodeDecodeError:
-        raise BadInput("not UTF-8 text") from None
-    if not text:
-        raise BadInput("empty")
-    if _DECIMAL.fullmatch(text) is None:
-        if text.lower().lstrip("+-") in ("nan", "inf", "infinity"):
-            raise BadInput(f"not a finite number: {text[:40]!r}")
-        raise BadInput(f"not a number: {text[:40]!r}")
-    minutes = float(text)
-    if not math.isfinite(minutes):  # 1e999
-        raise BadInput(f"not a finite number: {text[:40]!r}")
-    if minutes < 0:
-        raise BadInput(f"negative minutes: {text[:40]!r}")
-    if minutes > max_minutes:
-        raise BadInput(f"{text[:40]} minutes is over the cap of {max_minutes:g}")
-    return minutes
-
-
-async def simulate(job: Job) -> Outcome:
-    """The challenge's processing: wait `minutes * seconds_in_min` seconds."""
-    content = job.head
-    minutes = parse_minutes(content, job.settings.max_minutes)
-    await asyncio.sleep(minutes * job.settings.seconds_in_min)
-    return Outcome(minutes=minutes, size=len(content), sha256=hashlib.sha256(content).hexdigest())
-
-
-def file_digest(path: Path) -> tuple[int, str]:
-    """(size, sha256) of a file, streamed."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
-
-
 class HandlerError(Exception):
     """`--handler` names something that cannot be used (shown to the user, exit 2)."""
 
 
 def load_handler(spec: str) -> Handler:
-    if spec == "simulate":
-        return simulate
-    if spec == "tsv":
-        from .tsv import handle as tsv_handle
+    """The handler `--handler` names; `HandlerError` (exit 2) if it cannot be used."""
+    return _load(spec)[0]
 
-        return tsv_handle
-    module_name, _, attribute = spec.partition(":")
+
+def handler_prepare(spec: str) -> Callable[[Settings], None] | None:
+    """The start-up check the handler's module offers (`prepare(settings)`), if any."""
+    module = _load(spec)[1]
+    prepare = getattr(module, "prepare", None)
+    return prepare if callable(prepare) else None
+
+
+def _load(spec: str) -> tuple[Handler, ModuleType]:
+    module_name, _, attribute = REGISTRY.get(spec, spec).partition(":")
     if not module_name or not attribute:
         raise HandlerError(f"--handler {spec!r}: use simulate, tsv or package.module:callable")
     # `python -m ingestd` finds modules in the current directory; the `ingestd` script should
@@ -226,7 +187,9 @@ def load_handler(spec: str) -> Handler:
     target = getattr(module, attribute, None)
     if not callable(target):
         raise HandlerError(f"--handler {spec!r}: {module_name} has no callable {attribute}")
-    return _adapt(target)
+    if spec in REGISTRY:
+        return target, module  # ours: already an async callable returning an Outcome
+    return _adapt(target), module
 
 
 def _adapt(target: Callable[..., Any]) -> Handler:

@@ -1,0 +1,308 @@
+"""The ledger: who holds which file and which files are finished, behind small interfaces.
+
+The claim protocol (SPEC section 4) lives once, in `worker.py`; it talks to a `Ledger`:
+`try_claim` one name (a `Hold`, or `Busy` when a peer has it), `sync` the view of what is
+finished, `begin` an attempt on the hold, `commit` a record (fenced: nothing is written when a
+peer already recorded the file done), or give the hold back with or without spending the
+attempt. The operator commands read and steer the same state through an `Inspector`.
+
+What every ledger promises (`tests/test_ledger_contract.py` checks each one): no two holds on
+one name at once, across the tasks of a process and across processes where the backend can
+tell them apart; at most one `done` record per file; a dead worker's holds are taken over; the
+attempt count survives a crash and a give-back without spending it; records of one worker come
+back in commit order; pause and resume; heartbeats.
+
+The `file` ledger (`ledgers/file/`) keeps all of this in a state dir on a POSIX filesystem;
+`ledgers/memory.py` keeps it in one process, for tests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Protocol
+
+STALE_AFTER_BEATS = 3  # a heartbeat older than this many of its intervals: the worker is lost
+PRUNE_AFTER = 3600.0  # seconds a lost worker stays listed as LOST before its heartbeat goes
+
+DONE = "done"
+FAILED = "failed"
+RETRY = "retry"
+FINISHED = frozenset({DONE, FAILED})
+
+
+class Busy(Exception):
+    """A peer (or another task of this process) holds the file."""
+
+
+class Unusable(Exception):
+    """The file cannot be claimed until an operator looks (a symlink planted at a lock path)."""
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who holds a file, written into the claim when an attempt begins."""
+
+    worker: str
+    host: str
+    pid: int
+    claimed_at: str
+    attempt: int = 0
+    error: str | None = None  # why the attempt ended, when it crashed
+
+    def to_json(self) -> bytes:
+        data = {k: v for k, v in asdict(self).items() if v is not None}
+        return json.dumps(data).encode()
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> Owner | None:
+        """An owner from a decoded record; None if it is not one (hand-edited, foreign)."""
+        try:
+            attempt = int(data.get("attempt", 0))
+            pid = int(data.get("pid", 0))
+        except (TypeError, ValueError):
+            return None
+        error = data.get("error")
+        return cls(
+            worker=str(data.get("worker")),
+            host=str(data.get("host")),
+            pid=pid,
+            claimed_at=str(data.get("claimed_at", "")),
+            attempt=attempt,
+            error=error if isinstance(error, str) else None,
+        )
+
+
+@dataclass(frozen=True)
+class Record:
+    """One finished attempt: what the manifest (or a ledger table) keeps per file."""
+
+    file: str
+    status: str  # done | failed
+    worker: str
+    host: str
+    pid: int
+    attempt: int
+    seen_at: str
+    started_at: str
+    finished_at: str
+    minutes: float | None = None
+    size: int | None = None
+    sha256: str | None = None
+    error: str | None = None
+    outputs: tuple[str, ...] = ()
+    records: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest layout: `file` and `status` first, optional fields only when set."""
+        data: dict[str, Any] = {
+            "file": self.file,
+            "status": self.status,
+            "worker": self.worker,
+            "host": self.host,
+            "pid": self.pid,
+            "attempt": self.attempt,
+            "minutes": self.minutes,
+            "size": self.size,
+            "sha256": self.sha256,
+            "seen_at": self.seen_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }
+        if self.error is not None:
+            data["error"] = self.error
+        if self.outputs:
+            data["outputs"] = list(self.outputs)
+        if self.records is not None:
+            data["records"] = self.records
+        return data
+
+
+@dataclass(frozen=True)
+class RetryRequest:
+    """An operator's `ingestd retry NAME`: a failed file becomes eligible again."""
+
+    file: str
+    worker: str
+    requested_at: str
+    previous_error: str | None
+    status: str = RETRY
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "status": self.status,
+            "worker": self.worker,
+            "requested_at": self.requested_at,
+            "previous_error": self.previous_error,
+        }
+
+
+@dataclass
+class Heartbeat:
+    """A worker's periodic sign of life; `age_seconds` is set when read, by the ledger's clock."""
+
+    worker: str
+    host: str = ""
+    pid: int = 0
+    version: str = ""
+    started_at: str = ""
+    state: str = "running"  # running | paused | draining
+    interval: float = 5.0
+    in_hand: dict[str, float] = field(default_factory=dict)  # name -> seconds in hand
+    files_processed: int = 0
+    total_time: float = 0.0
+    sum_of_squares: float = 0.0
+    heartbeat_at: float | None = None
+    age_seconds: float = 0.0
+
+    @property
+    def lost(self) -> bool:
+        """Not refreshed for three of its own intervals: the worker is lost."""
+        return self.age_seconds > STALE_AFTER_BEATS * self.interval
+
+    @property
+    def lost_for(self) -> float:
+        """Seconds since the worker counted as lost (0 while it is alive)."""
+        return max(self.age_seconds - STALE_AFTER_BEATS * self.interval, 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> Heartbeat | None:
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError:
+            return None  # missing fields: not one of ours
+
+
+@dataclass(frozen=True)
+class Holding:
+    """A file whose claim is held right now (for `status`)."""
+
+    file: str
+    worker: str | None
+    attempt: int | None
+    age_seconds: float | None
+
+
+class Hold(Protocol):
+    """A held claim on one file. Its methods block (run them in a thread)."""
+
+    name: str
+    attempt: int  # set by `begin`
+    lost: int  # times the claim was re-taken because the previous one vanished under us
+
+    @property
+    def previous_owner(self) -> Owner | None:
+        """The owner record the last holder left (a dead or crashed attempt), if any."""
+
+    def begin(self, owner: Owner) -> int:
+        """Record `owner` with the next attempt number; return that number."""
+
+    def finish(self) -> None:
+        """The file is recorded (or was already finished): remove the claim."""
+
+    def abandon(self) -> None:
+        """Give the file back without spending the attempt (shutdown, infrastructure)."""
+
+    def release(self, error: str | None = None) -> None:
+        """Give the file back and keep the attempt spent (a crash), with why."""
+
+    def restore(self) -> None:
+        """Put the previous owner back but keep holding (the process is about to end)."""
+
+
+class Ledger(Protocol):
+    """The daemon's view of the shared bookkeeping. Every method blocks: call in a thread."""
+
+    description: str  # for logs: where the ledger lives
+
+    def prepare(self) -> None:
+        """Start-up: create and check what is needed; `StartupError` says what is wrong."""
+
+    def close(self) -> None: ...
+
+    def sync(self) -> None:
+        """Catch up with what peers recorded since the last call (incremental)."""
+
+    def is_finished(self, name: str) -> bool:
+        """Done or failed (and not retried since), as of the last `sync`."""
+
+    def is_done(self, name: str) -> bool:
+        """Done, as of the last `sync` (a done file whose content changes is reported)."""
+
+    def finished_count(self) -> int: ...
+
+    def try_claim(self, name: str) -> Hold:
+        """Hold `name`, or raise `Busy`/`Unusable`; OSError when the ledger is unreachable."""
+
+    def commit(
+        self,
+        hold: Hold,
+        record: Record,
+        on_written: Callable[[], None] | None = None,
+        within: Callable[[object], None] | None = None,
+    ) -> bool:
+        """Write `record` durably and finish `hold`; False (nothing written) if fenced out.
+
+        `within(transaction)` runs inside the commit, before the record is written, with
+        the backend's transaction (None where there is none): a sink's work that must
+        stand or fall with the record. `on_written` runs once the record is durable, still
+        inside the commit (so a worker's stats follow the ledger's order). OSError: nothing
+        recorded, the hold given back without spending the attempt.
+        """
+
+    def last_record(self, name: str) -> dict[str, Any] | None:
+        """The newest record for `name` (rare checks)."""
+
+    def leftovers(self) -> list[str]:
+        """Finished files whose claim state was left behind by a killed worker."""
+
+    def sweep(self, names: list[str]) -> list[str]:
+        """Remove leftover claim state of finished `names` nobody holds; the names removed."""
+
+    def write_heartbeat(self, beat: Heartbeat) -> None: ...
+
+    def remove_heartbeat(self, worker: str) -> None: ...
+
+    def read_heartbeat(self, worker: str) -> Heartbeat | None: ...
+
+    def prune_workers(self, after: float) -> list[str]:
+        """Remove heartbeats of workers lost for over `after` seconds; their ids."""
+
+    def paused(self) -> bool: ...
+
+
+class Inspector(Protocol):
+    """What the operator commands read and change. Methods block."""
+
+    def exists(self) -> bool:
+        """Whether there is a ledger here at all."""
+
+    def statuses(self) -> dict[str, str]:
+        """Each file's current status (done wins over later records), quickly."""
+
+    def records(
+        self, on_bad: Callable[[int, bytes], None] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every record in commit order, for audits."""
+
+    def holdings(self) -> list[Holding]: ...
+
+    def workers(self) -> list[Heartbeat]: ...
+
+    def prune_workers(self, after: float) -> list[str]: ...
+
+    def problems(self) -> list[str]:
+        """Things an operator must fix (a lock path that is not a lock file)."""
+
+    def paused(self) -> bool: ...
+
+    def set_paused(self, paused: bool) -> bool:
+        """Set or clear the fleet's pause; whether anything changed."""
+
+    def retry(self, request: RetryRequest) -> None: ...

@@ -1,0 +1,248 @@
+"""The `file` ledger and its inspector: SPEC sections 4 and 5 on a state dir.
+
+`STATE/locks/NAME.lock` (flock = the claim, content = the owner and attempt count),
+`STATE/manifest.jsonl` (the fenced, fsynced record of what is finished), `STATE/workers/`
+(heartbeats, aged by the state dir's own clock) and `STATE/paused`. Every method blocks on the
+filesystem (on NFS each call is a round trip): the daemon calls them in threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ...ledger import FINISHED, Heartbeat, Hold, Holding, Record, RetryRequest
+from . import claim as claims
+from .heartbeat import (
+    prune_lost,
+    read_heartbeat,
+    read_heartbeats,
+    remove_heartbeat,
+    set_paused,
+    write_heartbeat,
+)
+from .manifest import DONE, Manifest, read_records
+from .statedir import prepare_state_dir, recreate_state_dir
+
+
+class FileLedger:
+    def __init__(
+        self,
+        state_dir: Path,
+        prepare: Callable[[], None] | None = None,
+        on_bad_line: Callable[[int, bytes], None] | None = None,
+        on_replaced: Callable[[], None] | None = None,
+        on_recreated: Callable[[], None] | None = None,
+    ) -> None:
+        self.state_dir = state_dir
+        self.description = str(state_dir)
+        self.locks_dir = state_dir / "locks"
+        self.workers_dir = state_dir / "workers"
+        self.manifest = Manifest(
+            state_dir / "manifest.jsonl",
+            state_dir / "manifest.lock",
+            on_bad_line=on_bad_line,
+            on_replaced=on_replaced,
+        )
+        self._prepare = prepare
+        self._on_recreated = on_recreated
+
+    # ---- lifecycle ----
+
+    def prepare(self) -> None:
+        if self._prepare is not None:
+            self._prepare()
+        else:
+            prepare_state_dir(self.state_dir)
+
+    def close(self) -> None:
+        self.manifest.close()
+
+    # ---- what is finished ----
+
+    def sync(self) -> None:
+        self.manifest.refresh()
+
+    def is_finished(self, name: str) -> bool:
+        return self.manifest.is_finished(name)
+
+    def is_done(self, name: str) -> bool:
+        return self.manifest.status.get(name) == DONE
+
+    def finished_count(self) -> int:
+        return len(self.manifest.status)
+
+    def last_record(self, name: str) -> dict[str, Any] | None:
+        return self.manifest.last_record(name)
+
+    # ---- claims ----
+
+    def try_claim(self, name: str) -> claims.Claim:
+        try:
+            return claims.try_claim(self.locks_dir, name)
+        except OSError as exc:
+            self._recreate_if_gone(exc)
+            raise
+
+    def commit(
+        self,
+        hold: Hold,
+        record: Record,
+        on_written: Callable[[], None] | None = None,
+        within: Callable[[object], None] | None = None,
+    ) -> bool:
+        """Step 6: append + fsync under the manifest lock, then unlink and release."""
+        try:
+            written = self.manifest.commit(record.to_dict(), on_written, within)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                hold.abandon()
+            if isinstance(exc, OSError):
+                self._recreate_if_gone(exc)
+            raise
+        hold.finish()
+        return written
+
+    def _recreate_if_gone(self, exc: OSError) -> None:
+        # Someone removed the state dir while we ran: make it again (never its parents).
+        recreated = exc.errno == errno.ENOENT and recreate_state_dir(self.state_dir)
+        if recreated and self._on_recreated is not None:
+            self._on_recreated()
+
+    def leftovers(self) -> list[str]:
+        return [name for name in claims.lock_names(self.locks_dir) if self.is_finished(name)]
+
+    def sweep(self, names: list[str]) -> list[str]:
+        """Remove lock files left behind for finished files; the names removed.
+
+        A worker killed after its record was written but before it unlinked its lock file
+        leaves one behind: harmless to the protocol, but it would carry a stale attempt count
+        into an `ingestd retry` and clutter the locks dir. Each is claimed like a file, so a
+        live holder is never disturbed, and removed only if the manifest, read again under
+        the claim, says the file is finished.
+        """
+        removed = []
+        for name in names:
+            try:
+                claim = claims.try_claim(self.locks_dir, name)
+            except (claims.Busy, claims.Unusable):
+                continue
+            except OSError:
+                break  # the state dir is in trouble; the next rescan tries again
+            try:
+                self.manifest.refresh()
+                if self.manifest.is_finished(name):
+                    claim.finish()
+                    removed.append(name)
+                else:
+                    claim.abandon()  # `ingestd retry` made it eligible again: leave it be
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    claim.abandon()
+                raise
+        return removed
+
+    # ---- heartbeats and the pause flag ----
+
+    def write_heartbeat(self, beat: Heartbeat) -> None:
+        write_heartbeat(self.workers_dir, beat)
+
+    def remove_heartbeat(self, worker: str) -> None:
+        remove_heartbeat(self.workers_dir, worker)
+
+    def read_heartbeat(self, worker: str) -> Heartbeat | None:
+        return read_heartbeat(self.workers_dir, worker)
+
+    def prune_workers(self, after: float) -> list[str]:
+        return prune_lost(self.workers_dir, after)
+
+    def paused(self) -> bool:
+        return (self.state_dir / "paused").exists()
+
+
+class FileInspector:
+    """The operator's view of a state dir. Reads never disturb running workers: lock files
+    are probed with a non-blocking shared lock that is dropped at once."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.locks_dir = state_dir / "locks"
+        self.workers_dir = state_dir / "workers"
+        self.manifest_path = state_dir / "manifest.jsonl"
+
+    def exists(self) -> bool:
+        return self.state_dir.is_dir()
+
+    def statuses(self) -> dict[str, str]:
+        # The daemon's own reader: its fast path keeps a million-record manifest to seconds.
+        manifest = Manifest(self.manifest_path, self.state_dir / "manifest.lock")
+        try:
+            manifest.refresh()
+        finally:
+            manifest.close()
+        return manifest.status
+
+    def records(
+        self, on_bad: Callable[[int, bytes], None] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        return read_records(self.manifest_path, on_bad)
+
+    def holdings(self) -> list[Holding]:
+        found = []
+        try:
+            paths = sorted(self.locks_dir.glob("*.lock"))
+        except OSError:
+            return []
+        now = datetime.now(UTC)
+        for path in paths:
+            try:
+                held, owner = claims.probe(path)
+            except OSError:
+                continue  # released and removed while we looked
+            if not held:
+                continue
+            age = None
+            if owner is not None:
+                with contextlib.suppress(ValueError):
+                    age = round((now - datetime.fromisoformat(owner.claimed_at)).total_seconds(), 1)
+            found.append(
+                Holding(
+                    file=path.name.removesuffix(".lock"),
+                    worker=owner.worker if owner else None,
+                    attempt=owner.attempt if owner else None,
+                    age_seconds=age,
+                )
+            )
+        return found
+
+    def workers(self) -> list[Heartbeat]:
+        return read_heartbeats(self.workers_dir)
+
+    def prune_workers(self, after: float) -> list[str]:
+        return prune_lost(self.workers_dir, after)
+
+    def problems(self) -> list[str]:
+        return [
+            f"{name}: not a regular file (that file cannot be claimed)"
+            for name in claims.unusable_lock_paths(self.locks_dir)
+        ]
+
+    def paused(self) -> bool:
+        return (self.state_dir / "paused").exists()
+
+    def set_paused(self, paused: bool) -> bool:
+        return set_paused(self.state_dir / "paused", paused)
+
+    def retry(self, request: RetryRequest) -> None:
+        manifest = Manifest(self.manifest_path, self.state_dir / "manifest.lock")
+        try:
+            manifest.commit(request.to_dict())
+        finally:
+            manifest.close()
+
+
+__all__ = ["FINISHED", "FileInspector", "FileLedger"]

@@ -1,0 +1,76 @@
+"""The source: where files come from, behind one small interface.
+
+A `Source` lists the data files it has with a signature (size and mtime, or an ETag) that
+tells whether a file is still being written and whether it changed; it may push events for a
+quick notice; it opens a file's content as a stream for the handler. `atomic` says whether its
+files appear whole (a bucket: no settling) or may be seen half-written (a directory: settle
+as SPEC section 3 says). Names are filtered and ordered by `naming.py`, whatever the source.
+
+`sources/local.py` is a directory (watchdog events plus scans); `sources/memory.py` keeps files
+in a dict, for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import BinaryIO, Protocol
+
+from .logs import Log
+
+Signature = tuple[int, int]  # (size, mtime_ns) or (size, hash of an ETag): equal = unchanged
+
+# (kind, name): kind is "written" (closed after write, or moved into place) or "changed".
+EventCallback = Callable[[str, str], None]
+
+TEMP_FILE = "temp file"  # why a writer's temp file is ignored: not worth an info line
+
+
+@dataclass
+class ScanResult:
+    candidates: dict[str, Signature] = field(default_factory=dict)
+    ignored: dict[str, str] = field(default_factory=dict)  # name -> why
+
+
+class Watch(Protocol):
+    """An event stream the daemon supervises (the local source's watchdog observer)."""
+
+    def start(self) -> bool: ...
+
+    def ensure_alive(self) -> None: ...
+
+    def restart(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class Source(Protocol):
+    """Where files come from. Methods other than `watch` block: call them in a thread."""
+
+    description: str  # for logs: the directory or bucket
+    atomic: bool  # files appear whole: no settling needed
+
+    def exists(self) -> bool:
+        """Whether the source is there at all (a directory may be an NFS mount to come)."""
+
+    def scan(self, skip: Callable[[str], bool]) -> ScanResult:
+        """Every data file not `skip`ped, with its signature; what was ignored and why."""
+
+    def signature(self, name: str) -> Signature | None:
+        """One file's signature; None if it is gone or not a regular file."""
+
+    def open(self, name: str) -> BinaryIO:
+        """The content as a stream. FileNotFoundError: gone; PermissionError: unreadable;
+        `BadInput`: not a regular file."""
+
+    def read_head(self, name: str, limit: int) -> bytes:
+        """Up to `limit + 1` bytes from the start (errors as `open`)."""
+
+    def digest(self, name: str) -> tuple[int, str]:
+        """(size, sha256) of the content as it is now."""
+
+    def watch(
+        self, loop: asyncio.AbstractEventLoop, on_event: EventCallback, log: Log
+    ) -> Watch | None:
+        """An event stream for quick notice, or None (scans only)."""

@@ -1,0 +1,285 @@
+"""What every ledger promises (SPEC section 12), one suite run against each of them.
+
+A backend here is a factory of ledgers sharing one store (each ledger is one worker's view),
+an inspector of that store, a way to take a claim away from its holder without it knowing
+(an expired lease), and a peer elsewhere that holds a file and then dies: a real process
+killed with SIGKILL where the backend can be shared by processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import structlog
+
+from ingestd.handlers import Job, Outcome
+from ingestd.ledger import Busy, Heartbeat, Inspector, Ledger, Owner, Record, RetryRequest
+from ingestd.ledgers.file import FileInspector, FileLedger
+from ingestd.ledgers.memory import MemoryInspector, MemoryLedger, MemoryStore
+from ingestd.settings import Settings
+from ingestd.sources.memory import MemorySource
+from ingestd.worker import Result, Worker
+
+A, B, C = "2018_06_28_00_00.txt", "2018_06_28_00_15.txt", "2018_06_28_00_30.txt"
+
+
+class Peer:
+    """A worker elsewhere holding one file; `kill` makes it die without a word."""
+
+    def __init__(self, kill: Callable[[], None]) -> None:
+        self.kill = kill
+
+
+@dataclass
+class Backend:
+    name: str
+    make: Callable[[], Ledger]
+    inspector: Callable[[], Inspector]
+    steal: Callable[[str], None]  # the holder loses its claim and does not know it
+    peer_holding: Callable[[str, str], Peer]  # (file, worker id) -> a live holder elsewhere
+
+
+PEER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from ingestd.ledger import Owner
+    from ingestd.ledgers.file import FileLedger
+    ledger = FileLedger(Path(sys.argv[1]))
+    hold = ledger.try_claim(sys.argv[2])
+    hold.begin(Owner(sys.argv[3], "elsewhere", 1, ""))
+    print("held", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def file_backend(tmp_path: Path) -> Iterator[Backend]:
+    state = tmp_path / "state"
+    FileLedger(state).prepare()
+    ledgers: list[FileLedger] = []
+    peers: list[subprocess.Popen[str]] = []
+
+    def make() -> Ledger:
+        ledgers.append(FileLedger(state))
+        return ledgers[-1]
+
+    def steal(name: str) -> None:
+        (state / "locks" / f"{name}.lock").unlink()  # the path now names no one's lock
+
+    def peer_holding(name: str, worker: str) -> Peer:
+        popen = subprocess.Popen(
+            [sys.executable, "-c", PEER, str(state), name, worker],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        peers.append(popen)
+        assert popen.stdout is not None and popen.stdout.readline().strip() == "held"
+
+        def kill() -> None:
+            popen.send_signal(signal.SIGKILL)
+            popen.wait(timeout=10)
+            popen.stdout.close()  # type: ignore[union-attr]
+
+        return Peer(kill)
+
+    yield Backend("file", make, lambda: FileInspector(state), steal, peer_holding)
+    for popen in peers:
+        if popen.poll() is None:
+            popen.kill()
+            popen.wait()
+        if popen.stdout is not None:
+            popen.stdout.close()
+    for ledger in ledgers:
+        ledger.close()
+
+
+def memory_backend(tmp_path: Path) -> Iterator[Backend]:
+    store = MemoryStore()
+
+    def peer_holding(name: str, worker: str) -> Peer:
+        ledger = MemoryLedger(store)
+        ledger.try_claim(name).begin(Owner(worker, "elsewhere", 1, ""))
+        return Peer(ledger.crash)
+
+    yield Backend(
+        "memory", lambda: MemoryLedger(store), lambda: MemoryInspector(store), store.lose,
+        peer_holding,
+    )  # fmt: skip
+
+
+BACKENDS = {"file": file_backend, "memory": memory_backend}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    yield from BACKENDS[request.param](tmp_path)
+
+
+def owner(worker: str) -> Owner:
+    return Owner(worker=worker, host="h", pid=1, claimed_at="2018-06-28T00:00:00+00:00")
+
+
+def record(name: str, worker: str, attempt: int = 1, status: str = "done") -> Record:
+    return Record(
+        file=name, status=status, worker=worker, host="h", pid=1, attempt=attempt,
+        seen_at="s", started_at="s", finished_at="f", minutes=1.0,
+    )  # fmt: skip
+
+
+def test_one_holder_at_a_time_and_free_again_after_finish(backend: Backend) -> None:
+    a, b = backend.make(), backend.make()
+    hold = a.try_claim(A)
+    for ledger in (a, b):  # other tasks of this worker, and other workers
+        with pytest.raises(Busy):
+            ledger.try_claim(A)
+    b.try_claim(B).finish()  # other files are free
+    hold.finish()
+    b.try_claim(A).finish()
+
+
+def test_a_live_peer_excludes_and_a_dead_ones_file_is_taken_over(backend: Backend) -> None:
+    peer = backend.peer_holding(A, "doomed")
+    ledger = backend.make()
+    with pytest.raises(Busy):
+        ledger.try_claim(A)
+    peer.kill()
+    hold = ledger.try_claim(A)
+    assert hold.previous_owner is not None and hold.previous_owner.worker == "doomed"
+    assert hold.begin(owner("heir")) == 2  # the dead worker's attempt counts
+    hold.finish()
+
+
+def test_giving_back_without_spending_keeps_the_count(backend: Backend) -> None:
+    backend.peer_holding(A, "doomed").kill()  # attempt 1 spent by a death
+    a, b = backend.make(), backend.make()
+    hold = a.try_claim(A)
+    assert hold.begin(owner("a")) == 2
+    hold.abandon()  # shutdown: not this attempt's fault
+    again = b.try_claim(A)
+    assert again.previous_owner is not None and again.previous_owner.worker == "doomed"
+    assert again.begin(owner("b")) == 2
+    again.abandon()
+    fresh = a.try_claim(B)
+    assert fresh.begin(owner("a")) == 1
+    fresh.abandon()
+    assert b.try_claim(B).begin(owner("b")) == 1  # never begun: attempts start at 1
+
+
+def test_a_crashed_attempt_counts_and_keeps_its_error(backend: Backend) -> None:
+    a, b = backend.make(), backend.make()
+    hold = a.try_claim(A)
+    hold.begin(owner("a"))
+    hold.release("ValueError: row 7")
+    again = b.try_claim(A)
+    assert again.previous_owner is not None
+    assert (again.previous_owner.worker, again.previous_owner.error) == ("a", "ValueError: row 7")
+    assert again.begin(owner("b")) == 2
+    again.finish()
+
+
+def test_a_commit_is_fenced_when_a_peer_recorded_the_file_first(backend: Backend) -> None:
+    a, b = backend.make(), backend.make()
+    lost = a.try_claim(A)
+    lost.begin(owner("a"))
+    backend.steal(A)  # a's claim is gone (an expired lease); a does not know
+    taker = b.try_claim(A)
+    taker.begin(owner("b"))
+    assert b.commit(taker, record(A, "b", 2)) is True
+    assert a.commit(lost, record(A, "a")) is False  # nothing written
+    done = [r for r in backend.inspector().records() if r["file"] == A]
+    assert [(r["worker"], r["status"]) for r in done] == [("b", "done")]
+
+
+def test_finished_means_done_or_failed_and_retry_reopens_only_failed(backend: Backend) -> None:
+    a, b = backend.make(), backend.make()
+    for name, status in ((A, "done"), (B, "failed")):
+        hold = a.try_claim(name)
+        hold.begin(owner("a"))
+        assert a.commit(hold, record(name, "a", status=status))
+    b.sync()
+    assert b.is_finished(A) and b.is_finished(B) and not b.is_finished(C)
+    assert b.is_done(A) and not b.is_done(B)
+    inspector = backend.inspector()
+    for name in (A, B):
+        inspector.retry(RetryRequest(file=name, worker="op", requested_at="t", previous_error=None))
+    b.sync()
+    assert b.is_finished(A)  # done is final
+    assert not b.is_finished(B)  # failed, then retried: eligible again
+    assert inspector.statuses()[B] == "retry"
+
+
+def test_records_of_each_worker_come_back_in_commit_order(backend: Backend) -> None:
+    a, b = backend.make(), backend.make()
+    names = [f"2018_06_28_{h:02d}_00.txt" for h in range(10)]
+    for i, name in enumerate(names):
+        ledger, worker = (a, "a") if i % 3 else (b, "b")
+        hold = ledger.try_claim(name)
+        hold.begin(owner(worker))
+        ledger.commit(hold, record(name, worker))
+    records = list(backend.inspector().records())
+    for worker in ("a", "b"):
+        mine = [r["file"] for r in records if r["worker"] == worker]
+        assert mine == [n for i, n in enumerate(names) if (i % 3 != 0) == (worker == "a")]
+
+
+def test_work_inside_a_commit_stands_or_falls_with_the_record(backend: Backend) -> None:
+    ledger = backend.make()
+    seen: list[object] = []
+    hold = ledger.try_claim(A)
+    hold.begin(owner("a"))
+    assert ledger.commit(hold, record(A, "a"), within=seen.append)
+    assert len(seen) == 1
+
+    def refuse(_: object) -> None:
+        raise OSError("the sink is down")
+
+    hold = ledger.try_claim(B)
+    hold.begin(owner("a"))
+    with pytest.raises(OSError):
+        ledger.commit(hold, record(B, "a"), within=refuse)
+    ledger.sync()
+    assert not ledger.is_finished(B)
+    again = ledger.try_claim(B)  # given back, and without spending the attempt
+    assert again.begin(owner("a")) == 1
+    again.finish()
+
+
+def test_pause_resume_and_heartbeats(backend: Backend) -> None:
+    ledger, inspector = backend.make(), backend.inspector()
+    assert not ledger.paused()
+    assert inspector.set_paused(True) is True
+    assert inspector.set_paused(True) is False  # idempotent
+    assert ledger.paused() and inspector.paused()
+    assert inspector.set_paused(False) is True and not ledger.paused()
+    ledger.write_heartbeat(Heartbeat(worker="w1", host="h", pid=1, interval=5.0))
+    beat = ledger.read_heartbeat("w1")
+    assert beat is not None and beat.host == "h" and not beat.lost
+    assert [b.worker for b in inspector.workers()] == ["w1"]
+    assert inspector.prune_workers(0.0) == []  # alive: never pruned
+    ledger.remove_heartbeat("w1")
+    assert ledger.read_heartbeat("w1") is None
+
+
+async def test_a_file_that_keeps_crashing_becomes_poison(backend: Backend, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, state_dir=tmp_path / "state", worker_id="w",
+                        host="h", max_attempts=2, seconds_in_min=0)  # fmt: skip
+    source = MemorySource({A: b"1"})
+
+    async def crash(job: Job) -> Outcome:
+        raise RuntimeError("boom")
+
+    worker = Worker(settings, backend.make(), source, crash, structlog.get_logger())
+    results = [await worker.process(A) for _ in range(3)]
+    assert results == [Result.RETRY, Result.RETRY, Result.FAILED]
+    (last,) = [r for r in backend.inspector().records() if r["file"] == A]
+    assert last["status"] == "failed" and last["attempt"] == 3
+    assert last["error"].startswith("poison: 2 attempts") and "RuntimeError: boom" in last["error"]
+    await asyncio.sleep(0)
