@@ -52,7 +52,16 @@ class Owner:
     error: str | None = None  # why the attempt ended, when it crashed
 
     def to_json(self) -> bytes:
-        data = {k: v for k, v in asdict(self).items() if v is not None}
+        # Spelled out: `asdict` deep-copies, and this runs once per claim.
+        data: dict[str, object] = {
+            "worker": self.worker,
+            "host": self.host,
+            "pid": self.pid,
+            "claimed_at": self.claimed_at,
+            "attempt": self.attempt,
+        }
+        if self.error is not None:
+            data["error"] = self.error
         return json.dumps(data).encode()
 
     @classmethod

@@ -92,14 +92,19 @@ def open_regular(path: Path) -> BinaryIO:
 
 
 def read_capped(path: Path, limit: int) -> bytes:
-    """Up to `limit + 1` bytes of a regular file."""
-    with open_regular(path) as handle:
+    """Up to `limit + 1` bytes of a regular file (plain descriptor reads: once per claim)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BadInput("not a regular file")
         chunks = []
         remaining = limit + 1
-        while remaining > 0 and (chunk := handle.read(remaining)):
+        while remaining > 0 and (chunk := os.read(fd, remaining)):
             chunks.append(chunk)
             remaining -= len(chunk)
         return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def file_digest(path: Path) -> tuple[int, str]:
