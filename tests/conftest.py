@@ -80,7 +80,8 @@ def assert_stats_match_manifest(
 ) -> None:
     """Every `stats` line a worker logged equals its own manifest records, in manifest order.
 
-    `complete`: the worker shut down cleanly, so its last line counts all of its records.
+    `complete`: the worker shut down cleanly, so its last line counts all of its records
+    (and a worker that finished nothing logged no stats line at all).
     """
     mine = [r["minutes"] for r in manifest if r["status"] == "done" and r["worker"] == worker]
     running = RunningStats()
@@ -92,9 +93,11 @@ def assert_stats_match_manifest(
     for line in stats:
         fields = {k: line[k] for k in ("files_processed", "total_time", "sum_of_squares")}
         assert fields == by_count[line["files_processed"]], worker
-    if complete:
+    if complete and mine:
         assert stats, f"{worker} logged no stats"
         assert stats[-1]["files_processed"] == len(mine)  # the final line at shutdown
+    elif complete:
+        assert stats == [], f"{worker} did nothing and said so"  # no "Files processed: 0"
 
 
 def manifest_records(data_dir: Path) -> list[dict[str, Any]]:

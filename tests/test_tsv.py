@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import gzip
 import hashlib
 import io
@@ -10,8 +9,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import manifest_records
+from pgcluster import PgCluster, server_bindir
 
 from ingestd.handlers import BadInput
 from ingestd.handlers.tsv import convert, field_text, iter_objects, learn_columns, row_text
@@ -185,42 +183,21 @@ def expected_text(value: Any) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def postgres() -> Iterator[list[str]]:
-    """A throwaway cluster on a Unix socket; yields the psql command prefix."""
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not bins or shutil.which("psql") is None:
+def postgres() -> Iterator[PgCluster]:
+    """A throwaway cluster on a Unix socket (tests/pgcluster.py)."""
+    if server_bindir() is None or shutil.which("psql") is None:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL missing in CI: .ci/run installs the postgresql package")
         pytest.skip("PostgreSQL server binaries not installed")
-    bindir = Path(bins[-1]).parent
-    base = Path(tempfile.mkdtemp(prefix="ingestd-pg-"))
-    base.chmod(0o755)
-    as_postgres: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(base, "postgres", "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    data, port = base / "data", "54329"
-
-    def run(*cmd: str) -> None:
-        subprocess.run([*as_postgres, *cmd], check=True, capture_output=True)
-
-    run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync",
-        "-E", "UTF8", "--locale=C")  # fmt: skip
-    run(str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"), "start",
-        "-o", f"-k {base} -p {port} -c listen_addresses='' -c fsync=off")  # fmt: skip
+    cluster = PgCluster()
     try:
-        yield ["psql", "-h", str(base), "-p", port, "-U", "postgres", "-X", "-q", "-v",
-               "ON_ERROR_STOP=1", "postgres"]  # fmt: skip
+        yield cluster
     finally:
-        run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(base, ignore_errors=True)
+        cluster.destroy()
 
 
-def psql(prefix: list[str], *commands: str) -> str:
-    args = [arg for command in commands for arg in ("-c", command)]
-    result = subprocess.run([*prefix, "-At", *args], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+def psql(cluster: PgCluster, *commands: str) -> str:
+    return cluster.psql(*commands)
 
 
 @pytest.mark.postgres

@@ -1,0 +1,230 @@
+"""PostgreSQL load: which converter keeps up with the database's own COPY?
+
+One JSON Lines file (default 100 MB), one typed target table, a throwaway cluster with fsync on
+(tests/pgcluster.py), each way loaded into a fresh table in one transaction, in one run:
+
+- `COPY ceiling`: PostgreSQL's `COPY FROM` of the same rows prepared as COPY text beforehand
+  (the conversion is not timed): the rate no loader of this data can beat.
+- `server-side json`: the raw lines `COPY`ed into a temp `json` column (no work in Python at
+  all), then `INSERT ... SELECT json_populate_record(...)`.
+- `stdlib stream`: ingestd's own converter (`handlers/tsv.py`) in a thread, its output streamed
+  into `COPY` as it is made.
+- `orjson stream`: the same with `orjson.loads` per line, if installed.
+- `duckdb stream`: DuckDB's `read_json` writing CSV into a FIFO that is streamed into `COPY
+  ... (FORMAT csv)`, if installed.
+
+Each also reports its conversion alone (no database) where that makes sense. MB/s are of the
+JSON input; the ratio is to the ceiling of the same run.
+
+    python bench/pg_load.py [--mb 100] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import record, table
+from pgcluster import PgCluster
+from tsv_throughput import COLUMNS, generate
+
+from ingestd.handlers.tsv import convert, field_text, iter_objects, row_text
+
+DDL = (
+    'id bigint, "user" text, event text, ok boolean, score double precision, tags jsonb, '
+    "meta jsonb, note text"
+)
+JSON_COLUMNS = {"tags", "meta"}
+_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def rows_stdlib(path: Path) -> Iterator[bytes]:
+    batch: list[str] = []
+    with open(path, "rb") as source:
+        for obj in iter_objects(source):
+            batch.append(row_text(obj, COLUMNS))
+            if len(batch) >= 2000:
+                yield "".join(batch).encode()
+                batch = []
+    yield "".join(batch).encode()
+
+
+def rows_orjson(path: Path) -> Iterator[bytes]:
+    import orjson
+
+    batch: list[str] = []
+    with open(path, "rb") as source:
+        for line in source:
+            get = orjson.loads(line).get
+            batch.append("\t".join([field_text(get(c)) for c in COLUMNS]) + "\n")
+            if len(batch) >= 2000:
+                yield "".join(batch).encode()
+                batch = []
+    yield "".join(batch).encode()
+
+
+def rows_duckdb(path: Path) -> Iterator[bytes]:
+    import duckdb
+
+    types = ", ".join(f"'{c}': '{'JSON' if c in JSON_COLUMNS else 'VARCHAR'}'" for c in COLUMNS)
+    with tempfile.TemporaryDirectory() as tmp:
+        fifo = Path(tmp) / "rows.csv"
+        os.mkfifo(fifo)
+        errors: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                con = duckdb.connect()
+                con.execute("SET threads = 1")
+                con.execute(
+                    f"COPY (SELECT {', '.join(repr(c).replace(chr(39), chr(34)) for c in COLUMNS)}"
+                    f" FROM read_json('{path}', format = 'newline_delimited', "
+                    f"columns = {{{types}}})) TO '{fifo}' (FORMAT csv, HEADER false)"
+                )
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        with open(fifo, "rb") as stream:
+            while chunk := stream.read(1 << 20):
+                yield chunk
+        writer.join()
+        if errors:
+            raise errors[0]
+
+
+def overlapped(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Produce in a thread while the caller sends: conversion overlaps the COPY."""
+    done = object()
+    pipe: queue.Queue[object] = queue.Queue(maxsize=8)
+
+    def produce() -> None:
+        for chunk in chunks:
+            pipe.put(chunk)
+        pipe.put(done)
+
+    threading.Thread(target=produce, daemon=True).start()
+    while (item := pipe.get()) is not done:
+        yield item  # type: ignore[misc]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mb", type=float, default=100.0)
+    parser.add_argument("--quick", action="store_true", help="5 MB")
+    args = parser.parse_args()
+    megabytes = 5.0 if args.quick else args.mb
+    cluster = PgCluster(fsync=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="ingestd-bench-") as tmp:
+            run(Path(tmp), megabytes, cluster)
+    finally:
+        cluster.destroy()
+
+
+def run(base: Path, megabytes: float, cluster: PgCluster) -> None:
+    import psycopg as pg  # the `bench` extra: pip install -e '.[bench]'
+
+    source = base / "2018_06_28_00_00.txt"
+    count = generate(source, megabytes)
+    size = source.stat().st_size
+    prepared, *_ = convert(source, base, COLUMNS, False)
+    conn = pg.connect(cluster.url(), autocommit=True)
+    columns = ", ".join(f'"{c}"' for c in COLUMNS)
+
+    def fresh() -> None:
+        conn.execute("DROP TABLE IF EXISTS t")
+        conn.execute(f"CREATE TABLE t ({DDL})")
+
+    def copy(sql: str, chunks: Iterator[bytes]) -> None:
+        with conn.transaction(), conn.cursor() as cur, cur.copy(sql) as sink:
+            for chunk in chunks:
+                sink.write(chunk)
+
+    def file_chunks(path: Path) -> Iterator[bytes]:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                yield chunk
+
+    def server_side() -> None:
+        with conn.transaction():
+            conn.execute("CREATE TEMP TABLE raw (doc json) ON COMMIT DROP")
+            with (
+                conn.cursor() as cur,
+                cur.copy(
+                    "COPY raw (doc) FROM STDIN (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
+                ) as sink,
+            ):
+                for chunk in file_chunks(source):
+                    sink.write(chunk)
+            conn.execute("INSERT INTO t SELECT r.* FROM raw, json_populate_record(NULL::t, doc) r")
+
+    ways: list[tuple[str, Callable[[], None], Callable[[], Iterator[bytes]] | None]] = [
+        ("COPY ceiling", lambda: copy(f"COPY t ({columns}) FROM STDIN", file_chunks(prepared)),
+         None),
+        ("server-side json", server_side, None),
+        ("stdlib stream",
+         lambda: copy(f"COPY t ({columns}) FROM STDIN", overlapped(rows_stdlib(source))),
+         lambda: rows_stdlib(source)),
+    ]  # fmt: skip
+    try:
+        import orjson  # noqa: F401
+
+        ways.append((
+            "orjson stream",
+            lambda: copy(f"COPY t ({columns}) FROM STDIN", overlapped(rows_orjson(source))),
+            lambda: rows_orjson(source),
+        ))  # fmt: skip
+    except ImportError:
+        pass
+    try:
+        import duckdb  # noqa: F401
+
+        ways.append((
+            "duckdb stream",
+            lambda: copy(f"COPY t ({columns}) FROM STDIN (FORMAT csv)", rows_duckdb(source)),
+            lambda: rows_duckdb(source),
+        ))  # fmt: skip
+    except ImportError:
+        pass
+
+    results = []
+    for name, load, convert_only in ways:
+        fresh()
+        start = time.perf_counter()
+        load()
+        seconds = time.perf_counter() - start
+        loaded = conn.execute("SELECT count(*) FROM t").fetchone()
+        assert loaded is not None and loaded[0] == count, (name, loaded, count)
+        alone = None
+        if convert_only is not None:
+            start = time.perf_counter()
+            for _ in convert_only():
+                pass
+            alone = size / (time.perf_counter() - start) / 1e6
+        results.append((name, size / seconds / 1e6, alone))
+    ceiling = results[0][1]
+    rows = [
+        [name, round(rate, 1), round(rate / ceiling, 2), "" if alone is None else round(alone, 1)]
+        for name, rate, alone in results
+    ]
+    print(f"{megabytes:g} MB of JSON Lines, {count} rows")
+    print(table(["way", "MB/s", "ratio to ceiling", "conversion alone MB/s"], rows))
+    record("pg_load", {"mb": megabytes, "rows": rows})
+    conn.close()
+
+
+if __name__ == "__main__":
+    main()
