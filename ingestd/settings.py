@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields
@@ -17,6 +18,7 @@ from typing import Any
 
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+PG_CONVERTERS = ("exact", "duckdb")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,10 @@ class Settings:
     output_dir: Path | None = None
     columns: tuple[str, ...] | None = None
     tsv_header: bool = False
+    pg_url: str | None = None  # None: DATABASE_URL, else libpq's PG* variables
+    pg_table: str | None = None
+    pg_schema: str = "ingestd"
+    pg_converter: str = "exact"
 
     @property
     def locks_dir(self) -> Path:
@@ -119,6 +125,26 @@ def column_list(text: str) -> tuple[str, ...]:
     return columns
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
+
+
+def identifier(text: str) -> str:
+    # Plain SQL identifiers only: they are quoted when used, but a name that needs quoting
+    # in the first place is far likelier a typo.
+    if not _IDENTIFIER.fullmatch(text):
+        raise ValueError(f"{text!r} is not a plain SQL name (letters, digits, _)")
+    return text
+
+
+def table_name(text: str) -> str:
+    parts = text.split(".")
+    if len(parts) > 2:
+        raise ValueError(f"{text!r}: give TABLE or SCHEMA.TABLE")
+    for part in parts:
+        identifier(part)
+    return text
+
+
 def yes_no(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -175,7 +201,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("max_attempts", positive_int, "attempts before a file is failed as poison", metavar="N"),
     Option("max_minutes", positive, "largest valid processing time in minutes", metavar="M"),
-    Option("handler", str, "simulate, tsv, or package.module:callable", metavar="NAME"),
+    Option("handler", str, "simulate, tsv, pg, or package.module:callable", metavar="NAME"),
     Option("worker_id", worker_id, "id in logs and manifest (default HOST:PID)", metavar="ID"),
     Option("log_format", str, "auto: console on a TTY, else JSON", choices=LOG_FORMATS),
     Option("log_level", str, "minimum level logged", choices=LOG_LEVELS),
@@ -191,4 +217,18 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("columns", column_list, "tsv columns a,b,c (default: union of keys)", metavar="A,B,C"),
     Option("tsv_header", yes_no, "write a header line in TSV output", flag=True),
+    Option(
+        "pg_url",
+        str,
+        "pg handler: postgresql:// URL (default DATABASE_URL, else the PG* variables)",
+        metavar="URL",
+    ),
+    Option("pg_table", table_name, "pg handler: the table rows go to", metavar="[SCHEMA.]TABLE"),
+    Option("pg_schema", identifier, "schema of ingestd's own tables", metavar="NAME"),
+    Option(
+        "pg_converter",
+        str,
+        "pg handler: exact (every number as written) or duckdb (fast; numbers via double)",
+        choices=PG_CONVERTERS,
+    ),
 )

@@ -194,3 +194,39 @@ def no_leaked_threads() -> Iterator[None]:
             return
         time.sleep(0.05)
     raise AssertionError(f"threads leaked: {leaked}")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """One throwaway PostgreSQL server for the whole run (tests/pgcluster.py)."""
+    import shutil as _shutil
+
+    from pgcluster import PgCluster, server_bindir
+
+    if server_bindir() is None or _shutil.which("psql") is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL missing in CI: .ci/run installs the postgresql package")
+        pytest.skip("PostgreSQL server binaries not installed")
+    cluster = PgCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def pg(pg_cluster: Any, request: pytest.FixtureRequest) -> Any:
+    """A fresh database on the shared server for this test; `pg.url`, `pg.psql(...)`."""
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[-55:].lower()
+    pg_cluster.psql(f'DROP DATABASE IF EXISTS "{name}"')
+    url = pg_cluster.createdb(name)
+
+    class Database:
+        def __init__(self) -> None:
+            self.url = url
+            self.cluster = pg_cluster
+
+        def psql(self, *commands: str) -> str:
+            return pg_cluster.psql(*commands, dbname=name)
+
+    return Database()

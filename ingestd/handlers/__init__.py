@@ -57,6 +57,7 @@ HEAD_BYTES = 4096  # Job.head holds up to this many bytes, plus one
 REGISTRY = {
     "simulate": "ingestd.handlers.simulate:handle",
     "tsv": "ingestd.handlers.tsv:handle",
+    "pg": "ingestd.handlers.pg:handle",
 }
 
 
@@ -175,7 +176,7 @@ def handler_prepare(spec: str) -> Callable[[Settings], None] | None:
 def _load(spec: str) -> tuple[Handler, ModuleType]:
     module_name, _, attribute = REGISTRY.get(spec, spec).partition(":")
     if not module_name or not attribute:
-        raise HandlerError(f"--handler {spec!r}: use simulate, tsv or package.module:callable")
+        raise HandlerError(f"--handler {spec!r}: use simulate, tsv, pg or package.module:callable")
     # `python -m ingestd` finds modules in the current directory; the `ingestd` script should
     # too, or a handler that works in one would not import in the other.
     if "" not in sys.path and os.getcwd() not in sys.path:

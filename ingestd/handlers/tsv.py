@@ -40,8 +40,34 @@ MAX_VALUE_CHARS = 64 << 20  # one JSON value larger than this is bad input, not 
 _GZIP_MAGIC = b"\x1f\x8b"
 _WHITESPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace; matches at any position
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_quote = json.encoder.encode_basestring
+
+
+class JsonNumber(str):
+    """A JSON number with a fraction or exponent, kept as written (`0.10`, `1e-7`, `-0.0`).
+
+    A float would round it to 17 digits and respell it; a `numeric` column must get the
+    exact number, and a text column the text the provider wrote.
+    """
+
+    __slots__ = ()
+
+
 _decoder = json.JSONDecoder()
-_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_exact_decoder = json.JSONDecoder(parse_float=JsonNumber)
+
+
+def exact_json(value: Any) -> str:
+    """Compact JSON text of a decoded value, with `JsonNumber`s written as they came."""
+    kind = type(value)
+    if kind is JsonNumber:
+        return str.__str__(value)
+    if kind is dict:
+        return "{" + ",".join(_quote(k) + ":" + exact_json(v) for k, v in value.items()) + "}"
+    if kind is list:
+        return "[" + ",".join(exact_json(v) for v in value) + "]"
+    return compact_json(value)
 
 
 class _Hashing(io.RawIOBase):
@@ -77,7 +103,7 @@ def _opener(content: Path | Opener) -> Opener:
 
 
 @contextlib.contextmanager
-def _open(content: Path | Opener) -> Iterator[tuple[BinaryIO, _Hashing]]:
+def open_json(content: Path | Opener) -> Iterator[tuple[BinaryIO, _Hashing]]:
     """(stream of the JSON text, the hasher of the bytes as stored): gzip recognised by magic."""
     with _opener(content)() as raw:
         hashing = _Hashing(raw)
@@ -89,8 +115,12 @@ def _open(content: Path | Opener) -> Iterator[tuple[BinaryIO, _Hashing]]:
             yield cast(BinaryIO, buffered), hashing
 
 
-def iter_objects(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
-    """The JSON objects of a byte stream, one at a time; `BadInput` says where it broke."""
+def iter_objects(stream: IO[bytes], exact: bool = False) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a byte stream, one at a time; `BadInput` says where it broke.
+
+    `exact`: numbers with a fraction or exponent come as `JsonNumber`s (their text), not floats.
+    """
+    decoder = _exact_decoder if exact else _decoder
     # utf-8-sig: a byte order mark at the very start is skipped (editors on Windows add one).
     text = codecs.getincrementaldecoder("utf-8-sig")()
     buffer = ""
@@ -113,7 +143,7 @@ def iter_objects(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
             if position >= len(buffer):
                 break
             try:
-                value, end = _decoder.raw_decode(buffer, position)
+                value, end = decoder.raw_decode(buffer, position)
             except json.JSONDecodeError as exc:
                 if not eof:
                     break  # maybe incomplete: read more
@@ -139,6 +169,8 @@ def field_text(value: Any) -> str:
     text: str
     if kind is str:
         text = value
+    elif kind is JsonNumber:
+        return str.__str__(value)  # digits, sign, point, exponent: nothing to escape
     elif value is None:
         return "\\N"
     elif kind is bool:
@@ -146,9 +178,9 @@ def field_text(value: Any) -> str:
     elif kind is int:
         return str(value)
     elif kind is float:
-        return repr(value) if math.isfinite(value) else _compact(value)  # NaN, Infinity
+        return repr(value) if math.isfinite(value) else compact_json(value)  # NaN, Infinity
     else:
-        text = _compact(value)
+        text = exact_json(value)
     if "\x00" in text:
         raise BadInput("a value holds a NUL character, which PostgreSQL text cannot store")
     # Most fields need no escaping; four C-speed scans beat one translate that copies.
@@ -163,7 +195,7 @@ def row_text(record: dict[str, Any], columns: tuple[str, ...] | list[str]) -> st
 
 def learn_columns(content: Path | Opener) -> list[str]:
     keys: dict[str, None] = {}
-    with _open(content) as (stream, _):
+    with open_json(content) as (stream, _):
         for record in iter_objects(stream):
             keys.update(dict.fromkeys(record))
     return list(keys)
@@ -196,7 +228,7 @@ def convert(
         with open(temp, "x", encoding="utf-8", newline="") as out:
             if header:
                 out.write("\t".join(n.translate(_ESCAPES) for n in names) + "\n")
-            with _open(content) as (stream, hashing):
+            with open_json(content) as (stream, hashing):
                 for record in iter_objects(stream):
                     try:
                         out.write(row_text(record, names))

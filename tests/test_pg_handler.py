@@ -1,0 +1,229 @@
+"""--handler pg against a real PostgreSQL server: every value exact, every file's rows in the
+table exactly once whatever dies when, and the database's outages cost no attempt."""
+
+from __future__ import annotations
+
+import json
+import signal
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import done_names, manifest_records, wait_for
+
+A, B = "2018_06_28_00_00.txt", "2018_06_28_00_15.txt"
+
+# The hostile set: values that break naive converters. Numbers are written by hand so their
+# text is what a provider might send.
+HOSTILE = [
+    '{"id": 1, "big": 123456789012345678901234567890, "num": 0.1000000000000000055511151231257827,'
+    ' "dbl": -0.0, "flag": true, "doc": {"a": [1, 2.5, null], "s": "x"},'
+    ' "txt": "tab\\there\\nnew\\rline \\\\ \\\\N \\u2028 \\ud83d\\ude00",'
+    ' "at": "2018-06-28T00:15:00Z"}',
+    '{"id": 2, "big": -9223372036854775809, "num": 1e-7, "dbl": 1e-7, "flag": false,'
+    ' "doc": "just a string", "txt": "\\\\N", "at": null}',
+    '{"id": 3, "big": 0, "num": -0.0, "dbl": 1.5, "doc": 12.5, "txt": ""}',
+    '{"id": 4, "doc": [[[[[{"deep": [{"deeper": [1]}]}]]]]], "txt": "plain"}',
+]
+TYPED = "id bigint, big numeric, num numeric, dbl double precision, flag boolean, doc jsonb, " \
+    "txt text, at timestamptz"  # fmt: skip
+
+
+def spawn_pg(spawn, data: Path, pg: Any, *args: str, **kw: Any):  # type: ignore[no-untyped-def]
+    return spawn(data, "--handler", "pg", "--pg-url", pg.url, "--pg-table", "t", *args, **kw)
+
+
+def rows(pg: Any, order: str = "id") -> list[dict[str, Any]]:
+    out = pg.psql(f"SELECT coalesce(json_agg(t ORDER BY {order}), '[]') FROM t")
+    return list(json.loads(out))
+
+
+def test_every_hostile_value_arrives_exactly_typed_and_as_text(data: Path, spawn, pg: Any) -> None:
+    (data / A).write_text("\n".join(HOSTILE) + "\n")
+    pg.psql(f"CREATE TABLE t ({TYPED})")
+    w = spawn_pg(spawn, data, pg, "--exit-when-idle", "0.5")
+    assert w.wait() == 0
+    assert [r["status"] for r in manifest_records(data)] == ["done"], w.text
+    got = json.loads(pg.psql(
+        "SELECT json_agg(json_build_array(id, big::text, num::text, dbl, flag, doc, txt, "
+        "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')) ORDER BY id) FROM t"
+    ))  # fmt: skip
+    sources = [json.loads(line) for line in HOSTILE]
+    assert [g[1] for g in got] == ["123456789012345678901234567890", "-9223372036854775809", "0",
+                                   None]  # fmt: skip
+    assert [g[2] for g in got] == ["0.1000000000000000055511151231257827", "0.0000001", "0.0",
+                                   None]  # numeric: exact (it has no negative zero)  # fmt: skip
+    assert got[0][3] == 0.0 and got[1][3] == 1e-7
+    assert [g[4] for g in got] == [True, False, None, None]
+    assert [g[5] for g in got] == [s.get("doc") for s in sources]  # a string stays a JSON string
+    assert [g[6] for g in got] == [s.get("txt") for s in sources]  # every character, \N too
+    assert got[0][7] == "2018-06-28 00:15:00" and got[1][7] is None
+    loads = pg.psql("SELECT file || ' ' || rows FROM ingestd.loads")
+    assert loads.split() == [A, "4"]
+
+    # The same file into all-text columns: the text of each value as it was written.
+    pg.psql("DROP TABLE t", "CREATE TABLE t (id text, big text, num text, doc text, txt text)")
+    (data / B).write_text("\n".join(HOSTILE) + "\n")
+    w = spawn_pg(spawn, data, pg, "--exit-when-idle", "0.5")
+    assert w.wait() == 0
+    text = rows(pg, "id::int")
+    assert [r["big"] for r in text] == ["123456789012345678901234567890",
+                                        "-9223372036854775809", "0", None]  # fmt: skip
+    assert [r["num"] for r in text][:2] == ["0.1000000000000000055511151231257827", "1e-7"]
+    assert json.loads(text[0]["doc"]) == sources[0]["doc"]
+    assert [r["txt"] for r in text] == [s.get("txt") for s in sources]
+
+
+def test_bad_input_fails_the_file_and_leaves_no_row(data: Path, spawn, pg: Any) -> None:
+    pg.psql("CREATE TABLE t (id bigint NOT NULL, v text)")
+    (data / A).write_text('{"id": 1}\n{"id": 2}\n{"id": "three"}\n')  # a value it refuses
+    (data / B).write_text('{"id": 1}\n{"id": 2, "v": }\n')  # malformed
+    c = "2018_06_28_00_30.txt"
+    (data / c).write_text('{"id": 1}\n{"v": "no id"}\n')  # a required column missing
+    w = spawn_pg(spawn, data, pg, "--exit-when-idle", "0.5")
+    assert w.wait() == 0
+    records = {r["file"]: r for r in manifest_records(data)}
+    assert {r["status"] for r in records.values()} == {"failed"}
+    assert "three" in records[A]["error"] and "line 3" in records[A]["error"]
+    assert "malformed JSON" in records[B]["error"]
+    assert "null value" in records[c]["error"] and "line 2" in records[c]["error"]
+    assert all(r["attempt"] == 1 for r in records.values())  # bad input: never retried
+    assert rows(pg) == []
+    assert pg.psql("SELECT count(*) FROM ingestd.loads").strip() == "0"
+
+
+def test_same_content_new_name_loads_again_same_name_new_content_does_not(
+    data: Path, spawn, pg: Any
+) -> None:
+    pg.psql("CREATE TABLE t (id bigint)")
+    (data / A).write_text('{"id": 1}\n')
+    w = spawn_pg(spawn, data, pg, "--exit-when-idle", "0.5")
+    assert w.wait() == 0
+    (data / B).write_text('{"id": 1}\n')  # a new file that happens to hold the same
+    # The same name with new content: refused even for a fresh manifest (a new state dir).
+    (data / ".ingestd" / "manifest.jsonl").rename(data / "old-manifest")
+    (data / A).write_text('{"id": 2}\n')
+    w = spawn_pg(spawn, data, pg, "--exit-when-idle", "0.5")
+    assert w.wait() == 0
+    records = {r["file"]: r for r in manifest_records(data)}
+    assert records[B]["status"] == "done"
+    assert records[A]["status"] == "failed"
+    assert "content_changed_after_load" in records[A]["error"]
+    assert [r["id"] for r in rows(pg)] == [1, 1]
+
+
+KILL_AFTER_COMMIT = textwrap.dedent(
+    """
+    import os, signal
+    from ingestd.handlers import pg
+
+    async def handle(job):
+        outcome = await pg.handle(job)  # committed: rows and load record are in
+        os.kill(os.getpid(), signal.SIGKILL)  # dead before the done record
+        return outcome
+    """
+)
+
+
+def test_killed_after_commit_before_the_record_the_redo_loads_nothing(
+    data: Path, tmp_path: Path, spawn, pg: Any
+) -> None:
+    pg.psql("CREATE TABLE t (id bigint)")
+    (tmp_path / "killer.py").write_text(KILL_AFTER_COMMIT)
+    (data / A).write_text("".join(f'{{"id": {i}}}\n' for i in range(1000)))
+    doomed = spawn(data, "--handler", "killer:handle", "--pg-url", pg.url, "--pg-table", "t",
+                   env={"PYTHONPATH": str(tmp_path)}, name="doomed")  # fmt: skip
+    assert doomed.wait(timeout=60) == -signal.SIGKILL
+    assert pg.psql("SELECT count(*) FROM t").strip() == "1000"
+    heir = spawn_pg(spawn, data, pg, "--exit-when-idle", "0.5", name="heir")
+    assert heir.wait() == 0
+    assert heir.events("already_loaded")[0]["rows"] == 1000
+    assert pg.psql("SELECT count(*), count(DISTINCT id) FROM t").strip() == "1000|1000"
+    (record,) = manifest_records(data)
+    assert (record["status"], record["worker"], record["records"]) == ("done", "heir", 1000)
+
+
+def test_killed_mid_copy_a_peer_loads_it_once(data: Path, spawn, pg: Any) -> None:
+    pg.psql("CREATE TABLE t (id bigint, pad text)")
+    pad = "x" * 200
+    (data / A).write_text("".join(f'{{"id": {i}, "pad": "{pad}"}}\n' for i in range(300_000)))
+    doomed = spawn_pg(spawn, data, pg, name="doomed")
+    wait_for(
+        lambda: pg.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ingestd' "
+            "AND query LIKE 'COPY%'"
+        ).strip() == "1",
+        what="a COPY under way",
+    )  # fmt: skip
+    time.sleep(0.3)  # rows partly sent
+    doomed.kill()
+    heir = spawn_pg(spawn, data, pg, "--exit-when-idle", "0.5", name="heir")
+    assert heir.wait(timeout=120) == 0
+    assert pg.psql("SELECT count(*), count(DISTINCT id) FROM t").strip() == "300000|300000"
+    assert pg.psql("SELECT count(*) FROM ingestd.loads").strip() == "1"
+    assert [r["worker"] for r in manifest_records(data)] == ["heir"]
+
+
+def test_a_database_restart_loses_and_doubles_nothing_and_spends_no_attempt(
+    data: Path, spawn, pg: Any
+) -> None:
+    pg.psql("CREATE TABLE t (file text, i int)")
+    workers = [spawn_pg(spawn, data, pg, "--rescan-interval", "0.2", name=f"w{i}")
+               for i in range(2)]  # fmt: skip
+    names = [f"2018_06_28_{h:02d}_{m:02d}.txt" for h in range(6) for m in (0, 15, 30, 45)]
+    for n, name in enumerate(names):
+        (data / name).write_text("".join(f'{{"file": "{name}", "i": {i}}}\n' for i in range(2000)))
+        if n == 8:
+            wait_for(lambda: len(done_names(data)) >= 3, what="some loaded")
+            pg.cluster.restart()  # pg_ctl restart -m immediate, mid-run
+    wait_for(lambda: len(done_names(data)) == len(names), timeout=120, what="all loaded")
+    assert all(w.popen.poll() is None for w in workers)  # both still running
+    counts = pg.psql("SELECT file, count(*), count(DISTINCT i) FROM t GROUP BY file ORDER BY 1")
+    assert counts.split() == [f"{name}|2000|2000" for name in names]
+    records = manifest_records(data)
+    assert Counter(r["file"] for r in records if r["status"] == "done") == Counter(names)
+    assert {r["attempt"] for r in records} == {1}  # an outage is not the file's fault
+    for w in workers:
+        assert w.terminate() == 0
+    assert any(w.events("handler_retry_later") for w in workers)
+
+
+@pytest.mark.parametrize("missing", ["--pg-table", "table"])
+def test_start_up_errors_are_one_line(
+    data: Path, pg: Any, missing: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ingestd import cli
+
+    args = [str(data), "--handler", "pg", "--pg-url", pg.url, "--log-format", "json"]
+    if missing == "table":
+        args += ["--pg-table", "nowhere"]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("--pg-table" in err)
+
+
+def test_the_duckdb_converter_loads_the_same_rows(data: Path, spawn, pg: Any) -> None:
+    pg.psql("CREATE TABLE t (id bigint, n numeric, ok boolean, doc jsonb, txt text)")
+    lines = [
+        '{"id": 1, "n": 2.5, "ok": true, "doc": {"a": [1, null]},'
+        ' "txt": "tab\\there \\\\N \\u2028"}',
+        '{"id": 2, "n": 123456789012345678901234567890, "doc": "a string", "txt": ""}',
+        '{"id": 3}',
+    ]
+    (data / A).write_text("\n".join(lines) + "\n")
+    (data / B).write_text('{"id": 1}\n{"id": 2,, }\n')
+    w = spawn_pg(spawn, data, pg, "--pg-converter", "duckdb", "--exit-when-idle", "0.5")
+    assert w.wait() == 0
+    records = {r["file"]: r for r in manifest_records(data)}
+    assert records[A]["status"] == "done" and records[A]["records"] == 3
+    assert records[B]["status"] == "failed" and "malformed JSON" in records[B]["error"]
+    got = rows(pg)
+    sources = [json.loads(line) for line in lines]
+    assert [r["id"] for r in got] == [1, 2, 3]
+    assert [r["n"] for r in got] == [2.5, 123456789012345678901234567890, None]
+    assert [r["ok"] for r in got] == [True, None, None]
+    assert [r["doc"] for r in got] == [s.get("doc") for s in sources]
+    assert [r["txt"] for r in got] == [s.get("txt") for s in sources]
