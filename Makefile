@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: venv demo test lint format bench clean
+.PHONY: venv demo demo-pg test lint format bench clean
 
 venv: $(VENV)/.installed
 
@@ -15,6 +15,9 @@ $(VENV)/.installed: pyproject.toml
 
 demo: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash bench/demo.sh
+
+demo-pg: venv
+	$(BIN)/python bench/demo_pg.py
 
 test: venv
 	$(BIN)/pytest

@@ -12,6 +12,9 @@ One JSON Lines file (default 100 MB), one typed target table, a throwaway cluste
 - `orjson stream`: the same with `orjson.loads` per line, if installed.
 - `duckdb stream`: DuckDB's `read_json` writing CSV into a FIFO that is streamed into `COPY
   ... (FORMAT csv)`, if installed.
+- `ingestd --handler pg`, end to end, with each `--pg-converter`: one worker on the one file,
+  and two workers on ten files of a tenth of the size (first claim to last record, from the
+  manifest).
 
 Each also reports its conversion alone (no database) where that makes sense. MB/s are of the
 JSON input; the ratio is to the ceiling of the same run.
@@ -25,6 +28,7 @@ import argparse
 import json
 import os
 import queue
+import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import record, table
+from common import epoch, record, table
 from pgcluster import PgCluster
 from tsv_throughput import COLUMNS, generate
 
@@ -145,6 +149,7 @@ def run(base: Path, megabytes: float, cluster: PgCluster) -> None:
     columns = ", ".join(f'"{c}"' for c in COLUMNS)
 
     def fresh() -> None:
+        conn.execute("DROP SCHEMA IF EXISTS ingestd CASCADE")  # load records of earlier runs
         conn.execute("DROP TABLE IF EXISTS t")
         conn.execute(f"CREATE TABLE t ({DDL})")
 
@@ -215,6 +220,20 @@ def run(base: Path, megabytes: float, cluster: PgCluster) -> None:
                 pass
             alone = size / (time.perf_counter() - start) / 1e6
         results.append((name, size / seconds / 1e6, alone))
+    url = cluster.url()
+    tenths = []
+    for i in range(10):
+        part = base / f"2018_06_28_{i:02d}_00.txt"
+        generate(part, megabytes / 10)
+        tenths.append(part)
+    for converter in ("exact", "duckdb"):
+        for label, files, count_workers in (("1 worker", [source], 1),
+                                            ("2 workers, 10 files", tenths, 2)):  # fmt: skip
+            fresh()
+            rate = ingestd_load(base, files, count_workers, converter, url)
+            loaded = conn.execute("SELECT count(*) FROM t").fetchone()
+            assert loaded is not None and loaded[0] == sum(lines(f) for f in files), loaded
+            results.append((f"ingestd --pg-converter {converter}, {label}", rate, None))
     ceiling = results[0][1]
     rows = [
         [name, round(rate, 1), round(rate / ceiling, 2), "" if alone is None else round(alone, 1)]
@@ -224,6 +243,35 @@ def run(base: Path, megabytes: float, cluster: PgCluster) -> None:
     print(table(["way", "MB/s", "ratio to ceiling", "conversion alone MB/s"], rows))
     record("pg_load", {"mb": megabytes, "rows": rows})
     conn.close()
+
+
+def lines(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+
+
+def ingestd_load(base: Path, files: list[Path], count: int, converter: str, url: str) -> float:
+    """MB/s of `python -m ingestd --handler pg` workers, first claim to last record."""
+    data = base / f"drop-{converter}-{count}"
+    data.mkdir()
+    for path in files:
+        os.link(path, data / path.name)
+    command = [sys.executable, "-m", "ingestd", str(data), "--handler", "pg", "--pg-url", url,
+               "--pg-table", "t", "--pg-converter", converter, "--exit-when-idle", "0.5",
+               "--log-format", "json", "--seconds-in-min", "0"]  # fmt: skip
+    procs = [
+        subprocess.Popen([*command, "--worker-id", f"w{i}"], stdout=subprocess.DEVNULL)
+        for i in range(count)
+    ]
+    for proc in procs:
+        proc.wait()
+    records = [
+        json.loads(line) for line in (data / ".ingestd" / "manifest.jsonl").read_text().splitlines()
+    ]
+    assert [r["status"] for r in records] == ["done"] * len(files), records
+    start = min(epoch(r["started_at"]) for r in records)
+    end = max(epoch(r["finished_at"]) for r in records)
+    return sum(r["size"] for r in records) / (end - start) / 1e6
 
 
 if __name__ == "__main__":

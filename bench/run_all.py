@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["schedule", "drain", "detect", "scale", "scaling", "tsv_throughput"]
+BENCHES = ["schedule", "drain", "detect", "scale", "scaling", "tsv_throughput", "pg_load"]
 
 
 def main() -> int:

@@ -27,7 +27,9 @@ def test_benchmarks_run_in_quick_mode(tmp_path: Path) -> None:
     finally:
         results.write_text(before)  # quick runs are not results worth keeping
     benches = {line["bench"] for line in added}
-    assert benches == {"schedule", "schedule_timer", "drain", "detect", "scale", "scaling", "tsv"}
+    assert benches == {
+        "schedule", "schedule_timer", "drain", "detect", "scale", "scaling", "tsv", "pg_load",
+    }  # fmt: skip
     assert all(line["cores"] and "commit" in line for line in added)
     schedule = next(line for line in added if line["bench"] == "schedule")
     assert schedule["makespan"] > 0 and schedule["ideal_makespan"] > 0

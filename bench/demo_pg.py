@@ -1,0 +1,80 @@
+"""`make demo-pg`: the appendix day's 96 files as JSON objects, loaded into PostgreSQL by two
+workers with `--handler pg`, then the rows counted against what the files held.
+
+It starts a throwaway PostgreSQL server (tests/pgcluster.py: Debian's `postgresql` package)
+and drops each file as the provider would (at 0.002 s per simulated minute), one object per
+simulated minute of work: the 12 to 37 minutes of the appendix become 12 to 37 rows.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from pgcluster import PgCluster
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ROOT / "demo-run" / "pg"
+SPEED = 0.002  # seconds per simulated minute
+
+
+def main() -> int:
+    shutil.rmtree(RUN, ignore_errors=True)
+    drop = RUN / "drop"
+    drop.mkdir(parents=True)
+    table = (ROOT / "ingestd" / "data" / "appendix-2018-06-28.tsv").read_text()
+    schedule = [line.split("\t") for line in table.splitlines()[1:] if line]
+    print("== a throwaway PostgreSQL server, table events(file, n, minute, note jsonb)")
+    cluster = PgCluster()
+    try:
+        cluster.psql("CREATE TABLE events (file text, n int, minute numeric, note jsonb)")
+        workers = []
+        for name in ("worker-a", "worker-b"):
+            command = [sys.executable, "-m", "ingestd", str(drop), "--handler", "pg",
+                       "--pg-url", cluster.url(), "--pg-table", "events", "--worker-id", name,
+                       "--exit-when-idle", "2", "--rescan-interval", "0.5",
+                       "--log-format", "json"]  # fmt: skip
+            with open(RUN / f"{name}.log", "wb") as log:
+                workers.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
+        print(f"== two workers; the provider drops 96 files at {SPEED} s per simulated minute")
+        first = datetime.strptime(schedule[0][0], "%Y_%m_%d_%H_%M.txt")
+        start, expected = time.monotonic(), 0
+        for name, minutes in schedule:
+            offset = (datetime.strptime(name, "%Y_%m_%d_%H_%M.txt") - first).total_seconds() / 60
+            time.sleep(max(0.0, start + offset * SPEED - time.monotonic()))
+            count = int(float(minutes))
+            rows = [{"file": name, "n": i, "minute": minutes, "note": {"of": count}}
+                    for i in range(count)]  # fmt: skip
+            temp = drop / f".{name}.tmp"
+            temp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+            temp.rename(drop / name)
+            expected += count
+        for worker in workers:
+            worker.wait(timeout=120)
+        loaded = cluster.psql("SELECT count(*), count(DISTINCT file) FROM events").strip()
+        per_worker = cluster.psql(
+            "SELECT worker || ': ' || count(*) || ' files' FROM ingestd.loads"
+            " GROUP BY worker ORDER BY 1"
+        )
+        print(f"== rows in events: {loaded.split('|')[0]} from {loaded.split('|')[1]} files "
+              f"(the files held {expected})")  # fmt: skip
+        print(per_worker.strip())
+        verify = subprocess.run([sys.executable, "-m", "ingestd", "verify", str(drop),
+                                 "--expect", "96"], capture_output=True, text=True)  # fmt: skip
+        print(verify.stdout.strip())
+        ok = verify.returncode == 0 and loaded == f"{expected}|96"
+        print("demo-pg:", "OK" if ok else "FAILED", f"(logs in {RUN})")
+        return 0 if ok else 1
+    finally:
+        cluster.destroy()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
