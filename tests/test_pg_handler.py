@@ -227,3 +227,17 @@ def test_the_duckdb_converter_loads_the_same_rows(data: Path, spawn, pg: Any) ->
     assert [r["ok"] for r in got] == [True, None, None]
     assert [r["doc"] for r in got] == [s.get("doc") for s in sources]
     assert [r["txt"] for r in got] == [s.get("txt") for s in sources]
+
+
+def test_a_table_dropped_mid_run_costs_no_attempt(data: Path, spawn, pg: Any) -> None:
+    pg.psql("CREATE TABLE t (id bigint)")
+    w = spawn_pg(spawn, data, pg, "--rescan-interval", "0.2")
+    wait_for(lambda: w.events("ready"))
+    pg.psql("DROP TABLE t")
+    (data / A).write_text('{"id": 1}\n')
+    wait_for(lambda: w.events("handler_retry_later"), what="the file given back")
+    pg.psql("CREATE TABLE t (id bigint)")
+    wait_for(lambda: done_names(data) == [A], timeout=30, what="loaded once the table is back")
+    assert [r["attempt"] for r in manifest_records(data)] == [1]
+    assert rows(pg) == [{"id": 1}]
+    assert w.terminate() == 0

@@ -172,7 +172,9 @@ def prepare(settings: Settings) -> None:
     try:
         _target(_connect(settings), settings)
     except psycopg.OperationalError:
-        _forget_connection()  # down at start-up: each file waits and retries (RetryLater)
+        pass  # down at start-up: each file waits and retries (RetryLater)
+    except psycopg.Error as exc:  # no right to make the schema, and the like
+        raise StartupError(f"--handler pg: {_describe(exc)}") from None
     finally:
         _forget_connection()  # the handler threads open their own
 
@@ -190,8 +192,12 @@ def load(job: Job) -> Outcome:
         connection = _connect(settings)
         target = _target(connection, settings)
         result = _load(connection, target, job)
-    except (BadInput, StartupError):
+    except BadInput:
         raise
+    except StartupError as exc:
+        # The table went away (or the schema moved on) while we ran: not the file's fault.
+        _forget_connection()
+        raise RetryLater(str(exc)) from None
     except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
         raise BadInput(_describe(exc)) from None
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
