@@ -48,26 +48,6 @@ class Settings:
     pg_schema: str = "ingestd"
     pg_converter: str = "exact"
 
-    @property
-    def locks_dir(self) -> Path:
-        return self.state_dir / "locks"
-
-    @property
-    def workers_dir(self) -> Path:
-        return self.state_dir / "workers"
-
-    @property
-    def manifest_path(self) -> Path:
-        return self.state_dir / "manifest.jsonl"
-
-    @property
-    def manifest_lock_path(self) -> Path:
-        return self.state_dir / "manifest.lock"
-
-    @property
-    def pause_flag(self) -> Path:
-        return self.state_dir / "paused"
-
 
 def state_dir_for(data_dir: Path, state_dir: Path | None = None) -> Path:
     return state_dir if state_dir is not None else data_dir / ".ingestd"

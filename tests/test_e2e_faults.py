@@ -190,7 +190,7 @@ LOSER = textwrap.dedent(
     def handle(job):
         # While we work, a peer that took the file over (our claim was lost) records it done.
         s = job.settings
-        peer = Manifest(s.manifest_path, s.manifest_lock_path)
+        peer = Manifest(s.state_dir / "manifest.jsonl", s.state_dir / "manifest.lock")
         peer.commit({"file": job.name, "status": "done", "worker": "peer", "minutes": 1.0})
         peer.close()
         return Outcome(minutes=1.0)

@@ -6,17 +6,13 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import random
-import shutil
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import manifest_records
-from pgcluster import PgCluster, server_bindir
 
 from ingestd.handlers import BadInput
 from ingestd.handlers.tsv import convert, field_text, iter_objects, learn_columns, row_text
@@ -182,26 +178,8 @@ def expected_text(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PgCluster]:
-    """A throwaway cluster on a Unix socket (tests/pgcluster.py)."""
-    if server_bindir() is None or shutil.which("psql") is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL missing in CI: .ci/run installs the postgresql package")
-        pytest.skip("PostgreSQL server binaries not installed")
-    cluster = PgCluster()
-    try:
-        yield cluster
-    finally:
-        cluster.destroy()
-
-
-def psql(cluster: PgCluster, *commands: str) -> str:
-    return cluster.psql(*commands)
-
-
 @pytest.mark.postgres
-def test_daemon_output_loads_into_postgresql_unchanged(tmp_path: Path, spawn, postgres) -> None:
+def test_daemon_output_loads_into_postgresql_unchanged(tmp_path: Path, spawn, pg) -> None:
     rng = random.Random(42)
     data, out = tmp_path / "drop", tmp_path / "out"
     data.mkdir()
@@ -224,10 +202,10 @@ def test_daemon_output_loads_into_postgresql_unchanged(tmp_path: Path, spawn, po
     assert [r["status"] for r in records] == ["done"] * 4
     assert sum(r["records"] for r in records) == len(source)
     ddl = ", ".join(f'"{c}" text' for c in columns)
-    psql(postgres, "DROP TABLE IF EXISTS t", f"CREATE TABLE t ({ddl})")
+    pg.psql("DROP TABLE IF EXISTS t", f"CREATE TABLE t ({ddl})")
     for tsv in sorted(out.glob("*.tsv")):
-        psql(postgres, f"\\copy t FROM '{tsv}'")
-    loaded = json.loads(psql(postgres, "SELECT json_agg(t ORDER BY id::int) FROM t"))
+        pg.psql(f"\\copy t FROM '{tsv}'")
+    loaded = json.loads(pg.psql("SELECT json_agg(t ORDER BY id::int) FROM t"))
     assert len(loaded) == len(source)
     for row, original in zip(loaded, source, strict=True):
         for column in columns:

@@ -29,7 +29,7 @@ NAME = "2018_06_28_00_00.txt"
 def worker(tmp_path: Path) -> Worker:
     settings = Settings(data_dir=tmp_path, state_dir=tmp_path / ".s", worker_id="t", host="h",
                         seconds_in_min=0)  # fmt: skip
-    settings.locks_dir.mkdir(parents=True)
+    (settings.state_dir / "locks").mkdir(parents=True)
     (settings.state_dir / "workers").mkdir()
     ledger = build_ledger(settings, structlog.get_logger())
     yield Worker(
@@ -46,7 +46,7 @@ async def test_done_file_is_recorded_and_the_lock_file_removed(
         assert await worker.process(NAME) is Result.DONE
     assert [e["event"] for e in logs] == ["file_claimed", "file_done"]
     assert worker.ledger.manifest.is_finished(NAME)
-    assert list(worker.settings.locks_dir.iterdir()) == []
+    assert list(worker.ledger.locks_dir.iterdir()) == []
     assert await worker.process(NAME) is Result.SKIPPED
 
 
@@ -65,7 +65,7 @@ async def test_unreadable_file_is_given_back_without_spending_an_attempt(
     with capture_logs() as logs:
         assert await worker.process(NAME) is Result.RETRY
     assert [e["event"] for e in logs] == ["file_unreadable"]
-    assert list(worker.settings.locks_dir.iterdir()) == []  # no attempt recorded
+    assert list(worker.ledger.locks_dir.iterdir()) == []  # no attempt recorded
     monkeypatch.undo()
     with capture_logs() as logs:
         assert await worker.process(NAME) is Result.DONE
@@ -101,7 +101,7 @@ async def test_process_first_takes_the_oldest_claimable_and_gives_back_the_rest(
     names = [f"2018_06_28_00_{i:02d}.txt" for i in range(4)]
     for name in names:
         (tmp_path / name).write_text("1")
-    peer = claims.try_claim(worker.settings.locks_dir, names[0])  # a peer holds the oldest
+    peer = claims.try_claim(worker.ledger.locks_dir, names[0])  # a peer holds the oldest
     given_back: list[str] = []
     with capture_logs() as logs:
         results = await worker.process_first(names, {}, given_back.append)
@@ -115,7 +115,7 @@ async def test_process_first_takes_the_oldest_claimable_and_gives_back_the_rest(
 async def test_leftover_lock_files_of_finished_files_are_removed_and_no_others(
     worker: Worker,
 ) -> None:
-    locks = worker.settings.locks_dir
+    locks = worker.ledger.locks_dir
     done, retried, held = NAME, "2018_06_28_00_15.txt", "2018_06_28_00_30.txt"
     worker.ledger.manifest.commit({"file": done, "status": "done", "worker": "dead"})
     worker.ledger.manifest.commit({"file": held, "status": "done", "worker": "dead"})
@@ -140,7 +140,7 @@ async def test_a_lock_file_being_swept_is_excluded_but_not_reported_as_work(
     worker: Worker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     worker.ledger.manifest.commit({"file": NAME, "status": "done", "worker": "dead"})
-    (worker.settings.locks_dir / f"{NAME}.lock").write_bytes(b"{}\n")
+    (worker.ledger.locks_dir / f"{NAME}.lock").write_bytes(b"{}\n")
     entered, let_go = threading.Event(), threading.Event()
     real_try_claim = claim_module.try_claim
 
@@ -174,7 +174,7 @@ async def test_an_environment_error_spends_no_attempt_and_stalls_the_worker_once
     assert [e["event"] for e in errors] == ["handler_retry_later"]  # once per streak
     assert "Read-only file system" in errors[0]["error"]
     assert worker.stall.delay(asyncio.get_running_loop().time()) > 0
-    assert list(worker.settings.locks_dir.iterdir()) == []  # no attempt recorded
+    assert list(worker.ledger.locks_dir.iterdir()) == []  # no attempt recorded
     worker.handler = simulate
     with capture_logs() as logs:
         assert await worker.process(NAME) is Result.DONE
@@ -192,7 +192,7 @@ async def test_retry_later_from_a_handler_spends_no_attempt(worker: Worker, tmp_
 
     worker.handler = unreachable  # type: ignore[assignment]
     assert await worker.process(NAME) is Result.STALLED
-    assert list(worker.settings.locks_dir.iterdir()) == []
+    assert list(worker.ledger.locks_dir.iterdir()) == []
     assert not worker.ledger.manifest.is_finished(NAME)
 
 
@@ -246,7 +246,7 @@ async def test_a_symlink_at_the_lock_path_blocks_only_that_file(
     (tmp_path / NAME).write_text("1")
     (tmp_path / other).write_text("1")
     target = tmp_path / "elsewhere"
-    (worker.settings.locks_dir / f"{NAME}.lock").symlink_to(target)
+    (worker.ledger.locks_dir / f"{NAME}.lock").symlink_to(target)
     with capture_logs() as logs:
         results = await worker.process_first([NAME, other], {})
     assert results == {NAME: Result.RETRY, other: Result.DONE}
@@ -263,5 +263,5 @@ async def test_a_removed_state_dir_is_made_again(worker: Worker, tmp_path: Path)
     with capture_logs() as logs:
         assert await worker.process(NAME) is Result.STALLED
     assert "state_dir_recreated" in [e["event"] for e in logs]
-    assert worker.settings.locks_dir.is_dir()
+    assert worker.ledger.locks_dir.is_dir()
     assert await worker.process(NAME) is Result.DONE
