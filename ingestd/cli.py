@@ -21,12 +21,20 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__, logs
-from .settings import OPTIONS, Option, Settings, default_worker_id, state_dir_for
+from .settings import (
+    OPTIONS,
+    Option,
+    Settings,
+    default_worker_id,
+    file_ledger_path,
+    state_dir_for,
+)
 
 COMMANDS = ("run", "status", "pause", "resume", "verify", "failed", "retry", "workers")
 USAGE_ERROR = 2
 STATE_DIR_ENV = "INGESTD_STATE_DIR"
-KNOWN_ENV = frozenset({option.env for option in OPTIONS} | {STATE_DIR_ENV})
+LEDGER_ENV = "INGESTD_LEDGER"
+KNOWN_ENV = frozenset({option.env for option in OPTIONS} | {STATE_DIR_ENV, LEDGER_ENV})
 
 
 class UsageError(Exception):
@@ -93,6 +101,17 @@ def _add_dir(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=os.environ.get(STATE_DIR_ENV) or None,
         help=f"shared bookkeeping directory (default DIR/.ingestd) [env {STATE_DIR_ENV}]",
+    )
+    parser.add_argument(
+        "--ledger",
+        default=os.environ.get(LEDGER_ENV) or None,
+        metavar="URL",
+        help=f"postgresql://... or a state dir (file:PATH) [env {LEDGER_ENV}]",
+    )
+    parser.add_argument(
+        "--pg-schema",
+        default=os.environ.get("INGESTD_PG_SCHEMA") or "ingestd",
+        help="schema of ingestd's tables in a postgresql:// ledger (ingestd)",
     )
 
 
@@ -164,7 +183,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         if value is not None:
             values[option.name] = value
     data_dir = Path(os.path.abspath(args.dir))
-    state_dir = values.pop("state_dir", None)
+    state_dir = file_ledger_path(values.get("ledger")) or values.pop("state_dir", None)
+    values.pop("state_dir", None)
     host = socket.gethostname()
     return Settings(
         data_dir=data_dir,

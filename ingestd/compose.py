@@ -16,7 +16,7 @@ from .handlers import Handler, handler_prepare, load_handler
 from .ledger import Inspector, Ledger
 from .logs import Log
 from .naming import printable
-from .settings import Settings
+from .settings import Settings, is_database_url
 from .source import Source
 from .systemd import Notifier
 
@@ -57,6 +57,12 @@ def _local(data_dir: Path, state_dir: Path, events: bool = True) -> Source:
 
 
 def build_ledger(settings: Settings, log: Log) -> Ledger:
+    if is_database_url(settings.ledger):
+        from .ledgers.postgres import PostgresLedger
+
+        # The lease outlives a few missed heartbeats; a dead session is seen sooner.
+        lease = max(3 * settings.heartbeat_interval, 10.0)
+        return PostgresLedger(str(settings.ledger), settings.pg_schema, settings.worker_id, lease)
     from .ledgers.file import FileLedger
 
     state_dir = settings.state_dir
@@ -75,8 +81,14 @@ def build_ledger(settings: Settings, log: Log) -> Ledger:
     )
 
 
-def operator_view(data_dir: Path, state_dir: Path) -> tuple[Source, Inspector]:
+def operator_view(
+    data_dir: Path, state_dir: Path, ledger: str | None = None, schema: str = "ingestd"
+) -> tuple[Source, Inspector]:
     """What the operator commands read: the source (what is there) and the ledger's state."""
+    if is_database_url(ledger):
+        from .ledgers.postgres import PostgresInspector
+
+        return _local(data_dir, state_dir), PostgresInspector(str(ledger), schema)
     from .ledgers.file import FileInspector
 
     return _local(data_dir, state_dir), FileInspector(state_dir)

@@ -144,7 +144,9 @@ class Daemon:
         if not await self._wait_for_directory():
             self.log.info("shutdown", reason="stopped while waiting for the directory")
             return self.exit_code
-        await asyncio.to_thread(self.ledger.prepare)
+        if not await self._prepare_ledger():
+            self.log.info("shutdown", reason="stopped while waiting for the ledger")
+            return self.exit_code
         for check in self.checks:
             await asyncio.to_thread(check)
         other = await asyncio.to_thread(self.ledger.read_heartbeat, s.worker_id)
@@ -177,6 +179,27 @@ class Daemon:
             if self._watcher is not None:
                 self._watcher.stop()
         return self.exit_code
+
+    async def _prepare_ledger(self) -> bool:
+        """Prepare the ledger; a database that is not up yet is waited for, never a restart loop."""
+        last_log = -WAIT_FOR_DIR_LOG_EVERY
+        while True:
+            try:
+                await asyncio.to_thread(self.ledger.prepare)
+                return True
+            except StartupError:
+                raise
+            except OSError as exc:
+                now = time.monotonic()
+                if now - last_log >= WAIT_FOR_DIR_LOG_EVERY:
+                    self.log.warning(
+                        "waiting_for_ledger", ledger=self.ledger.description, error=str(exc)
+                    )
+                    last_log = now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), self.settings.rescan_interval)
+            if self.stop_event.is_set():
+                return False
 
     async def _wait_for_directory(self) -> bool:
         """Wait for DIR to exist, never creating it: it may be an NFS mount still to come."""

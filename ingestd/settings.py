@@ -47,10 +47,22 @@ class Settings:
     pg_table: str | None = None
     pg_schema: str = "ingestd"
     pg_converter: str = "exact"
+    ledger: str | None = None  # postgresql://...; a path or file:PATH is the state dir
 
 
 def state_dir_for(data_dir: Path, state_dir: Path | None = None) -> Path:
     return state_dir if state_dir is not None else data_dir / ".ingestd"
+
+
+def is_database_url(ledger: str | None) -> bool:
+    return ledger is not None and ledger.startswith(("postgresql://", "postgres://"))
+
+
+def file_ledger_path(ledger: str | None) -> Path | None:
+    """The state dir a `--ledger` names (a path or file:PATH), or None."""
+    if ledger is None or is_database_url(ledger):
+        return None
+    return Path(ledger.removeprefix("file:"))
 
 
 def default_worker_id(host: str | None = None, pid: int | None = None) -> str:
@@ -205,6 +217,12 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("pg_table", table_name, "pg handler: the table rows go to", metavar="[SCHEMA.]TABLE"),
     Option("pg_schema", identifier, "schema of ingestd's own tables", metavar="NAME"),
+    Option(
+        "ledger",
+        str,
+        "where coordination lives: postgresql://... or a state dir (file:PATH)",
+        metavar="URL",
+    ),
     Option(
         "pg_converter",
         str,

@@ -22,18 +22,18 @@ from .audit import Audit, audit
 from .compose import operator_view
 from .ledger import DONE, FAILED, FINISHED, PRUNE_AFTER, Inspector, RetryRequest
 from .naming import count_missing_slots, format_name, is_data_name, oldest_first, parse_name
-from .settings import state_dir_for
+from .settings import file_ledger_path, state_dir_for
 from .source import Source
 
 LISTED_SLOTS = 100  # missing slots named in `status`; past that they are only counted
 
 
 def _state(args: argparse.Namespace) -> Path:
-    return Path(state_dir_for(args.dir, args.state_dir))
+    return Path(file_ledger_path(args.ledger) or state_dir_for(args.dir, args.state_dir))
 
 
 def _view(args: argparse.Namespace) -> tuple[Source, Inspector]:
-    return operator_view(args.dir, _state(args))
+    return operator_view(args.dir, _state(args), args.ledger, args.pg_schema)
 
 
 def _present(source: Source) -> dict[str, tuple[int, int]]:

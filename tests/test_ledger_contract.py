@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,12 +116,82 @@ def memory_backend(tmp_path: Path) -> Iterator[Backend]:
     )  # fmt: skip
 
 
-BACKENDS = {"file": file_backend, "memory": memory_backend}
+PG_PEER = textwrap.dedent(
+    """
+    import sys, time
+    from ingestd.ledger import Owner
+    from ingestd.ledgers.postgres import PostgresLedger
+    ledger = PostgresLedger(sys.argv[1], "ingestd", sys.argv[3])
+    ledger.prepare()
+    ledger.try_claim(sys.argv[2]).begin(Owner(sys.argv[3], "elsewhere", 1, ""))
+    print("held", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def postgres_backend(tmp_path: Path, url: str) -> Iterator[Backend]:
+    from ingestd.ledgers.postgres import PostgresInspector, PostgresLedger
+
+    ledgers: list[PostgresLedger] = []
+    peers: list[subprocess.Popen[str]] = []
+    ids = iter(range(1000))
+
+    def make() -> Ledger:
+        ledgers.append(PostgresLedger(url, "ingestd", f"worker-{next(ids)}"))
+        ledgers[-1].prepare()
+        return ledgers[-1]
+
+    inspector = PostgresInspector(url, "ingestd")
+
+    def steal(name: str) -> None:
+        # A peer took it over after our lease ran out: the token moved on.
+        inspector._run("UPDATE ingestd.claims SET token = token + 1, holder = NULL "
+                       "WHERE file = %s", (name,))  # fmt: skip
+
+    def peer_holding(name: str, worker: str) -> Peer:
+        popen = subprocess.Popen(
+            [sys.executable, "-c", PG_PEER, url, name, worker], stdout=subprocess.PIPE, text=True
+        )
+        peers.append(popen)
+        assert popen.stdout is not None and popen.stdout.readline().strip() == "held"
+
+        def kill() -> None:
+            popen.send_signal(signal.SIGKILL)
+            popen.wait(timeout=10)
+            popen.stdout.close()  # type: ignore[union-attr]
+            # The server notices the dead session at its next read of the socket.
+            for _ in range(100):
+                alive = inspector._run(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                    "'ingestd-ledger' AND pid IN (SELECT pid FROM pg_locks WHERE locktype = "
+                    "'advisory' AND objid = hashtext(%s)::oid)", (worker,))  # fmt: skip
+                if alive[0][0] == 0:
+                    return
+                time.sleep(0.05)
+
+        return Peer(kill)
+
+    yield Backend("postgresql", make, lambda: inspector, steal, peer_holding)
+    for popen in peers:
+        if popen.poll() is None:
+            popen.kill()
+            popen.wait()
+        if popen.stdout is not None:
+            popen.stdout.close()
+    for ledger in [*ledgers, inspector._ledger]:
+        ledger.close()
+
+
+BACKENDS = {"file": file_backend, "memory": memory_backend, "postgresql": postgres_backend}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    yield from BACKENDS[request.param](tmp_path)
+    if request.param == "postgresql":
+        yield from postgres_backend(tmp_path, request.getfixturevalue("pg").url)
+    else:
+        yield from BACKENDS[request.param](tmp_path)
 
 
 def owner(worker: str) -> Owner:

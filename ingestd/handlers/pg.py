@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import BadInput, RetryLater, StartupError
+from ..pgschema import ensure_schema
 from ..settings import Settings
 from . import Job, Outcome
 from .tsv import exact_json, field_text, iter_objects, open_json
@@ -41,7 +42,6 @@ from .tsv import exact_json, field_text, iter_objects, open_json
 if TYPE_CHECKING:
     import psycopg
 
-SCHEMA_VERSION = 1
 JSON_TYPES = frozenset({"json", "jsonb"})
 _BATCH = 2000  # rows per COPY write from the standard library converter
 _local = threading.local()  # one connection per handler thread
@@ -85,7 +85,7 @@ def _connect(settings: Settings) -> psycopg.Connection[Any]:
     )
     _local.connection = connection
     _local.targets = {}
-    _ensure_schema(connection, settings.pg_schema)
+    ensure_schema(connection, settings.pg_schema)
     return connection  # type: ignore[no-any-return]
 
 
@@ -95,42 +95,6 @@ def _forget_connection() -> None:
     if connection is not None:
         with contextlib.suppress(Exception):
             connection.close()
-
-
-def _ensure_schema(connection: psycopg.Connection[Any], schema: str) -> None:
-    """The schema, its version row and the load table, made on first use by whoever is first."""
-    sql = _psycopg().sql
-    name = sql.Identifier(schema)
-    with connection.transaction():
-        # Peers start together: one makes the tables, the others wait and find them.
-        connection.execute("SELECT pg_advisory_xact_lock(hashtext('ingestd schema'))")
-        connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
-        connection.execute(
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {}.schema_version (version integer NOT NULL)"
-            ).format(name)
-        )
-        row = connection.execute(
-            sql.SQL("SELECT max(version) FROM {}.schema_version").format(name)
-        ).fetchone()
-        version = row[0] if row else None
-        if version is not None and version > SCHEMA_VERSION:
-            raise StartupError(
-                f"schema {schema} is at version {version}, newer than this ingestd "
-                f"understands ({SCHEMA_VERSION}): upgrade ingestd"
-            )
-        connection.execute(
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {}.loads (target text NOT NULL, file text NOT NULL,"
-                " sha256 text NOT NULL, rows bigint NOT NULL, worker text NOT NULL,"
-                " loaded_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (target, file))"
-            ).format(name)
-        )
-        if version is None:
-            connection.execute(
-                sql.SQL("INSERT INTO {}.schema_version VALUES (%s)").format(name),
-                (SCHEMA_VERSION,),
-            )
 
 
 def _target(connection: psycopg.Connection[Any], settings: Settings) -> Target:

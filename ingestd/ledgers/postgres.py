@@ -1,0 +1,500 @@
+"""The `postgresql` ledger: claims, records, heartbeats and the pause flag in PostgreSQL.
+
+For fleets without a shared filesystem. The same promises as the `file` ledger, kept by the
+database:
+- A claim is a row of `claims` taken under `FOR UPDATE SKIP LOCKED`, with a token that grows
+  on every takeover, the holder's id and a lease on the database's clock, renewed with each
+  heartbeat. Each worker also holds a session advisory lock on its own id, so a peer sees at
+  once that a holder's session is gone (SIGKILL, host loss, `pg_terminate_backend`) and takes
+  the file over without waiting for the lease; the lease stays the rule while a holder's
+  session still looks alive (a partition: bounded by the keepalives set on the connection).
+- A commit is one transaction: the claim still carries our token (else a peer took the file
+  over: nothing is written, `duplicate_suppressed`), no `done` record is there, then the record
+  (a partial unique index makes "one done per file" a constraint), then the claim row goes.
+  Commits take a transaction-level advisory lock, so `seq` order is commit order and a
+  reader that keeps the last `seq` it saw never skips a record.
+- Database errors surface as `LedgerUnavailable` (an OSError): the worker gives the file back
+  without spending an attempt and waits, as for a full disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ..errors import StartupError
+from ..ledger import (
+    DONE,
+    FINISHED,
+    Busy,
+    Heartbeat,
+    Hold,
+    Holding,
+    Owner,
+    Record,
+    RetryRequest,
+)
+from ..pgschema import ensure_schema
+
+LOCK_CLASS = 0x1D6E  # advisory-lock namespace of ingestd (the first of the two int keys)
+COMMIT_LOCK = 0  # the second key that serialises commits; worker locks use hashtext(id)
+_RECORD_COLUMNS = (
+    "file", "status", "worker", "host", "pid", "attempt", "minutes", "size", "sha256",
+    "seen_at", "started_at", "finished_at", "error", "outputs", "records",
+)  # fmt: skip
+
+
+class LedgerUnavailable(OSError):
+    """The database cannot be reached or refused the statement: not the file's fault."""
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise StartupError(
+            "--ledger postgresql:// needs the postgres extra: pip install 'ingestd[postgres]'"
+        ) from None
+    return psycopg
+
+
+def connect(url: str) -> Any:
+    return _psycopg().connect(
+        url,
+        autocommit=True,
+        connect_timeout=10,
+        application_name="ingestd-ledger",
+        keepalives=1,
+        keepalives_idle=10,
+        keepalives_interval=5,
+        keepalives_count=3,
+    )
+
+
+class _Sql:
+    """The schema-qualified statements, built once."""
+
+    def __init__(self, schema: str) -> None:
+        from psycopg import sql
+
+        s = sql.Identifier(schema)
+        self.claims = sql.SQL("{}.claims").format(s)
+        self.records = sql.SQL("{}.records").format(s)
+        self.workers = sql.SQL("{}.workers").format(s)
+        self.flags = sql.SQL("{}.flags").format(s)
+        self.sql = sql
+
+
+class PgHold:
+    def __init__(
+        self, ledger: PostgresLedger, name: str, token: int, previous: Owner | None
+    ) -> None:
+        self.name = name
+        self.token = token
+        self.attempt = 0
+        self.lost = 0
+        self._ledger = ledger
+        self._previous = previous
+
+    @property
+    def previous_owner(self) -> Owner | None:
+        return self._previous
+
+    def begin(self, owner: Owner) -> int:
+        self.attempt = self._previous.attempt + 1 if self._previous else 1
+        data = json.loads(Owner.to_json(_with_attempt(owner, self.attempt)))
+        self._update("owner = %s::jsonb", json.dumps(data))
+        return self.attempt
+
+    def finish(self) -> None:
+        q = self._ledger.q
+        self._ledger.run(
+            q.sql.SQL("DELETE FROM {} WHERE file = %s AND token = %s").format(q.claims),
+            (self.name, self.token),
+        )
+
+    def abandon(self) -> None:
+        previous = self._previous.to_json().decode() if self._previous else None
+        self._update("owner = %s::jsonb, holder = NULL, lease_until = NULL", previous)
+
+    def release(self, error: str | None = None) -> None:
+        patch = json.dumps({"error": error[:2000]}) if error is not None else "{}"
+        self._update("owner = coalesce(owner, '{{}}'::jsonb) || %s::jsonb, holder = NULL, "
+                     "lease_until = NULL", patch)  # fmt: skip
+
+    def restore(self) -> None:
+        # The process ends next: its session's advisory lock goes with it, so peers take over.
+        previous = self._previous.to_json().decode() if self._previous else None
+        self._update("owner = %s::jsonb", previous)
+
+    def _update(self, assignments: str, value: str | None) -> None:
+        q = self._ledger.q
+        self._ledger.run(
+            q.sql.SQL("UPDATE {} SET " + assignments + " WHERE file = %s AND token = %s").format(
+                q.claims
+            ),
+            (value, self.name, self.token),
+        )
+
+
+def _with_attempt(owner: Owner, attempt: int) -> Owner:
+    import dataclasses
+
+    return dataclasses.replace(owner, attempt=attempt)
+
+
+class PostgresLedger:
+    def __init__(self, url: str, schema: str, worker: str, lease: float = 30.0) -> None:
+        self.url = url
+        self.schema = schema
+        self.worker = worker
+        self.lease = lease
+        self.description = _redact(url)
+        self.q = _Sql(schema)
+        self._local = threading.local()
+        self._session: Any = None  # holds our advisory lock: our liveness, seen by peers
+        self._session_mutex = threading.Lock()
+        self._commit_mutex = threading.Lock()
+        self._opened: list[Any] = []  # every thread's connection, to close them all at the end
+        self._status: dict[str, str] = {}
+        self._seen = 0
+        self._sync_mutex = threading.Lock()
+
+    # ---- connections ----
+
+    def _connection(self) -> Any:
+        connection = getattr(self._local, "connection", None)
+        if connection is None or connection.closed:
+            connection = connect(self.url)
+            self._local.connection = connection
+            with self._session_mutex:
+                self._opened = [c for c in self._opened if not c.closed] + [connection]
+        return connection
+
+    def run(self, statement: Any, params: tuple[Any, ...] = ()) -> list[Any]:
+        """One statement in autocommit; database trouble becomes `LedgerUnavailable`."""
+        with self._errors():
+            cursor = self._connection().execute(statement, params)
+            return cursor.fetchall() if cursor.description else []
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        psycopg = _psycopg()
+        try:
+            yield
+        except psycopg.Error as exc:
+            connection = getattr(self._local, "connection", None)
+            if connection is not None and (connection.closed or connection.broken):
+                self._local.connection = None
+            raise LedgerUnavailable(f"PostgreSQL ledger: {exc}".strip()) from None
+
+    def _ensure_session(self) -> None:
+        """Hold the session advisory lock on our id (again, after the database restarted)."""
+        with self._session_mutex:
+            if self._session is not None and not self._session.closed and not self._session.broken:
+                return
+            with self._errors():
+                session = connect(self.url)
+                session.execute(
+                    "SELECT pg_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS, self.worker)
+                )
+            self._session = session
+
+    # ---- lifecycle ----
+
+    def prepare(self) -> None:
+        psycopg = _psycopg()
+        try:
+            connection = self._connection()
+            ensure_schema(connection, self.schema)
+        except psycopg.OperationalError as exc:
+            raise LedgerUnavailable(f"PostgreSQL ledger unreachable: {exc}") from None
+        self._ensure_session()
+
+    def close(self) -> None:
+        with self._session_mutex:
+            connections, self._opened = [*self._opened, self._session], []
+            self._session = None
+        for connection in connections:
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    connection.close()
+
+    # ---- what is finished ----
+
+    def sync(self) -> None:
+        with self._sync_mutex:
+            rows = self.run(
+                self.q.sql.SQL(
+                    "SELECT seq, file, status FROM {} WHERE seq > %s ORDER BY seq"
+                ).format(self.q.records),
+                (self._seen,),
+            )
+            for seq, name, status in rows:
+                if self._status.get(name) != DONE:
+                    self._status[name] = status
+                self._seen = seq
+
+    def is_finished(self, name: str) -> bool:
+        return self._status.get(name) in FINISHED
+
+    def is_done(self, name: str) -> bool:
+        return self._status.get(name) == DONE
+
+    def finished_count(self) -> int:
+        return len(self._status)
+
+    def last_record(self, name: str) -> dict[str, Any] | None:
+        rows = self.run(
+            self.q.sql.SQL("SELECT row_to_json(r) FROM {} r WHERE file = %s ORDER BY seq DESC"
+                           " LIMIT 1").format(self.q.records),
+            (name,),
+        )  # fmt: skip
+        return dict(rows[0][0]) if rows else None
+
+    # ---- claims ----
+
+    def try_claim(self, name: str) -> PgHold:
+        self._ensure_session()
+        q = self.q
+        psycopg = _psycopg()
+        with self._errors(), self._connection().transaction() as tx:
+            connection = tx.connection
+            connection.execute(
+                q.sql.SQL(
+                    "INSERT INTO {} (file, token) VALUES (%s, 0) ON CONFLICT DO NOTHING"
+                ).format(q.claims),
+                (name,),
+            )
+            row = connection.execute(
+                q.sql.SQL(
+                    "SELECT c.token, c.owner, c.holder IS NOT NULL AND c.holder <> %s"
+                    " AND c.lease_until > now() AND EXISTS (SELECT 1 FROM pg_locks l"
+                    " WHERE l.locktype = 'advisory' AND l.classid = %s"
+                    " AND l.objid = hashtext(c.holder)::oid AND l.granted),"
+                    " c.holder = %s AND c.lease_until > now()"
+                    " FROM {} c WHERE c.file = %s FOR UPDATE SKIP LOCKED"
+                ).format(q.claims),
+                (self.worker, LOCK_CLASS, self.worker, name),
+            ).fetchone()
+            if row is None:
+                raise Busy(name)  # a peer is taking or giving it back right now
+            token, owner, peer_alive, ours = row
+            if peer_alive or ours:
+                raise Busy(name)
+            token += 1
+            connection.execute(
+                q.sql.SQL(
+                    "UPDATE {} SET token = %s, holder = %s,"
+                    " lease_until = now() + make_interval(secs => %s) WHERE file = %s"
+                ).format(q.claims),
+                (token, self.worker, self.lease, name),
+            )
+        del psycopg
+        previous = Owner.parse(owner) if isinstance(owner, dict) else None
+        return PgHold(self, name, token, previous)
+
+    def commit(
+        self,
+        hold: Hold,
+        record: Record,
+        on_written: Callable[[], None] | None = None,
+        within: Callable[[object], None] | None = None,
+    ) -> bool:
+        assert isinstance(hold, PgHold)
+        q = self.q
+        data = record.to_dict()
+        data["outputs"] = json.dumps(data["outputs"]) if "outputs" in data else None
+        values = tuple(data.get(c) for c in _RECORD_COLUMNS)
+        with self._commit_mutex:
+            try:
+                with self._errors(), self._connection().transaction() as tx:
+                    connection = tx.connection
+                    connection.execute(
+                        "SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS, COMMIT_LOCK)
+                    )
+                    token = connection.execute(
+                        q.sql.SQL("SELECT token FROM {} WHERE file = %s FOR UPDATE").format(
+                            q.claims
+                        ),
+                        (hold.name,),
+                    ).fetchone()
+                    done = connection.execute(
+                        q.sql.SQL("SELECT 1 FROM {} WHERE file = %s AND status = 'done'").format(
+                            q.records
+                        ),
+                        (hold.name,),
+                    ).fetchone()
+                    if token is None or token[0] != hold.token or done is not None:
+                        written = False  # a peer took it over (or finished it): fenced out
+                    else:
+                        if within is not None:
+                            within(connection)
+                        connection.execute(
+                            q.sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+                                q.records,
+                                q.sql.SQL(", ").join(map(q.sql.Identifier, _RECORD_COLUMNS)),
+                                q.sql.SQL(", ").join(q.sql.Placeholder() * len(values)),
+                            ),
+                            values,
+                        )
+                        connection.execute(
+                            q.sql.SQL("DELETE FROM {} WHERE file = %s").format(q.claims),
+                            (hold.name,),
+                        )
+                        written = True
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    hold.abandon()
+                raise
+            if written and on_written is not None:
+                on_written()
+        self.sync()
+        return written
+
+    def leftovers(self) -> list[str]:
+        return []  # the record and the claim's removal are one transaction
+
+    def sweep(self, names: list[str]) -> list[str]:
+        return []
+
+    # ---- heartbeats and the pause flag ----
+
+    def write_heartbeat(self, beat: Heartbeat) -> None:
+        self._ensure_session()
+        data = beat.to_dict()
+        data.pop("age_seconds")
+        q = self.q
+        self.run(
+            q.sql.SQL(
+                "INSERT INTO {} (worker, beat, beat_at) VALUES (%s, %s::jsonb, now())"
+                " ON CONFLICT (worker) DO UPDATE SET beat = excluded.beat, beat_at = now()"
+            ).format(q.workers),
+            (beat.worker, json.dumps(data)),
+        )
+        # The heartbeat renews the leases of what we hold, on the database's clock.
+        self.run(
+            q.sql.SQL(
+                "UPDATE {} SET lease_until = now() + make_interval(secs => %s) WHERE holder = %s"
+            ).format(q.claims),
+            (self.lease, self.worker),
+        )
+
+    def remove_heartbeat(self, worker: str) -> None:
+        self.run(self.q.sql.SQL("DELETE FROM {} WHERE worker = %s").format(self.q.workers),
+                 (worker,))  # fmt: skip
+
+    def read_heartbeat(self, worker: str) -> Heartbeat | None:
+        beats = PostgresInspector(self.url, self.schema, self).workers(worker)
+        return beats[0] if beats else None
+
+    def prune_workers(self, after: float) -> list[str]:
+        return PostgresInspector(self.url, self.schema, self).prune_workers(after)
+
+    def paused(self) -> bool:
+        return bool(self.run(self.q.sql.SQL("SELECT 1 FROM {} WHERE name = 'paused'")
+                             .format(self.q.flags)))  # fmt: skip
+
+
+class PostgresInspector:
+    def __init__(self, url: str, schema: str, ledger: PostgresLedger | None = None) -> None:
+        self._ledger = ledger or PostgresLedger(url, schema, worker="ingestd-operator")
+        self.q = self._ledger.q
+
+    def _run(self, statement: Any, params: tuple[Any, ...] = ()) -> list[Any]:
+        return self._ledger.run(statement, params)
+
+    def exists(self) -> bool:
+        rows = self._run("SELECT to_regclass(%s)", (f"{self._ledger.schema}.records",))
+        return bool(rows and rows[0][0])
+
+    def statuses(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for name, status in self._run(
+            self.q.sql.SQL("SELECT file, status FROM {} ORDER BY seq").format(self.q.records)
+        ):
+            if found.get(name) != DONE:
+                found[name] = status
+        return found
+
+    def records(
+        self, on_bad: Callable[[int, bytes], None] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        rows = self._run(
+            self.q.sql.SQL("SELECT row_to_json(r) FROM {} r ORDER BY seq").format(self.q.records)
+        )
+        for (row,) in rows:
+            yield {k: v for k, v in row.items() if v is not None or k in _RECORD_COLUMNS}
+
+    def holdings(self) -> list[Holding]:
+        rows = self._run(
+            self.q.sql.SQL(
+                "SELECT file, holder, owner, extract(epoch FROM now() - (owner->>'claimed_at')"
+                "::timestamptz) FROM {} WHERE holder IS NOT NULL ORDER BY file"
+            ).format(self.q.claims)
+        )
+        found = []
+        for name, holder, owner, age in rows:
+            attempt = owner.get("attempt") if isinstance(owner, dict) else None
+            found.append(Holding(name, holder, attempt, None if age is None else round(age, 1)))
+        return found
+
+    def workers(self, worker: str | None = None) -> list[Heartbeat]:
+        rows = self._run(
+            self.q.sql.SQL(
+                "SELECT beat, extract(epoch FROM now() - beat_at) FROM {}"
+                " WHERE %s::text IS NULL OR worker = %s ORDER BY worker"
+            ).format(self.q.workers),
+            (worker, worker),
+        )
+        beats = []
+        for data, age in rows:
+            beat = Heartbeat.parse(data)
+            if beat is not None:
+                beat.age_seconds = round(float(age), 3)
+                beats.append(beat)
+        return beats
+
+    def prune_workers(self, after: float) -> list[str]:
+        pruned = [b.worker for b in self.workers() if b.lost and b.lost_for > after]
+        for worker in pruned:
+            self._ledger.remove_heartbeat(worker)
+        return pruned
+
+    def problems(self) -> list[str]:
+        return []
+
+    def paused(self) -> bool:
+        return self._ledger.paused()
+
+    def set_paused(self, paused: bool) -> bool:
+        statement = (
+            "INSERT INTO {} (name) VALUES ('paused') ON CONFLICT DO NOTHING RETURNING 1"
+            if paused
+            else "DELETE FROM {} WHERE name = 'paused' RETURNING 1"
+        )
+        return bool(self._run(self.q.sql.SQL(statement).format(self.q.flags)))
+
+    def retry(self, request: RetryRequest) -> None:
+        data = request.to_dict()
+        columns = list(data)
+        self._run(
+            self.q.sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+                self.q.records,
+                self.q.sql.SQL(", ").join(map(self.q.sql.Identifier, columns)),
+                self.q.sql.SQL(", ").join(self.q.sql.Placeholder() * len(columns)),
+            ),
+            tuple(data.values()),
+        )
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for logs."""
+    head, at, tail = url.rpartition("@")
+    if not at or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme, _, user = head.partition("//")
+    return f"{scheme}//{user.split(':', 1)[0]}:***@{tail}"

@@ -1,0 +1,82 @@
+"""--ledger postgresql://: real worker processes coordinating through a real PostgreSQL
+server, with nothing written into the data directory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from conftest import wait_for
+
+A = "2018_06_28_00_00.txt"
+
+
+def records(pg: Any) -> list[dict[str, Any]]:
+    out = pg.psql("SELECT coalesce(json_agg(r ORDER BY seq), '[]') FROM ingestd.records r")
+    return list(json.loads(out))
+
+
+def ingestd(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ingestd", *args], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+
+
+def test_three_workers_race_over_200_files_and_each_is_done_once(
+    data: Path, spawn, pg: Any
+) -> None:
+    names = [f"2018_06_{d:02d}_{h:02d}_00.txt" for d in range(1, 10) for h in range(23)][:200]
+    for name in names:
+        (data / name).write_text("0")
+    workers = [spawn(data, "--ledger", pg.url, "--seconds-in-min", "0", "--exit-when-idle", "1")
+               for _ in range(3)]  # fmt: skip
+    for w in workers:
+        assert w.wait(timeout=120) == 0, w.text[-2000:]
+    done = [r["file"] for r in records(pg) if r["status"] == "done"]
+    assert Counter(done) == Counter(names)
+    assert sum(len(w.events("file_done")) for w in workers) == 200
+    assert not (data / ".ingestd").exists()  # nothing written into the data dir
+    verify = ingestd("verify", str(data), "--ledger", pg.url, "--expect", "200")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    status = json.loads(ingestd("status", str(data), "--ledger", pg.url, "--json").stdout)
+    assert (status["done"], status["pending"]) == (200, 0)
+
+
+def test_a_killed_workers_file_is_taken_over_without_waiting_for_the_lease(
+    data: Path, spawn, pg: Any
+) -> None:
+    (data / A).write_text("100")  # 100 minutes at 1 s each: it would never finish in time
+    long_lease = ("--heartbeat-interval", "60")  # lease = 180 s: far beyond the waits below
+    doomed = spawn(data, "--ledger", pg.url, "--seconds-in-min", "1", *long_lease, name="doomed")
+    wait_for(lambda: doomed.events("file_claimed"))
+    heir = spawn(data, "--ledger", pg.url, "--seconds-in-min", "0", *long_lease, name="heir")
+    wait_for(lambda: heir.events("ready"))
+    doomed.kill()
+    wait_for(lambda: heir.events("file_done"), timeout=30, what="takeover by the session check")
+    claim = heir.events("file_claimed")[0]
+    assert claim["attempt"] == 2 and claim["taken_over_from"] == "doomed"
+    assert [(r["worker"], r["status"]) for r in records(pg)] == [("heir", "done")]
+    assert heir.terminate() == 0
+
+
+def test_a_cut_session_is_taken_over_and_its_late_commit_fenced_out(
+    data: Path, spawn, pg: Any
+) -> None:
+    (data / A).write_text("4")  # 4 s of work
+    cut = spawn(data, "--ledger", pg.url, "--seconds-in-min", "1", name="cut")
+    wait_for(lambda: cut.events("file_claimed"))
+    heir = spawn(data, "--ledger", pg.url, "--seconds-in-min", "0", name="heir")
+    wait_for(lambda: heir.events("ready"))
+    # The database cuts every session of the worker (what a failover or an admin does).
+    pg.psql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN (SELECT pid "
+        "FROM pg_locks WHERE locktype = 'advisory' AND objid = hashtext('cut')::oid)"
+    )
+    wait_for(lambda: heir.events("file_done"), timeout=30, what="takeover")
+    wait_for(lambda: cut.events("duplicate_suppressed"), timeout=30, what="the late commit")
+    assert [(r["worker"], r["status"]) for r in records(pg)] == [("heir", "done")]
+    assert cut.popen.poll() is None  # still running
+    assert cut.terminate() == 0 and heir.terminate() == 0
