@@ -346,7 +346,10 @@ class Daemon:
                 self.notifier.notify(f"STATUS={self._status_line()}")
 
     async def _check_pause(self) -> None:
-        paused = await asyncio.to_thread(self.ledger.paused)
+        try:
+            paused = await asyncio.to_thread(self.ledger.paused)
+        except OSError:
+            return  # the ledger is unreachable: keep what we knew (the rescan says why)
         if paused == self.paused:
             return
         self.paused = paused

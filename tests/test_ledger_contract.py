@@ -131,7 +131,7 @@ PG_PEER = textwrap.dedent(
 
 
 def postgres_backend(tmp_path: Path, url: str) -> Iterator[Backend]:
-    from ingestd.ledgers.postgres import PostgresInspector, PostgresLedger
+    from ingestd.ledgers.postgres import RESTART_GRACE, PostgresInspector, PostgresLedger
 
     ledgers: list[PostgresLedger] = []
     peers: list[subprocess.Popen[str]] = []
@@ -160,6 +160,12 @@ def postgres_backend(tmp_path: Path, url: str) -> Iterator[Backend]:
             popen.send_signal(signal.SIGKILL)
             popen.wait(timeout=10)
             popen.stdout.close()  # type: ignore[union-attr]
+            # A server that has just started gives holders a grace to take their locks again.
+            while inspector._run(
+                "SELECT now() - pg_postmaster_start_time() < make_interval(secs => %s)",
+                (RESTART_GRACE + 1,),
+            )[0][0]:
+                time.sleep(0.2)
             # The server notices the dead session at its next read of the socket.
             for _ in range(100):
                 alive = inspector._run(

@@ -48,6 +48,9 @@ def test_three_workers_race_over_200_files_and_each_is_done_once(
 def test_a_killed_workers_file_is_taken_over_without_waiting_for_the_lease(
     data: Path, spawn, pg: Any
 ) -> None:
+    # A server that has just (re)started gives holders a grace to take their locks again.
+    wait_for(lambda: pg.psql("SELECT now() - pg_postmaster_start_time() > interval '11 s'")
+             .strip() == "t", what="the restart grace over")  # fmt: skip
     (data / A).write_text("100")  # 100 minutes at 1 s each: it would never finish in time
     long_lease = ("--heartbeat-interval", "60")  # lease = 180 s: far beyond the waits below
     doomed = spawn(data, "--ledger", pg.url, "--seconds-in-min", "1", *long_lease, name="doomed")
@@ -65,6 +68,8 @@ def test_a_killed_workers_file_is_taken_over_without_waiting_for_the_lease(
 def test_a_cut_session_is_taken_over_and_its_late_commit_fenced_out(
     data: Path, spawn, pg: Any
 ) -> None:
+    wait_for(lambda: pg.psql("SELECT now() - pg_postmaster_start_time() > interval '11 s'")
+             .strip() == "t", what="the restart grace over")  # fmt: skip
     (data / A).write_text("4")  # 4 s of work
     cut = spawn(data, "--ledger", pg.url, "--seconds-in-min", "1", name="cut")
     wait_for(lambda: cut.events("file_claimed"))
@@ -80,3 +85,24 @@ def test_a_cut_session_is_taken_over_and_its_late_commit_fenced_out(
     assert [(r["worker"], r["status"]) for r in records(pg)] == [("heir", "done")]
     assert cut.popen.poll() is None  # still running
     assert cut.terminate() == 0 and heir.terminate() == 0
+
+
+def test_a_database_restart_mid_run_loses_and_doubles_nothing(data: Path, spawn, pg: Any) -> None:
+    names = [f"2018_06_28_{h:02d}_{m:02d}.txt" for h in range(10) for m in (0, 15, 30, 45)]
+    workers = [spawn(data, "--ledger", pg.url, "--seconds-in-min", "0.002", name=f"w{i}")
+               for i in range(2)]  # fmt: skip
+    for w in workers:
+        wait_for(lambda w=w: w.events("ready"))
+    for n, name in enumerate(names):
+        (data / name).write_text("10")  # 20 ms of work each
+        if n == 15:
+            wait_for(lambda: len(records(pg)) >= 5, what="some done")
+            pg.cluster.restart()  # pg_ctl restart -m immediate
+    wait_for(lambda: len(records(pg)) == len(names), timeout=120, what="all recorded")
+    got = records(pg)
+    assert Counter(r["file"] for r in got if r["status"] == "done") == Counter(names)
+    assert all(w.popen.poll() is None for w in workers)  # both still running
+    for w in workers:
+        assert w.terminate() == 0
+    claims = [c for w in workers for c in w.events("file_claimed")]
+    assert {c["attempt"] for c in claims} == {1}  # an outage spent no attempt

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -41,6 +42,9 @@ from ..pgschema import ensure_schema
 
 LOCK_CLASS = 0x1D6E  # advisory-lock namespace of ingestd (the first of the two int keys)
 COMMIT_LOCK = 0  # the second key that serialises commits; worker locks use hashtext(id)
+# After a server restart no session holds its lock: holders take theirs again at their next
+# rescan (seconds); until this long after the start, a missing lock proves nothing.
+RESTART_GRACE = 10.0
 _RECORD_COLUMNS = (
     "file", "status", "worker", "host", "pid", "attempt", "minutes", "size", "sha256",
     "seen_at", "started_at", "finished_at", "error", "outputs", "records",
@@ -106,12 +110,13 @@ class PgHold:
     def begin(self, owner: Owner) -> int:
         self.attempt = self._previous.attempt + 1 if self._previous else 1
         data = json.loads(Owner.to_json(_with_attempt(owner, self.attempt)))
-        self._update("owner = %s::jsonb", json.dumps(data))
+        self._update("owner = %s::jsonb", json.dumps(data), defer=False)
         return self.attempt
 
     def finish(self) -> None:
         q = self._ledger.q
-        self._ledger.run(
+        self._ledger.run_or_defer(
+            self.name,
             q.sql.SQL("DELETE FROM {} WHERE file = %s AND token = %s").format(q.claims),
             (self.name, self.token),
         )
@@ -130,14 +135,15 @@ class PgHold:
         previous = self._previous.to_json().decode() if self._previous else None
         self._update("owner = %s::jsonb", previous)
 
-    def _update(self, assignments: str, value: str | None) -> None:
+    def _update(self, assignments: str, value: str | None, defer: bool = True) -> None:
         q = self._ledger.q
-        self._ledger.run(
-            q.sql.SQL("UPDATE {} SET " + assignments + " WHERE file = %s AND token = %s").format(
-                q.claims
-            ),
-            (value, self.name, self.token),
-        )
+        statement = q.sql.SQL(
+            "UPDATE {} SET " + assignments + " WHERE file = %s AND token = %s"
+        ).format(q.claims)
+        if defer:
+            self._ledger.run_or_defer(self.name, statement, (value, self.name, self.token))
+        else:
+            self._ledger.run(statement, (value, self.name, self.token))
 
 
 def _with_attempt(owner: Owner, attempt: int) -> Owner:
@@ -156,9 +162,12 @@ class PostgresLedger:
         self.q = _Sql(schema)
         self._local = threading.local()
         self._session: Any = None  # holds our advisory lock: our liveness, seen by peers
+        self._session_checked = 0.0
         self._session_mutex = threading.Lock()
         self._commit_mutex = threading.Lock()
         self._opened: list[Any] = []  # every thread's connection, to close them all at the end
+        # Give-backs that failed while the database was away: (statement, parameters) by file.
+        self._deferred: dict[str, tuple[Any, tuple[Any, ...]]] = {}
         self._status: dict[str, str] = {}
         self._seen = 0
         self._sync_mutex = threading.Lock()
@@ -174,6 +183,28 @@ class PostgresLedger:
                 self._opened = [c for c in self._opened if not c.closed] + [connection]
         return connection
 
+    def run_or_defer(self, name: str, statement: Any, params: tuple[Any, ...]) -> None:
+        """Give a claim back now, or as soon as the database is back.
+
+        A give-back that fails in an outage must still happen, or the claim would sit under
+        our live session until its lease ran out and then cost the file an attempt.
+        """
+        try:
+            self.run(statement, params)
+        except LedgerUnavailable:
+            with self._session_mutex:
+                self._deferred[name] = (statement, params)
+            raise
+
+    def _flush_deferred(self) -> None:
+        with self._session_mutex:
+            pending = list(self._deferred.items())
+        for name, (statement, params) in pending:
+            self.run(statement, params)
+            with self._session_mutex:
+                if self._deferred.get(name) == (statement, params):
+                    del self._deferred[name]
+
     def run(self, statement: Any, params: tuple[Any, ...] = ()) -> list[Any]:
         """One statement in autocommit; database trouble becomes `LedgerUnavailable`."""
         with self._errors():
@@ -186,22 +217,37 @@ class PostgresLedger:
         try:
             yield
         except psycopg.Error as exc:
+            self._session_checked = 0.0  # the server may have restarted: check the session
             connection = getattr(self._local, "connection", None)
             if connection is not None and (connection.closed or connection.broken):
                 self._local.connection = None
             raise LedgerUnavailable(f"PostgreSQL ledger: {exc}".strip()) from None
 
     def _ensure_session(self) -> None:
-        """Hold the session advisory lock on our id (again, after the database restarted)."""
+        """Hold the session advisory lock on our id (again, after the database restarted).
+
+        Checked with a round trip at most once a second, and at once after any error: a
+        server restart ends the session without a word, and until we hold the lock again
+        peers would take us for dead (the restart grace in `try_claim` covers that gap).
+        """
         with self._session_mutex:
-            if self._session is not None and not self._session.closed and not self._session.broken:
-                return
+            session = self._session
+            if session is not None and not session.closed and not session.broken:
+                if time.monotonic() - self._session_checked < 1.0:
+                    return
+                with contextlib.suppress(Exception):
+                    session.execute("SELECT 1")
+                    self._session_checked = time.monotonic()
+                    return
+                with contextlib.suppress(Exception):
+                    session.close()
             with self._errors():
                 session = connect(self.url)
                 session.execute(
                     "SELECT pg_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS, self.worker)
                 )
             self._session = session
+            self._session_checked = time.monotonic()
 
     # ---- lifecycle ----
 
@@ -226,6 +272,7 @@ class PostgresLedger:
     # ---- what is finished ----
 
     def sync(self) -> None:
+        self._ensure_session()  # every rescan: our lock is back soon after a server restart
         with self._sync_mutex:
             rows = self.run(
                 self.q.sql.SQL(
@@ -259,6 +306,7 @@ class PostgresLedger:
 
     def try_claim(self, name: str) -> PgHold:
         self._ensure_session()
+        self._flush_deferred()
         q = self.q
         psycopg = _psycopg()
         with self._errors(), self._connection().transaction() as tx:
@@ -271,14 +319,18 @@ class PostgresLedger:
             )
             row = connection.execute(
                 q.sql.SQL(
+                    # A holder is alive while its lease runs and its session holds its
+                    # advisory lock; right after a server restart no one holds one yet, so
+                    # for RESTART_GRACE the lease alone decides.
                     "SELECT c.token, c.owner, c.holder IS NOT NULL AND c.holder <> %s"
-                    " AND c.lease_until > now() AND EXISTS (SELECT 1 FROM pg_locks l"
+                    " AND c.lease_until > now() AND (EXISTS (SELECT 1 FROM pg_locks l"
                     " WHERE l.locktype = 'advisory' AND l.classid = %s"
-                    " AND l.objid = hashtext(c.holder)::oid AND l.granted),"
+                    " AND l.objid = hashtext(c.holder)::oid AND l.granted)"
+                    " OR pg_postmaster_start_time() > now() - make_interval(secs => %s)),"
                     " c.holder = %s AND c.lease_until > now()"
                     " FROM {} c WHERE c.file = %s FOR UPDATE SKIP LOCKED"
                 ).format(q.claims),
-                (self.worker, LOCK_CLASS, self.worker, name),
+                (self.worker, LOCK_CLASS, RESTART_GRACE, self.worker, name),
             ).fetchone()
             if row is None:
                 raise Busy(name)  # a peer is taking or giving it back right now
@@ -365,6 +417,7 @@ class PostgresLedger:
 
     def write_heartbeat(self, beat: Heartbeat) -> None:
         self._ensure_session()
+        self._flush_deferred()
         data = beat.to_dict()
         data.pop("age_seconds")
         q = self.q
