@@ -9,7 +9,16 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["schedule", "drain", "detect", "scale", "scaling", "tsv_throughput", "pg_load"]
+BENCHES = [
+    "schedule",
+    "drain",
+    "detect",
+    "scale",
+    "scaling",
+    "tsv_throughput",
+    "pg_load",
+    "pg_ledger",
+]
 
 
 def main() -> int:

@@ -100,6 +100,7 @@ class PgHold:
         self.token = token
         self.attempt = 0
         self.lost = 0
+        self.committed = False
         self._ledger = ledger
         self._previous = previous
 
@@ -109,11 +110,23 @@ class PgHold:
 
     def begin(self, owner: Owner) -> int:
         self.attempt = self._previous.attempt + 1 if self._previous else 1
-        data = json.loads(Owner.to_json(_with_attempt(owner, self.attempt)))
-        self._update("owner = %s::jsonb", json.dumps(data), defer=False)
+        data = _with_attempt(owner, self.attempt).to_json().decode()
+        # Not waited for on disk, like the file ledger's owner record: a server crash can
+        # lose this attempt's count (one attempt more for a poison file), never a claim.
+        q = self._ledger.q
+        with self._ledger._errors(), self._ledger._connection().transaction() as tx:
+            tx.connection.execute("SET LOCAL synchronous_commit = off")
+            tx.connection.execute(
+                q.sql.SQL("UPDATE {} SET owner = %s::jsonb WHERE file = %s AND token = %s").format(
+                    q.claims
+                ),
+                (data, self.name, self.token),
+            )
         return self.attempt
 
     def finish(self) -> None:
+        if self.committed:
+            return  # the commit dropped the claim row in its own transaction
         q = self._ledger.q
         self._ledger.run_or_defer(
             self.name,
@@ -398,6 +411,7 @@ class PostgresLedger:
                             (hold.name,),
                         )
                         written = True
+                        hold.committed = True
             except BaseException:
                 with contextlib.suppress(OSError):
                     hold.abandon()
