@@ -20,6 +20,7 @@ database:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import threading
 import time
@@ -160,8 +161,6 @@ class PgHold:
 
 
 def _with_attempt(owner: Owner, attempt: int) -> Owner:
-    import dataclasses
-
     return dataclasses.replace(owner, attempt=attempt)
 
 
@@ -321,7 +320,6 @@ class PostgresLedger:
         self._ensure_session()
         self._flush_deferred()
         q = self.q
-        psycopg = _psycopg()
         with self._errors(), self._connection().transaction() as tx:
             connection = tx.connection
             connection.execute(
@@ -358,7 +356,6 @@ class PostgresLedger:
                 ).format(q.claims),
                 (token, self.worker, self.lease, name),
             )
-        del psycopg
         previous = Owner.parse(owner) if isinstance(owner, dict) else None
         return PgHold(self, name, token, previous)
 
