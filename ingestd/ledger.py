@@ -19,7 +19,7 @@ The `file` ledger (`ledgers/file/`) keeps all of this in a state dir on a POSIX 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
@@ -30,6 +30,37 @@ DONE = "done"
 FAILED = "failed"
 RETRY = "retry"
 FINISHED = frozenset({DONE, FAILED})
+
+
+def fold_statuses(
+    records: Iterable[tuple[str, str]], into: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Each file's status after `records` (name, status) in commit order: a later record wins,
+    except over `done`, which is final. The one rule every ledger's reader applies."""
+    found = {} if into is None else into
+    for name, status in records:
+        if found.get(name) != DONE:
+            found[name] = status
+    return found
+
+
+@dataclass
+class StatusView:
+    """A worker's local view of what is finished, fed record by record in commit order."""
+
+    status: dict[str, str] = field(default_factory=dict)
+
+    def apply(self, records: Iterable[tuple[str, str]]) -> None:
+        fold_statuses(records, self.status)
+
+    def is_finished(self, name: str) -> bool:
+        return self.status.get(name) in FINISHED
+
+    def is_done(self, name: str) -> bool:
+        return self.status.get(name) == DONE
+
+    def __len__(self) -> int:
+        return len(self.status)
 
 
 class Busy(Exception):

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import BadInput, RetryLater, StartupError
-from ..pgschema import ensure_schema
+from ..pgschema import connect, ensure_schema, require_psycopg
 from ..settings import Settings
 from . import Job, Outcome
 from .tsv import exact_json, field_text, iter_objects, open_json
@@ -55,13 +55,7 @@ class Target:
 
 
 def _psycopg() -> Any:
-    try:
-        import psycopg
-    except ImportError:
-        raise StartupError(
-            "--handler pg needs the postgres extra: pip install 'ingestd[postgres]'"
-        ) from None
-    return psycopg
+    return require_psycopg("--handler pg")
 
 
 def conninfo(settings: Settings) -> str:
@@ -73,16 +67,7 @@ def _connect(settings: Settings) -> psycopg.Connection[Any]:
     connection = getattr(_local, "connection", None)
     if connection is not None and not connection.closed:
         return connection  # type: ignore[no-any-return]
-    connection = _psycopg().connect(
-        conninfo(settings),
-        connect_timeout=10,
-        application_name="ingestd",
-        # A dead server or a cut network must surface as an error, not a hang.
-        keepalives=1,
-        keepalives_idle=30,
-        keepalives_interval=10,
-        keepalives_count=3,
-    )
+    connection = connect(conninfo(settings), "ingestd", "--handler pg")
     _local.connection = connection
     _local.targets = {}
     ensure_schema(connection, settings.pg_schema)

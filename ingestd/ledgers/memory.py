@@ -18,7 +18,6 @@ from typing import Any
 
 from ..ledger import (
     DONE,
-    FINISHED,
     Busy,
     Heartbeat,
     Hold,
@@ -26,6 +25,8 @@ from ..ledger import (
     Owner,
     Record,
     RetryRequest,
+    StatusView,
+    fold_statuses,
 )
 
 
@@ -41,12 +42,8 @@ class MemoryStore:
     paused: bool = False
     tokens: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
-    def status(self, upto: int | None = None) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for record in self.records[:upto]:
-            if found.get(record["file"]) != DONE:
-                found[record["file"]] = record["status"]
-        return found
+    def status(self) -> dict[str, str]:
+        return fold_statuses((r["file"], r["status"]) for r in self.records)
 
     def crash(self, tokens: set[int]) -> None:
         """Drop these holds as a dead process's locks are dropped; owner records stay."""
@@ -119,7 +116,7 @@ class MemoryLedger:
         self.store = store or MemoryStore()
         self.tokens: set[int] = set()  # this ledger's live holds (for `crash`)
         self._seen = 0
-        self._status: dict[str, str] = {}
+        self.view = StatusView()
 
     def crash(self) -> None:
         """This worker dies: its holds go, its owner records stay."""
@@ -136,18 +133,16 @@ class MemoryLedger:
         with self.store.mutex:
             new = self.store.records[self._seen :]
             self._seen += len(new)
-        for record in new:
-            if self._status.get(record["file"]) != DONE:
-                self._status[record["file"]] = record["status"]
+        self.view.apply((r["file"], r["status"]) for r in new)
 
     def is_finished(self, name: str) -> bool:
-        return self._status.get(name) in FINISHED
+        return self.view.is_finished(name)
 
     def is_done(self, name: str) -> bool:
-        return self._status.get(name) == DONE
+        return self.view.is_done(name)
 
     def finished_count(self) -> int:
-        return len(self._status)
+        return len(self.view)
 
     def last_record(self, name: str) -> dict[str, Any] | None:
         with self.store.mutex:

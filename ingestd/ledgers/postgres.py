@@ -27,10 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..errors import StartupError
 from ..ledger import (
-    DONE,
-    FINISHED,
     Busy,
     Heartbeat,
     Hold,
@@ -38,8 +35,11 @@ from ..ledger import (
     Owner,
     Record,
     RetryRequest,
+    StatusView,
+    fold_statuses,
 )
-from ..pgschema import ensure_schema
+from ..pgschema import connect as pg_connect
+from ..pgschema import ensure_schema, require_psycopg
 
 LOCK_CLASS = 0x1D6E  # advisory-lock namespace of ingestd (the first of the two int keys)
 COMMIT_LOCK = 0  # the second key that serialises commits; worker locks use hashtext(id)
@@ -57,26 +57,11 @@ class LedgerUnavailable(OSError):
 
 
 def _psycopg() -> Any:
-    try:
-        import psycopg
-    except ImportError:
-        raise StartupError(
-            "--ledger postgresql:// needs the postgres extra: pip install 'ingestd[postgres]'"
-        ) from None
-    return psycopg
+    return require_psycopg("--ledger postgresql://")
 
 
 def connect(url: str) -> Any:
-    return _psycopg().connect(
-        url,
-        autocommit=True,
-        connect_timeout=10,
-        application_name="ingestd-ledger",
-        keepalives=1,
-        keepalives_idle=10,
-        keepalives_interval=5,
-        keepalives_count=3,
-    )
+    return pg_connect(url, "ingestd-ledger", "--ledger postgresql://", autocommit=True)
 
 
 class _Sql:
@@ -180,7 +165,7 @@ class PostgresLedger:
         self._opened: list[Any] = []  # every thread's connection, to close them all at the end
         # Give-backs that failed while the database was away: (statement, parameters) by file.
         self._deferred: dict[str, tuple[Any, tuple[Any, ...]]] = {}
-        self._status: dict[str, str] = {}
+        self.view = StatusView()
         self._seen = 0
         self._sync_mutex = threading.Lock()
 
@@ -292,19 +277,18 @@ class PostgresLedger:
                 ).format(self.q.records),
                 (self._seen,),
             )
-            for seq, name, status in rows:
-                if self._status.get(name) != DONE:
-                    self._status[name] = status
-                self._seen = seq
+            self.view.apply((name, status) for _, name, status in rows)
+            if rows:
+                self._seen = rows[-1][0]
 
     def is_finished(self, name: str) -> bool:
-        return self._status.get(name) in FINISHED
+        return self.view.is_finished(name)
 
     def is_done(self, name: str) -> bool:
-        return self._status.get(name) == DONE
+        return self.view.is_done(name)
 
     def finished_count(self) -> int:
-        return len(self._status)
+        return len(self.view)
 
     def last_record(self, name: str) -> dict[str, Any] | None:
         rows = self.run(
@@ -476,13 +460,11 @@ class PostgresInspector:
         return bool(rows and rows[0][0])
 
     def statuses(self) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for name, status in self._run(
-            self.q.sql.SQL("SELECT file, status FROM {} ORDER BY seq").format(self.q.records)
-        ):
-            if found.get(name) != DONE:
-                found[name] = status
-        return found
+        return fold_statuses(
+            self._run(
+                self.q.sql.SQL("SELECT file, status FROM {} ORDER BY seq").format(self.q.records)
+            )
+        )
 
     def records(
         self, on_bad: Callable[[int, bytes], None] | None = None

@@ -260,6 +260,8 @@ class Manifest:
                     if self.on_bad_line is not None:
                         self.on_bad_line(base, line)
                 else:
+                    # `ledger.fold_statuses`'s rule, inlined: this loop reads a million
+                    # lines at start-up, and interns the status strings as it goes.
                     name, state = head
                     if status.get(name) != DONE:
                         status[name] = _intern_status(state)
