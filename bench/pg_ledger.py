@@ -3,7 +3,9 @@
 N ready tiny files (`--seconds-in-min 0`: the handler does nothing), 2 and 4 worker processes,
 first claim to last record (from the records). The file ledger's state dir is on the same
 disk as the throwaway cluster (tests/pgcluster.py, fsync on): one durable commit per file
-either way.
+either way. Beside the rates, the CPU each file costs: the workers' (their rusage) and the
+server's (the postmaster's own and its reaped backends' times, from /proc), in milliseconds;
+with every process on the same cores, their sum is what bounds the rate.
 
     python bench/pg_ledger.py [--files 2000] [--quick]
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -42,6 +46,19 @@ def run(data: Path, workers: int, ledger: list[str]) -> None:
         proc.wait()
 
 
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def server_cpu(cluster: PgCluster) -> float:
+    """The postmaster's CPU seconds and its exited children's (the workers' backends)."""
+    pid = (cluster.data / "postmaster.pid").read_text().split()[0]
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
+    return (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
+
+
 def rate(records: list[dict[str, object]]) -> float:
     start = min(epoch(str(r["started_at"])) for r in records)
     end = max(epoch(str(r["finished_at"])) for r in records)
@@ -62,23 +79,31 @@ def main() -> None:
             for workers in counts:
                 data = base / f"file-{workers}"
                 make_files(data, files)
+                before = children_cpu()
                 run(data, workers, [])
+                file_cpu = (children_cpu() - before) / files * 1000
                 manifest = (data / ".ingestd" / "manifest.jsonl").read_text().splitlines()
                 file_rate = rate([json.loads(line) for line in manifest])
                 name = f"w{workers}"
                 url = cluster.createdb(name)
                 data = base / f"pg-{workers}"
                 make_files(data, files)
+                before, before_server = children_cpu(), server_cpu(cluster)
                 run(data, workers, ["--ledger", url])
+                pg_cpu = (children_cpu() - before) / files * 1000
+                pg_server_cpu = (server_cpu(cluster) - before_server) / files * 1000
                 out = cluster.psql("SELECT json_agg(r) FROM ingestd.records r", dbname=name)
                 records = json.loads(out)
                 assert len(records) == files, len(records)
                 pg_rate = rate(records)
                 rows.append([workers, files, round(pg_rate), round(file_rate),
-                             round(pg_rate / file_rate, 2)])  # fmt: skip
+                             round(pg_rate / file_rate, 2), round(pg_cpu, 2),
+                             round(pg_server_cpu, 2), round(file_cpu, 2)])  # fmt: skip
     finally:
         cluster.destroy()
-    headers = ["workers", "files", "postgresql files/s", "file ledger files/s", "ratio"]
+    headers = ["workers", "files", "postgresql files/s", "file ledger files/s", "ratio",
+               "pg: worker CPU ms/file", "pg: server CPU ms/file",
+               "file: worker CPU ms/file"]  # fmt: skip
     print(table(headers, rows))
     record("pg_ledger", {"rows": rows})
 

@@ -256,6 +256,26 @@ class Hold(Protocol):
         """Put the previous owner back but keep holding (the process is about to end)."""
 
 
+class Transaction(Protocol):
+    """A handler's work left uncommitted, to be committed with the file's record.
+
+    `database` names the database (`current_database@system_identifier`): a ledger on the
+    same one writes its record through `connection` and commits both at once.
+    `commit()` raises OSError when the database cannot take it (nothing committed);
+    `close()` rolls back unless committed, and may be called more than once.
+    """
+
+    @property
+    def database(self) -> str: ...
+
+    @property
+    def connection(self) -> Any: ...
+
+    def commit(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Ledger(Protocol):
     """The daemon's view of the shared bookkeeping. Every method blocks: call in a thread."""
 
@@ -285,15 +305,16 @@ class Ledger(Protocol):
         hold: Hold,
         record: Record,
         on_written: Callable[[], None] | None = None,
-        within: Callable[[object], None] | None = None,
+        transaction: Transaction | None = None,
     ) -> bool:
         """Write `record` durably and finish `hold`; False (nothing written) if fenced out.
 
-        `within(transaction)` runs inside the commit, before the record is written, with
-        the backend's transaction (None where there is none): a sink's work that must
-        stand or fall with the record. `on_written` runs once the record is durable, still
-        inside the commit (so a worker's stats follow the ledger's order). OSError: nothing
-        recorded, the hold given back without spending the attempt.
+        `transaction`, a handler's uncommitted work, stands or falls with the record: a
+        ledger on the same database commits both at once; any other commits it after its
+        fencing check, just before the record, and rolls it back when fenced out. It is
+        closed (rolled back unless committed) whatever happens. `on_written` runs once the
+        record is durable, still inside the commit (so a worker's stats follow the ledger's
+        order). OSError: nothing recorded, the hold given back without spending the attempt.
         """
 
     def last_record(self, name: str) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import StartupError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the ledger's claim and commit are server-side functions
 
 
 def require_psycopg(option: str) -> Any:
@@ -60,6 +60,65 @@ _TABLES = (
     "CREATE TABLE IF NOT EXISTS {s}.workers (worker text PRIMARY KEY, beat jsonb NOT NULL,"
     " beat_at timestamptz NOT NULL DEFAULT now())",
     "CREATE TABLE IF NOT EXISTS {s}.flags (name text PRIMARY KEY)",
+    # The ledger's steps, one round trip each (a claim was five, a commit seven).
+    # claim: take `file` unless a live peer (lease running and its session's advisory lock
+    # held, or the server restarted less than `grace` seconds ago) or we ourselves hold it.
+    # Nothing returned: busy (or a peer is taking it right now: SKIP LOCKED).
+    """CREATE OR REPLACE FUNCTION {s}.claim(p_file text, p_worker text, p_lease float8,
+        p_class integer, p_grace float8) RETURNS TABLE (o_token bigint, o_owner jsonb)
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        c record;
+    BEGIN
+        INSERT INTO {s}.claims (file, token) VALUES (p_file, 0) ON CONFLICT DO NOTHING;
+        SELECT token, holder, lease_until, owner INTO c FROM {s}.claims
+            WHERE file = p_file FOR UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+            RETURN;
+        END IF;
+        IF c.holder IS NOT NULL AND c.lease_until > now() AND (c.holder = p_worker
+                OR EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'
+                    AND l.classid = p_class AND l.objid = hashtext(c.holder)::oid
+                    AND l.granted)
+                OR pg_postmaster_start_time() > now() - make_interval(secs => p_grace)) THEN
+            RETURN;
+        END IF;
+        UPDATE {s}.claims SET token = c.token + 1, holder = p_worker,
+            lease_until = now() + make_interval(secs => p_lease) WHERE file = p_file;
+        o_token := c.token + 1;
+        o_owner := c.owner;
+        RETURN NEXT;
+    END $$""",
+    # begin: the attempt's owner, not waited for on disk (like the file ledger's owner
+    # record): a server crash can lose an attempt's count, never a claim.
+    """CREATE OR REPLACE FUNCTION {s}.begin_attempt(p_file text, p_token bigint,
+        p_owner jsonb) RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM set_config('synchronous_commit', 'off', true);
+        UPDATE {s}.claims SET owner = p_owner WHERE file = p_file AND token = p_token;
+    END $$""",
+    # commit: fenced by the token, at most one done per file, the claim row goes with it.
+    # The advisory lock makes `seq` order commit order (readers keep the last seq they saw);
+    # taken last, so a joined handler transaction holds it only for the record and COMMIT.
+    """CREATE OR REPLACE FUNCTION {s}.commit_record(p_token bigint, p_record jsonb,
+        p_class integer, p_lock integer) RETURNS boolean LANGUAGE plpgsql AS $$
+    DECLARE
+        v_file text := p_record->>'file';
+    BEGIN
+        PERFORM pg_advisory_xact_lock(p_class, p_lock);
+        IF NOT EXISTS (SELECT 1 FROM {s}.claims WHERE file = v_file AND token = p_token
+                FOR UPDATE)
+            OR EXISTS (SELECT 1 FROM {s}.records WHERE file = v_file AND status = 'done') THEN
+            RETURN false;
+        END IF;
+        INSERT INTO {s}.records (file, status, worker, host, pid, attempt, minutes, size,
+                sha256, seen_at, started_at, finished_at, error, outputs, records)
+            SELECT r.file, r.status, r.worker, r.host, r.pid, r.attempt, r.minutes, r.size,
+                r.sha256, r.seen_at, r.started_at, r.finished_at, r.error, r.outputs, r.records
+            FROM jsonb_populate_record(NULL::{s}.records, p_record) r;
+        DELETE FROM {s}.claims WHERE file = v_file;
+        RETURN true;
+    END $$""",
 )
 
 
@@ -87,7 +146,7 @@ def ensure_schema(connection: Any, schema: str) -> None:
             )
         for statement in _TABLES:
             connection.execute(sql.SQL(statement).format(s=name))
-        if version is None:
+        if version is None or version < SCHEMA_VERSION:
             connection.execute(
                 sql.SQL("INSERT INTO {}.schema_version VALUES (%s)").format(name),
                 (SCHEMA_VERSION,),

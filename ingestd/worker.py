@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from .backoff import Streak
 from .errors import BadInput, RetryLater
 from .handlers import HEAD_BYTES, Handler, HandlerThreads, Job, Outcome
-from .ledger import DONE, FAILED, Busy, Hold, Ledger, Owner, Record, Unusable
+from .ledger import DONE, FAILED, Busy, Hold, Ledger, Owner, Record, Transaction, Unusable
 from .logs import Log
 from .naming import parse_name
 from .settings import Settings
@@ -282,7 +282,12 @@ class Worker:
             handled()
             return await self._crashed(hold, exc, log)
         handled()
-        return await self._done(hold, outcome, seen_at, started_at, log)
+        try:
+            return await self._done(hold, outcome, seen_at, started_at, log)
+        finally:
+            if (transaction := outcome.transaction) is not None:
+                # Never handed to the ledger (which closes it itself): roll it back.
+                await asyncio.shield(asyncio.to_thread(_quietly, transaction.close))
 
     async def _crashed(self, hold: Hold, exc: BaseException, log: Log) -> Result:
         """A crash of this attempt: the owner record stays (with the error), the attempt counts."""
@@ -331,7 +336,8 @@ class Worker:
             self.stats.add(outcome.minutes)
             report.update(self.stats.fields(), due=self.stats.due())
 
-        if (refused := await self._commit(hold, record, log, count)) is not None:
+        transaction, outcome.transaction = outcome.transaction, None  # the ledger's now
+        if (refused := await self._commit(hold, record, log, count, transaction)) is not None:
             return refused
         due = report.pop("due")
         log.info("file_done", minutes=outcome.minutes, files_processed=report["files_processed"])
@@ -355,10 +361,13 @@ class Worker:
         record: Record,
         log: Log,
         on_written: Callable[[], None] | None = None,
+        transaction: Transaction | None = None,
     ) -> Result | None:
         """Step 6: record durably, then release. None when written; else what became of it."""
         try:
-            written = await asyncio.to_thread(self.ledger.commit, hold, record, on_written)
+            written = await asyncio.to_thread(
+                self.ledger.commit, hold, record, on_written, transaction
+            )
         except OSError as exc:
             # Disk full, read-only, NFS trouble: the file is not finished. It was given back
             # without spending an attempt; the worker waits before it claims again.

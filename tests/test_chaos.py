@@ -2,8 +2,9 @@
 
 Workers are SIGKILLed at seeded random moments (most of them in the middle of a file) and
 replaced, the way systemd's Restart= would; one is drained with SIGTERM. Afterwards an audit
-that reads only the manifest and the workers' JSON logs checks that nothing was lost, nothing
-was recorded twice, and no file was ever in two workers' hands at once.
+that reads only the ledger's records and the workers' JSON logs checks that nothing was lost,
+nothing was recorded twice, and no file was ever in two workers' hands at once. Run against
+the file ledger and against the PostgreSQL ledger (a real server).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Proc, assert_stats_match_manifest, manifest_records, wait_for
@@ -54,11 +56,26 @@ def holding_intervals(procs: list[Proc]) -> dict[str, list[tuple[float, float, s
     return intervals
 
 
-def leftover_locks(data: Path) -> set[str]:
-    """Lock files of finished files: none may stay behind."""
-    finished = {r["file"] for r in manifest_records(data) if r["status"] in ("done", "failed")}
-    locks = {p.name.removesuffix(".lock") for p in (data / ".ingestd" / "locks").iterdir()}
-    return locks & finished
+class Ledger:
+    """Where the soak's records and claims are read from: the state dir, or the database."""
+
+    def __init__(self, data: Path, pg: Any = None) -> None:
+        self.data, self.pg = data, pg
+        self.args = ("--ledger", pg.url) if pg is not None else ()
+
+    def records(self) -> list[dict[str, Any]]:
+        if self.pg is None:
+            return manifest_records(self.data)
+        out = self.pg.psql("SELECT coalesce(json_agg(r ORDER BY seq), '[]') FROM ingestd.records r")
+        return list(json.loads(out))
+
+    def leftover_claims(self) -> set[str]:
+        """Claims (lock files, claim rows) of finished files: none may stay behind."""
+        finished = {r["file"] for r in self.records() if r["status"] in ("done", "failed")}
+        if self.pg is None:
+            locks = self.data / ".ingestd" / "locks"
+            return {p.name.removesuffix(".lock") for p in locks.iterdir()} & finished
+        return set(self.pg.psql("SELECT file FROM ingestd.claims").split()) & finished
 
 
 def in_the_middle(proc: Proc) -> bool:
@@ -72,10 +89,20 @@ def in_the_middle(proc: Proc) -> bool:
 
 
 @pytest.mark.slow
-def test_chaos_soak(tmp_path: Path, spawn, provider, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("backend", ["file", "postgresql"])
+def test_chaos_soak(
+    tmp_path: Path,
+    spawn,
+    provider,
+    backend: str,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     data, arrivals_log = tmp_path / "drop", tmp_path / "arrivals.jsonl"
+    ledger = Ledger(data, request.getfixturevalue("pg") if backend == "postgresql" else None)
     rng = random.Random(SEED)
-    common = ("--seconds-in-min", str(SPEED), "--rescan-interval", "0.2", "--settle", "0.3")
+    common = ("--seconds-in-min", str(SPEED), "--rescan-interval", "0.2", "--settle", "0.3",
+              *ledger.args)  # fmt: skip
     generation = Counter[int]()
 
     def start(slot: int) -> Proc:
@@ -114,14 +141,14 @@ def test_chaos_soak(tmp_path: Path, spawn, provider, capsys: pytest.CaptureFixtu
     good = {e["file"] for e in expected if not e["bad"]}
     bad = {e["file"] for e in expected if e["bad"]}
     assert (len(good), len(bad)) == (FILES, BAD)
-    wait_for(lambda: len(manifest_records(data)) >= FILES + BAD, timeout=90, what="all recorded")
+    wait_for(lambda: len(ledger.records()) >= FILES + BAD, timeout=90, what="all recorded")
     # A worker killed between its record and its unlink leaves a lock file behind; the
-    # survivors' rescans remove it.
-    wait_for(lambda: not leftover_locks(data), timeout=30, what="leftover lock files removed")
+    # survivors' rescans remove it. (A claim row goes in the record's own transaction.)
+    wait_for(lambda: not ledger.leftover_claims(), timeout=30, what="leftover claims removed")
     for proc in live.values():
         assert proc.terminate() == 0
 
-    manifest = manifest_records(data)
+    manifest = ledger.records()
     done = Counter(r["file"] for r in manifest if r["status"] == "done")
     failed = Counter(r["file"] for r in manifest if r["status"] == "failed")
     assert set(done) == good and set(done.values()) == {1}, "every good file done exactly once"
@@ -136,7 +163,7 @@ def test_chaos_soak(tmp_path: Path, spawn, provider, capsys: pytest.CaptureFixtu
                 overlaps.append((name, who, who_next))
     assert overlaps == [], "a file was in two workers' hands at once"
 
-    assert not leftover_locks(data)
+    assert not ledger.leftover_claims()
 
     for proc in everyone:
         clean = not proc.killed_at
@@ -145,7 +172,7 @@ def test_chaos_soak(tmp_path: Path, spawn, provider, capsys: pytest.CaptureFixtu
     redone = sum(1 for proc in everyone for r in proc.events("file_claimed") if r["attempt"] > 1)
     with capsys.disabled():  # the one-line summary shows in every run, CI included
         print(
-            f"\nchaos: files={FILES + BAD} workers={len(everyone)} kills={kills} "
+            f"\nchaos ({backend}): files={FILES + BAD} workers={len(everyone)} kills={kills} "
             f"drains={drained} redone={redone} duplicates=0 overlaps=0"
         )
     assert kills >= 5

@@ -307,26 +307,58 @@ def test_records_of_each_worker_come_back_in_commit_order(backend: Backend) -> N
         assert mine == [n for i, n in enumerate(names) if (i % 3 != 0) == (worker == "a")]
 
 
+class Sink:
+    """A handler's uncommitted work on some other database: what a ledger does with it."""
+
+    database = "elsewhere@0"
+    connection = None
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.committed = False
+        self.closed = 0
+
+    def commit(self) -> None:
+        if self.fail:
+            raise OSError("the sink is down")
+        self.committed = True
+
+    def close(self) -> None:
+        self.closed += 1
+
+
 def test_work_inside_a_commit_stands_or_falls_with_the_record(backend: Backend) -> None:
     ledger = backend.make()
-    seen: list[object] = []
+    sink = Sink()
     hold = ledger.try_claim(A)
     hold.begin(owner("a"))
-    assert ledger.commit(hold, record(A, "a"), within=seen.append)
-    assert len(seen) == 1
+    assert ledger.commit(hold, record(A, "a"), transaction=sink)
+    assert sink.committed and sink.closed
 
-    def refuse(_: object) -> None:
-        raise OSError("the sink is down")
-
+    down = Sink(fail=True)
     hold = ledger.try_claim(B)
     hold.begin(owner("a"))
     with pytest.raises(OSError):
-        ledger.commit(hold, record(B, "a"), within=refuse)
+        ledger.commit(hold, record(B, "a"), transaction=down)
+    assert down.closed
     ledger.sync()
     assert not ledger.is_finished(B)
     again = ledger.try_claim(B)  # given back, and without spending the attempt
     assert again.begin(owner("a")) == 1
     again.finish()
+
+
+def test_work_of_a_fenced_out_commit_is_rolled_back(backend: Backend) -> None:
+    a, b = backend.make(), backend.make()
+    hold = a.try_claim(A)
+    hold.begin(owner("a"))
+    backend.steal(A)  # a peer takes the file over and finishes it
+    taken = b.try_claim(A)
+    taken.begin(owner("b"))
+    assert b.commit(taken, record(A, "b"))
+    late = Sink()
+    assert a.commit(hold, record(A, "a"), transaction=late) is False
+    assert not late.committed and late.closed
 
 
 def test_pause_resume_and_heartbeats(backend: Backend) -> None:

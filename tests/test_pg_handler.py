@@ -121,7 +121,8 @@ KILL_AFTER_COMMIT = textwrap.dedent(
     from ingestd.handlers import pg
 
     async def handle(job):
-        outcome = await pg.handle(job)  # committed: rows and load record are in
+        outcome = await pg.handle(job)
+        outcome.transaction.commit()  # rows and load record are in (the file ledger's order)
         os.kill(os.getpid(), signal.SIGKILL)  # dead before the done record
         return outcome
     """

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -106,3 +108,54 @@ def test_a_database_restart_mid_run_loses_and_doubles_nothing(data: Path, spawn,
         assert w.terminate() == 0
     claims = [c for w in workers for c in w.events("file_claimed")]
     assert {c["attempt"] for c in claims} == {1}  # an outage spent no attempt
+
+
+SLOW_TO_RECORD = textwrap.dedent(
+    """
+    import asyncio
+    from ingestd.handlers import pg
+
+    async def handle(job):
+        outcome = await pg.handle(job)
+        await asyncio.sleep(0.2)  # a slow step between the load and the record
+        return outcome
+    """
+)
+
+
+def test_rows_load_record_and_done_record_commit_together_through_kills(
+    data: Path, tmp_path: Path, spawn, pg: Any
+) -> None:
+    """--handler pg with the ledger on the same database: in every snapshot, each loaded
+    file has its done record and its rows, so a kill can never leave one without the other."""
+    pg.psql("CREATE TABLE t (file text, i int)")
+    names = [f"2018_06_28_{h:02d}_{m:02d}.txt" for h in range(8) for m in (0, 15, 30, 45)]
+    for name in names:
+        (data / name).write_text("".join(f'{{"file": "{name}", "i": {i}}}\n' for i in range(3000)))
+    (tmp_path / "slow.py").write_text(SLOW_TO_RECORD)
+    args = ["--handler", "slow:handle", "--pg-url", pg.url, "--pg-table", "t", "--ledger", pg.url]
+    workers = [spawn(data, *args, name="steady"), spawn(data, *args, name="victim0")]
+    for w in workers:
+        wait_for(lambda w=w: w.events("ready"))
+    snapshot = (
+        "SELECT (SELECT count(*) FROM ingestd.loads), (SELECT count(*) FROM ingestd.records"
+        " WHERE status = 'done'), (SELECT count(*) FROM t)"
+    )
+    samples: list[tuple[int, int, int]] = []
+    kills = 0
+    while True:
+        loads, done, rows = map(int, pg.psql(snapshot).strip().split("|"))
+        samples.append((loads, done, rows))
+        assert loads == done and rows == 3000 * loads, samples[-5:]
+        if done == len(names):
+            break
+        if kills < 4 and done >= 5 * (kills + 1):
+            workers[-1].kill()  # SIGKILL, wherever it is: mid-COPY, mid-commit, idle
+            kills += 1
+            workers.append(spawn(data, *args, name=f"victim{kills}"))
+        time.sleep(0.02)
+        assert len(samples) < 20_000, "never finished"
+    assert kills == 4 and len({s[1] for s in samples}) > 5  # sampled as it went
+    counts = pg.psql("SELECT file, count(*), count(DISTINCT i) FROM t GROUP BY file ORDER BY 1")
+    assert counts.split() == [f"{name}|3000|3000" for name in names]
+    assert not any(w.events("already_loaded") for w in workers)  # nothing half-finished

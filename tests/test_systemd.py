@@ -136,3 +136,31 @@ def test_per_instance_settings_come_after_the_shared_ones() -> None:
     lines = UNIT.read_text().splitlines()
     shared = lines.index("EnvironmentFile=-/etc/default/ingestd")
     assert lines.index("EnvironmentFile=-/etc/default/ingestd-%i") == shared + 1
+
+
+def test_the_postgresql_drop_in_passes_verify_and_opens_tcp(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        if os.environ.get("CI"):
+            pytest.fail("systemd-analyze missing in CI: .ci/run installs the systemd package")
+        pytest.skip("systemd-analyze not installed")
+    entry = Path(sys.executable).with_name("ingestd")
+    instance = tmp_path / "ingestd@mnt-drop.service"
+    instance.write_text(UNIT.read_text().replace("/usr/local/bin/ingestd", str(entry)))
+    drop_ins = tmp_path / "ingestd@.service.d"
+    drop_ins.mkdir()
+    drop_in = UNIT.with_name("ingestd-postgresql.conf")
+    (drop_ins / "postgresql.conf").write_text(drop_in.read_text())
+    result = subprocess.run(
+        [analyze, "verify", "--man=no", str(instance)], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stdout + result.stderr == "", result.stderr
+    # It is read: a broken drop-in is reported.
+    (drop_ins / "postgresql.conf").write_text(drop_in.read_text() + "BogusKey=1\n")
+    broken = subprocess.run(
+        [analyze, "verify", "--man=no", str(instance)], capture_output=True, text=True
+    )
+    assert "BogusKey" in broken.stdout + broken.stderr
+    lines = drop_in.read_text().splitlines()
+    assert "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6" in lines
+    assert "After=network-online.target postgresql.service" in lines

@@ -34,6 +34,7 @@ from types import ModuleType
 from typing import Any, BinaryIO, ParamSpec, TypeVar
 
 from ..errors import BadInput, RetryLater
+from ..ledger import Transaction
 from ..logs import Log
 from ..settings import Settings
 from ..source import Source
@@ -137,6 +138,8 @@ class Outcome:
     sha256: str | None = None
     outputs: list[str] = field(default_factory=list)
     records: int | None = None
+    # Work left uncommitted, to commit with the file's record (the `pg` handler's rows).
+    transaction: Transaction | None = None
 
     def __post_init__(self) -> None:
         # Checked here, once: a NaN would reach the stats, the logs and the manifest, and

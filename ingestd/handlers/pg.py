@@ -1,10 +1,12 @@
 """The `pg` handler: a file's JSON objects become rows of a PostgreSQL table, exactly once.
 
 One transaction per file: look for the file's load record (`ingestd.loads`, locked), `COPY`
-the rows into the target table, insert the load record, commit. A redo (the worker died after
-the commit but before its done record) finds the record and loads nothing (`already_loaded`);
-the same name with other content is refused (`content_changed_after_load`, failed). So each
-file's rows are in the table exactly once, whatever dies when.
+the rows into the target table, insert the load record, and hand the open transaction to the
+ledger with the outcome. The PostgreSQL ledger on the same database writes the done record in
+it and commits all three at once; any other ledger commits it just before its own record. A
+redo (the worker died between the two commits) finds the load record and loads nothing
+(`already_loaded`); the same name with other content is refused (`content_changed_after_load`,
+failed). So each file's rows are in the table exactly once, whatever dies when.
 
 Conversion (`--pg-converter`): `exact` (the default) is the `tsv` handler's standard library
 converter, run in a thread overlapping the COPY, with every number kept as written (so a
@@ -29,7 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
 
 JSON_TYPES = frozenset({"json", "jsonb"})
 _BATCH = 2000  # rows per COPY write from the standard library converter
-_local = threading.local()  # one connection per handler thread
+_IDENTITY = "SELECT current_database() || '@' || system_identifier FROM pg_control_system()"
 
 
 @dataclass(frozen=True)
@@ -63,28 +65,109 @@ def conninfo(settings: Settings) -> str:
     return settings.pg_url or os.environ.get("DATABASE_URL", "")
 
 
-def _connect(settings: Settings) -> psycopg.Connection[Any]:
-    connection = getattr(_local, "connection", None)
-    if connection is not None and not connection.closed:
-        return connection  # type: ignore[no-any-return]
+@dataclass
+class _Pool:
+    """Idle connections: a file's transaction outlives its handler call (the ledger commits
+    it), so connections go back here when it ends rather than living in a thread."""
+
+    idle: list[Session] = field(default_factory=list)
+    targets: dict[str, Target] = field(default_factory=dict)
+    mutex: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass(frozen=True)
+class Session:
+    connection: psycopg.Connection[Any]
+    database: str  # current_database@system_identifier: which ledger may join its transaction
+
+
+_pool = _Pool()
+
+
+def _connect(settings: Settings) -> Session:
+    with _pool.mutex:
+        while _pool.idle:
+            session = _pool.idle.pop()
+            if not session.connection.closed and not session.connection.broken:
+                return session
     connection = connect(conninfo(settings), "ingestd", "--handler pg")
-    _local.connection = connection
-    _local.targets = {}
-    ensure_schema(connection, settings.pg_schema)
-    return connection  # type: ignore[no-any-return]
+    try:
+        ensure_schema(connection, settings.pg_schema)
+        row = connection.execute(_IDENTITY).fetchone()
+        connection.commit()
+    except BaseException:
+        _close(connection)
+        raise
+    return Session(connection, row[0] if row else "")
 
 
-def _forget_connection() -> None:
-    connection = getattr(_local, "connection", None)
-    _local.connection = None
-    if connection is not None:
-        with contextlib.suppress(Exception):
-            connection.close()
+def _give_back(session: Session) -> None:
+    """Back to the pool if it is healthy and idle; closed otherwise."""
+    connection = session.connection
+    status = _psycopg().pq.TransactionStatus.IDLE
+    if connection.closed or connection.broken or connection.info.transaction_status != status:
+        _close(connection)
+        return
+    with _pool.mutex:
+        _pool.idle.append(session)
+
+
+def _close(connection: psycopg.Connection[Any]) -> None:
+    with contextlib.suppress(Exception):
+        connection.close()
+
+
+def _forget_targets() -> None:
+    with _pool.mutex:
+        _pool.targets.clear()
+
+
+class PgTransaction:
+    """A file's rows and load record, not yet committed: the ledger commits them with its
+    record (see `ingestd.ledger.Transaction`)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._open = True
+        self._mutex = threading.Lock()
+
+    @property
+    def database(self) -> str:
+        return self._session.database
+
+    @property
+    def connection(self) -> psycopg.Connection[Any]:
+        return self._session.connection
+
+    def commit(self) -> None:
+        psycopg = _psycopg()
+        with self._mutex:
+            if not self._open:
+                raise OSError("the file's transaction was already closed")
+            self._open = False
+            try:
+                self._session.connection.commit()
+            except psycopg.Error as exc:
+                _close(self._session.connection)
+                raise OSError(f"PostgreSQL: {_describe(exc)}") from None
+        _give_back(self._session)
+
+    def close(self) -> None:
+        with self._mutex:
+            if not self._open:
+                return
+            self._open = False
+            try:
+                self._session.connection.rollback()
+            except Exception:
+                _close(self._session.connection)
+                return
+        _give_back(self._session)
 
 
 def _target(connection: psycopg.Connection[Any], settings: Settings) -> Target:
     """The target's columns, from the catalog (or --columns), and which of them hold JSON."""
-    cache: dict[str, Target] = _local.targets
+    cache = _pool.targets
     table = settings.pg_table or ""
     if table not in cache:
         rows = connection.execute(
@@ -102,7 +185,8 @@ def _target(connection: psycopg.Connection[Any], settings: Settings) -> Target:
         if unknown:
             raise StartupError(f"--columns: {table} has no column {', '.join(unknown)}")
         json_columns = frozenset(c for c in columns if types[c] in JSON_TYPES)
-        cache[table] = Target(table, tuple(columns), json_columns)
+        with _pool.mutex:
+            cache[table] = Target(table, tuple(columns), json_columns)
     return cache[table]
 
 
@@ -119,13 +203,19 @@ def prepare(settings: Settings) -> None:
                 "--pg-converter duckdb needs DuckDB: pip install 'ingestd[postgres]'"
             ) from None
     try:
-        _target(_connect(settings), settings)
+        session = _connect(settings)
     except psycopg.OperationalError:
-        pass  # down at start-up: each file waits and retries (RetryLater)
+        return  # down at start-up: each file waits and retries (RetryLater)
     except psycopg.Error as exc:  # no right to make the schema, and the like
         raise StartupError(f"--handler pg: {_describe(exc)}") from None
+    try:
+        _target(session.connection, settings)
+    except psycopg.OperationalError:
+        pass
+    except psycopg.Error as exc:
+        raise StartupError(f"--handler pg: {_describe(exc)}") from None
     finally:
-        _forget_connection()  # the handler threads open their own
+        _close(session.connection)
 
 
 async def handle(job: Job) -> Outcome:
@@ -133,45 +223,50 @@ async def handle(job: Job) -> Outcome:
 
 
 def load(job: Job) -> Outcome:
-    """Load one file in one transaction. Blocking: runs in a handler thread."""
+    """Load one file in one (still open) transaction. Blocking: runs in a handler thread."""
     settings = job.settings
     psycopg = _psycopg()
     started = time.monotonic()
+    session: Session | None = None
     try:
-        connection = _connect(settings)
-        target = _target(connection, settings)
-        result = _load(connection, target, job)
-    except BadInput:
+        session = _connect(settings)
+        target = _target(session.connection, settings)
+        size, sha256, rows, already = _load(session.connection, target, job)
+    except BaseException as exc:
+        if session is not None:
+            PgTransaction(session).close()
+        if isinstance(exc, StartupError):
+            # The table went away (or the schema moved on) while we ran: not the file's fault.
+            _forget_targets()
+            raise RetryLater(str(exc)) from None
+        if isinstance(exc, psycopg.errors.DataError | psycopg.errors.IntegrityError):
+            raise BadInput(_describe(exc)) from None
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            raise RetryLater(f"PostgreSQL unreachable: {_describe(exc)}") from None
+        if isinstance(exc, psycopg.Error):
+            # Anything else the server says (a table dropped, privileges taken away) is not
+            # the file's fault either: wait and retry, with the message.
+            _forget_targets()
+            raise RetryLater(_describe(exc)) from None
         raise
-    except StartupError as exc:
-        # The table went away (or the schema moved on) while we ran: not the file's fault.
-        _forget_connection()
-        raise RetryLater(str(exc)) from None
-    except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
-        raise BadInput(_describe(exc)) from None
-    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-        _forget_connection()
-        raise RetryLater(f"PostgreSQL unreachable: {_describe(exc)}") from None
-    except psycopg.Error as exc:
-        # Anything else the server says (a table dropped, privileges taken away) is not the
-        # file's fault either: wait and retry, with the message.
-        _forget_connection()
-        raise RetryLater(_describe(exc)) from None
-    size, sha256, rows, already = result
     if already:
         job.log.info("already_loaded", rows=rows, table=target.table)
     return Outcome(
-        minutes=(time.monotonic() - started) / 60, size=size, sha256=sha256, records=rows
+        minutes=(time.monotonic() - started) / 60,
+        size=size,
+        sha256=sha256,
+        records=rows,
+        transaction=PgTransaction(session),
     )
 
 
 def _load(
     connection: psycopg.Connection[Any], target: Target, job: Job
 ) -> tuple[int, str, int, bool]:
-    """(size, sha256, rows, already loaded) for one file, in one transaction."""
+    """(size, sha256, rows, already loaded) for one file, in a transaction left open."""
     sql = _psycopg().sql
     loads = sql.Identifier(job.settings.pg_schema, "loads")
-    with connection.transaction(), connection.cursor() as cursor:
+    with connection.cursor() as cursor:
         found = cursor.execute(
             sql.SQL(
                 "SELECT sha256, rows FROM {} WHERE target = %s AND file = %s FOR UPDATE"

@@ -26,6 +26,7 @@ from ..ledger import (
     Record,
     RetryRequest,
     StatusView,
+    Transaction,
     fold_statuses,
 )
 
@@ -163,15 +164,15 @@ class MemoryLedger:
         hold: Hold,
         record: Record,
         on_written: Callable[[], None] | None = None,
-        within: Callable[[object], None] | None = None,
+        transaction: Transaction | None = None,
     ) -> bool:
         try:
             with self.store.mutex:
                 if self.store.status().get(record.file) == DONE:
                     written = False
                 else:
-                    if within is not None:
-                        within(None)
+                    if transaction is not None:
+                        transaction.commit()
                     self.store.records.append(record.to_dict())
                     written = True
                     if on_written is not None:
@@ -179,6 +180,9 @@ class MemoryLedger:
         except BaseException:
             hold.abandon()  # nothing recorded: given back without spending the attempt
             raise
+        finally:
+            if transaction is not None:
+                transaction.close()
         self.sync()
         hold.finish()
         return written

@@ -12,7 +12,10 @@ database:
   over: nothing is written, `duplicate_suppressed`), no `done` record is there, then the record
   (a partial unique index makes "one done per file" a constraint), then the claim row goes.
   Commits take a transaction-level advisory lock, so `seq` order is commit order and a
-  reader that keeps the last `seq` it saw never skips a record.
+  reader that keeps the last `seq` it saw never skips a record. A handler's open transaction
+  on the same database (the `pg` handler's rows and load record) is joined: the rows, the load
+  record and the done record commit at once, or not at all.
+- Claim, begin and commit are server-side functions (pgschema.py): one round trip each.
 - Database errors surface as `LedgerUnavailable` (an OSError): the worker gives the file back
   without spending an attempt and waits, as for a full disk.
 """
@@ -36,6 +39,7 @@ from ..ledger import (
     Record,
     RetryRequest,
     StatusView,
+    Transaction,
     fold_statuses,
 )
 from ..pgschema import connect as pg_connect
@@ -77,6 +81,18 @@ class _Sql:
         self.flags = sql.SQL("{}.flags").format(s)
         self.sql = sql
 
+        def text(statement: str) -> str:
+            # Composed once: composing on every call cost more than the round trip.
+            return sql.SQL(statement).format(s=s).as_string(None)
+
+        self.claim = text("SELECT o_token, o_owner FROM {s}.claim(%s, %s, %s, %s, %s)")
+        self.begin = text("SELECT {s}.begin_attempt(%s, %s, %s::jsonb)")
+        self.commit = text("SELECT {s}.commit_record(%s, %s::jsonb, %s, %s)")
+        self.since = text("SELECT seq, file, status FROM {s}.records WHERE seq > %s ORDER BY seq")
+        self.identity = (
+            "SELECT current_database() || '@' || system_identifier FROM pg_control_system()"
+        )
+
 
 class PgHold:
     def __init__(
@@ -97,17 +113,9 @@ class PgHold:
     def begin(self, owner: Owner) -> int:
         self.attempt = self._previous.attempt + 1 if self._previous else 1
         data = _with_attempt(owner, self.attempt).to_json().decode()
-        # Not waited for on disk, like the file ledger's owner record: a server crash can
-        # lose this attempt's count (one attempt more for a poison file), never a claim.
-        q = self._ledger.q
-        with self._ledger._errors(), self._ledger._connection().transaction() as tx:
-            tx.connection.execute("SET LOCAL synchronous_commit = off")
-            tx.connection.execute(
-                q.sql.SQL("UPDATE {} SET owner = %s::jsonb WHERE file = %s AND token = %s").format(
-                    q.claims
-                ),
-                (data, self.name, self.token),
-            )
+        # Not waited for on disk (see begin_attempt): a server crash can lose this attempt's
+        # count (one attempt more for a poison file), never a claim.
+        self._ledger.run(self._ledger.q.begin, (self.name, self.token, data))
         return self.attempt
 
     def finish(self) -> None:
@@ -165,6 +173,7 @@ class PostgresLedger:
         self._opened: list[Any] = []  # every thread's connection, to close them all at the end
         # Give-backs that failed while the database was away: (statement, parameters) by file.
         self._deferred: dict[str, tuple[Any, tuple[Any, ...]]] = {}
+        self.database = ""  # current_database@system_identifier, known after prepare()
         self.view = StatusView()
         self._seen = 0
         self._sync_mutex = threading.Lock()
@@ -253,6 +262,7 @@ class PostgresLedger:
         try:
             connection = self._connection()
             ensure_schema(connection, self.schema)
+            self.database = connection.execute(self.q.identity).fetchone()[0]
         except psycopg.OperationalError as exc:
             raise LedgerUnavailable(f"PostgreSQL ledger unreachable: {exc}") from None
         self._ensure_session()
@@ -271,12 +281,7 @@ class PostgresLedger:
     def sync(self) -> None:
         self._ensure_session()  # every rescan: our lock is back soon after a server restart
         with self._sync_mutex:
-            rows = self.run(
-                self.q.sql.SQL(
-                    "SELECT seq, file, status FROM {} WHERE seq > %s ORDER BY seq"
-                ).format(self.q.records),
-                (self._seen,),
-            )
+            rows = self.run(self.q.since, (self._seen,))
             self.view.apply((name, status) for _, name, status in rows)
             if rows:
                 self._seen = rows[-1][0]
@@ -303,43 +308,10 @@ class PostgresLedger:
     def try_claim(self, name: str) -> PgHold:
         self._ensure_session()
         self._flush_deferred()
-        q = self.q
-        with self._errors(), self._connection().transaction() as tx:
-            connection = tx.connection
-            connection.execute(
-                q.sql.SQL(
-                    "INSERT INTO {} (file, token) VALUES (%s, 0) ON CONFLICT DO NOTHING"
-                ).format(q.claims),
-                (name,),
-            )
-            row = connection.execute(
-                q.sql.SQL(
-                    # A holder is alive while its lease runs and its session holds its
-                    # advisory lock; right after a server restart no one holds one yet, so
-                    # for RESTART_GRACE the lease alone decides.
-                    "SELECT c.token, c.owner, c.holder IS NOT NULL AND c.holder <> %s"
-                    " AND c.lease_until > now() AND (EXISTS (SELECT 1 FROM pg_locks l"
-                    " WHERE l.locktype = 'advisory' AND l.classid = %s"
-                    " AND l.objid = hashtext(c.holder)::oid AND l.granted)"
-                    " OR pg_postmaster_start_time() > now() - make_interval(secs => %s)),"
-                    " c.holder = %s AND c.lease_until > now()"
-                    " FROM {} c WHERE c.file = %s FOR UPDATE SKIP LOCKED"
-                ).format(q.claims),
-                (self.worker, LOCK_CLASS, RESTART_GRACE, self.worker, name),
-            ).fetchone()
-            if row is None:
-                raise Busy(name)  # a peer is taking or giving it back right now
-            token, owner, peer_alive, ours = row
-            if peer_alive or ours:
-                raise Busy(name)
-            token += 1
-            connection.execute(
-                q.sql.SQL(
-                    "UPDATE {} SET token = %s, holder = %s,"
-                    " lease_until = now() + make_interval(secs => %s) WHERE file = %s"
-                ).format(q.claims),
-                (token, self.worker, self.lease, name),
-            )
+        rows = self.run(self.q.claim, (name, self.worker, self.lease, LOCK_CLASS, RESTART_GRACE))
+        if not rows:
+            raise Busy(name)  # a live holder, or a peer taking or giving it back right now
+        token, owner = rows[0]
         previous = Owner.parse(owner) if isinstance(owner, dict) else None
         return PgHold(self, name, token, previous)
 
@@ -348,55 +320,39 @@ class PostgresLedger:
         hold: Hold,
         record: Record,
         on_written: Callable[[], None] | None = None,
-        within: Callable[[object], None] | None = None,
+        transaction: Transaction | None = None,
     ) -> bool:
         assert isinstance(hold, PgHold)
-        q = self.q
-        data = record.to_dict()
-        data["outputs"] = json.dumps(data["outputs"]) if "outputs" in data else None
-        values = tuple(data.get(c) for c in _RECORD_COLUMNS)
+        params = (hold.token, json.dumps(record.to_dict()), LOCK_CLASS, COMMIT_LOCK)
+        joined = transaction is not None and bool(self.database)
+        joined = joined and transaction.database == self.database  # type: ignore[union-attr]
         with self._commit_mutex:
             try:
-                with self._errors(), self._connection().transaction() as tx:
-                    connection = tx.connection
-                    connection.execute(
-                        "SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS, COMMIT_LOCK)
-                    )
-                    token = connection.execute(
-                        q.sql.SQL("SELECT token FROM {} WHERE file = %s FOR UPDATE").format(
-                            q.claims
-                        ),
-                        (hold.name,),
-                    ).fetchone()
-                    done = connection.execute(
-                        q.sql.SQL("SELECT 1 FROM {} WHERE file = %s AND status = 'done'").format(
-                            q.records
-                        ),
-                        (hold.name,),
-                    ).fetchone()
-                    if token is None or token[0] != hold.token or done is not None:
-                        written = False  # a peer took it over (or finished it): fenced out
-                    else:
-                        if within is not None:
-                            within(connection)
-                        connection.execute(
-                            q.sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-                                q.records,
-                                q.sql.SQL(", ").join(map(q.sql.Identifier, _RECORD_COLUMNS)),
-                                q.sql.SQL(", ").join(q.sql.Placeholder() * len(values)),
-                            ),
-                            values,
-                        )
-                        connection.execute(
-                            q.sql.SQL("DELETE FROM {} WHERE file = %s").format(q.claims),
-                            (hold.name,),
-                        )
-                        written = True
-                        hold.committed = True
+                if transaction is not None and joined:
+                    # The handler's rows and our record: one transaction, one COMMIT.
+                    with self._errors():
+                        row = transaction.connection.execute(self.q.commit, params).fetchone()
+                    written = bool(row and row[0])
+                    if written:
+                        transaction.commit()
+                elif transaction is None:
+                    rows = self.run(self.q.commit, params)  # one statement: autocommit
+                    written = bool(rows and rows[0][0])
+                else:
+                    with self._errors(), self._connection().transaction() as tx:
+                        # Another database's work commits first, inside our fencing.
+                        row = tx.connection.execute(self.q.commit, params).fetchone()
+                        written = bool(row and row[0])
+                        if written:
+                            transaction.commit()
+                hold.committed = written
             except BaseException:
                 with contextlib.suppress(OSError):
                     hold.abandon()
                 raise
+            finally:
+                if transaction is not None:
+                    transaction.close()  # rolls back what was not committed
             if written and on_written is not None:
                 on_written()
         self.sync()

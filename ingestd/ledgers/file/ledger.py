@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ...ledger import FINISHED, Heartbeat, Hold, Holding, Record, RetryRequest
+from ...ledger import FINISHED, Heartbeat, Hold, Holding, Record, RetryRequest, Transaction
 from . import claim as claims
 from .heartbeat import (
     prune_lost,
@@ -93,17 +93,21 @@ class FileLedger:
         hold: Hold,
         record: Record,
         on_written: Callable[[], None] | None = None,
-        within: Callable[[object], None] | None = None,
+        transaction: Transaction | None = None,
     ) -> bool:
         """Step 6: append + fsync under the manifest lock, then unlink and release."""
+        before = transaction.commit if transaction is not None else None
         try:
-            written = self.manifest.commit(record.to_dict(), on_written, within)
+            written = self.manifest.commit(record.to_dict(), on_written, before)
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 hold.abandon()
             if isinstance(exc, OSError):
                 self._recreate_if_gone(exc)
             raise
+        finally:
+            if transaction is not None:
+                transaction.close()  # rolls back unless committed (fenced out, or failed)
         hold.finish()
         return written
 

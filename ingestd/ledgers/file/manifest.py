@@ -172,15 +172,15 @@ class Manifest:
         self,
         record: dict[str, Any],
         on_written: Callable[[], None] | None = None,
-        within: Callable[[object], None] | None = None,
+        before_append: Callable[[], None] | None = None,
     ) -> bool:
         """Append `record` durably unless the file is already done (fencing).
 
         Returns False (nothing written) when a `done` record for the file is already there:
         a peer finished it after our claim was lost. Raises OSError (disk full, read-only)
-        with nothing recorded; the caller must not treat the file as finished. `within(None)`
-        runs under the manifest lock after the fencing check, before the append (there is
-        no transaction to share: if it raises, nothing is appended).
+        with nothing recorded; the caller must not treat the file as finished. `before_append()`
+        runs under the manifest lock after the fencing check, before the append (if it
+        raises, nothing is appended).
         """
         line = encode(record)
         with self._write_mutex:
@@ -192,8 +192,8 @@ class Manifest:
                 self.refresh()
                 if self.status.get(record["file"]) == DONE:
                     return False
-                if within is not None:
-                    within(None)
+                if before_append is not None:
+                    before_append()
                 _append(self.path, line)
                 self.refresh()
                 if on_written is not None:
