@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: venv demo demo-pg test lint format bench clean
+.PHONY: venv demo demo-pg demo-s3 test lint format bench clean
 
 venv: $(VENV)/.installed
 
@@ -18,6 +18,9 @@ demo: venv
 
 demo-pg: venv
 	$(BIN)/python bench/demo_pg.py
+
+demo-s3: venv
+	$(BIN)/python bench/demo_s3.py
 
 test: venv
 	$(BIN)/pytest

@@ -3,12 +3,15 @@
 
 Each file holds its processing time in minutes. The first file lands at once; every later one
 at its timestamp's offset from the first, times --seconds-in-min (60: real time). Standard
-library only, so a bare `python simulation.py DIR` works.
+library only, so a bare `python simulation.py DIR` works. DIR may be `s3://BUCKET[/PREFIX]`
+(boto3 needed: `pip install 'ingestd[s3]'`; the server from AWS_ENDPOINT_URL or
+--s3-endpoint-url; the bucket is made if missing): each file is one PUT.
 
 Examples:
   python simulation.py /tmp/drop --seconds-in-min 0.01          # the appendix day in ~15 s
   python simulation.py /tmp/drop --seconds-in-min 0 --files 10000 --interval-minutes 15
   python simulation.py /tmp/drop --seconds-in-min 0.01 --lag-minutes 5 --slow-write --seed 7
+  AWS_ENDPOINT_URL=http://127.0.0.1:9000 python simulation.py s3://drop/day --seconds-in-min 0.01
 """
 
 from __future__ import annotations
@@ -149,6 +152,31 @@ def write_file(directory: Path, name: str, content: str, *, slow: bool, atomic: 
         os.rename(path, target)
 
 
+class Bucket:
+    """An s3:// destination: one PUT per file (a PUT appears whole: no slow or atomic mode)."""
+
+    def __init__(self, url: str, endpoint_url: str | None) -> None:
+        try:
+            import boto3
+        except ImportError:
+            raise SystemExit(
+                "simulation.py: s3:// needs boto3: pip install 'ingestd[s3]'"
+            ) from None
+        bucket, _, prefix = url[len("s3://") :].partition("/")
+        if not bucket:
+            raise SystemExit(f"simulation.py: {url!r}: no bucket name")
+        self.bucket, self.prefix = bucket, prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.url = url
+        self.client = boto3.session.Session().client("s3", endpoint_url=endpoint_url or None)
+        try:
+            self.client.head_bucket(Bucket=bucket)
+        except self.client.exceptions.ClientError:
+            self.client.create_bucket(Bucket=bucket)
+
+    def put(self, name: str, content: str) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.prefix + name, Body=content.encode())
+
+
 def sleep_until(deadline: float) -> None:
     # Absolute deadlines: small oversleeps do not add up over a long schedule.
     while (remaining := deadline - time.monotonic()) > 0:
@@ -163,13 +191,22 @@ def run(args: argparse.Namespace) -> int:
     else:
         rows = read_schedule(args.schedule)
     events = plan(rows, args.lag_minutes, args.bad_files, args.seed)
-    directory = args.dir
-    directory.mkdir(parents=True, exist_ok=True)
+    bucket: Bucket | None = None
+    if str(args.dir).startswith("s3://"):
+        if args.slow_write or args.atomic:
+            raise SystemExit("simulation.py: --slow-write and --atomic mean nothing for s3://")
+        bucket = Bucket(str(args.dir), args.s3_endpoint_url)
+    else:
+        directory = Path(args.dir)
+        directory.mkdir(parents=True, exist_ok=True)
     arrivals = open(args.arrivals, "a", encoding="utf-8") if args.arrivals else None  # noqa: SIM115
     log_lock = threading.Lock()
 
     def land(name: str, content: str, bad: bool) -> None:
-        write_file(directory, name, content, slow=args.slow_write, atomic=args.atomic)
+        if bucket is not None:
+            bucket.put(name, content)
+        else:
+            write_file(directory, name, content, slow=args.slow_write, atomic=args.atomic)
         with log_lock:
             if arrivals is not None:
                 entry = {"file": name, "minutes": content, "written_at": time.time(), "bad": bad}
@@ -195,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
             writer.join()
         if arrivals is not None:
             arrivals.close()
-    print(f"simulation: wrote {len(events)} files to {directory}", flush=True)
+    print(f"simulation: wrote {len(events)} files to {args.dir}", flush=True)
     return 0
 
 
@@ -258,7 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("Examples:")[1].join(["Examples:", ""]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("dir", type=Path, metavar="DIR", help="directory to populate (created)")
+    parser.add_argument(
+        "dir", metavar="DIR", help="directory to populate (created), or s3://BUCKET[/PREFIX]"
+    )
+    parser.add_argument(
+        "--s3-endpoint-url", help="s3:// DIR: the server (default AWS_ENDPOINT_URL, else AWS)"
+    )
     parser.add_argument(
         "--schedule",
         type=Path,

@@ -46,10 +46,10 @@ def epoch(stamp: str) -> float:
 
 @contextmanager
 def workers(
-    data: Path, count: int, *args: str, log_dir: Path | None = None
+    data: Path | str, count: int, *args: str, log_dir: Path | None = None
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     """`count` real `python -m ingestd` processes with JSON logs in log_dir; stopped after."""
-    log_dir = log_dir or data.parent
+    log_dir = log_dir or Path(data).parent
     procs = []
     for i in range(count):
         with open(log_dir / f"worker{i}.log", "wb") as out:

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -25,12 +26,23 @@ RUN = ROOT / "demo-run" / "pg"
 SPEED = 0.002  # seconds per simulated minute
 
 
+def appendix_day() -> Iterator[tuple[float, str, str, int]]:
+    """(offset in simulated minutes, name, JSON Lines content, rows) per file of the day."""
+    table = (ROOT / "ingestd" / "data" / "appendix-2018-06-28.tsv").read_text()
+    schedule = [line.split("\t") for line in table.splitlines()[1:] if line]
+    first = datetime.strptime(schedule[0][0], "%Y_%m_%d_%H_%M.txt")
+    for name, minutes in schedule:
+        offset = (datetime.strptime(name, "%Y_%m_%d_%H_%M.txt") - first).total_seconds() / 60
+        count = int(float(minutes))
+        rows = [{"file": name, "n": i, "minute": minutes, "note": {"of": count}}
+                for i in range(count)]  # fmt: skip
+        yield offset, name, "".join(json.dumps(r) + "\n" for r in rows), count
+
+
 def main() -> int:
     shutil.rmtree(RUN, ignore_errors=True)
     drop = RUN / "drop"
     drop.mkdir(parents=True)
-    table = (ROOT / "ingestd" / "data" / "appendix-2018-06-28.tsv").read_text()
-    schedule = [line.split("\t") for line in table.splitlines()[1:] if line]
     print("== a throwaway PostgreSQL server, table events(file, n, minute, note jsonb)")
     cluster = PgCluster()
     try:
@@ -44,16 +56,11 @@ def main() -> int:
             with open(RUN / f"{name}.log", "wb") as log:
                 workers.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
         print(f"== two workers; the provider drops 96 files at {SPEED} s per simulated minute")
-        first = datetime.strptime(schedule[0][0], "%Y_%m_%d_%H_%M.txt")
         start, expected = time.monotonic(), 0
-        for name, minutes in schedule:
-            offset = (datetime.strptime(name, "%Y_%m_%d_%H_%M.txt") - first).total_seconds() / 60
+        for offset, name, content, count in appendix_day():
             time.sleep(max(0.0, start + offset * SPEED - time.monotonic()))
-            count = int(float(minutes))
-            rows = [{"file": name, "n": i, "minute": minutes, "note": {"of": count}}
-                    for i in range(count)]  # fmt: skip
             temp = drop / f".{name}.tmp"
-            temp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+            temp.write_text(content)
             temp.rename(drop / name)
             expected += count
         for worker in workers:

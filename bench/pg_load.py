@@ -10,6 +10,9 @@ One JSON Lines file (default 100 MB), one typed target table, a throwaway cluste
 - `stdlib stream`: ingestd's own converter (`handlers/tsv.py`) in a thread, its output streamed
   into `COPY` as it is made.
 - `orjson stream`: the same with `orjson.loads` per line, if installed.
+- `msgspec typed rows`: ingestd's fast exact path (`handlers/pgrows.py`): msgspec decodes
+  each object into exactly typed values in C and psycopg writes the rows into `COPY`.
+- `jq` (conversion alone, if installed): `jq -r '[...] | @tsv'`, for scale.
 - `duckdb stream`: DuckDB's `read_json` writing CSV into a FIFO that is streamed into `COPY
   ... (FORMAT csv)`, if installed.
 - `ingestd --handler pg`, end to end, with each `--pg-converter`: one worker on the one file,
@@ -28,6 +31,7 @@ import argparse
 import json
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -109,6 +113,28 @@ def rows_duckdb(path: Path) -> Iterator[bytes]:
             raise errors[0]
 
 
+KINDS = ("int8", "text", "text", "bool", "float8", "jsonb", "jsonb", "text")
+
+
+def typed_rows(path: Path) -> Iterator[list[object]]:
+    from ingestd.handlers.pgrows import decoder_for
+
+    decoder = decoder_for(tuple(COLUMNS), KINDS)
+    assert decoder is not None, "msgspec is not installed"
+    with open(path, "rb") as stream:
+        yield from decoder.rows(stream)
+
+
+def jq_tsv(path: Path) -> Iterator[bytes]:
+    fields = ", ".join(f'(."{c}" | tojson)' if c in JSON_COLUMNS else f'."{c}"'
+                       for c in COLUMNS)  # fmt: skip
+    with subprocess.Popen(["jq", "-r", f"[{fields}] | @tsv", str(path)],
+                          stdout=subprocess.PIPE) as proc:  # fmt: skip
+        assert proc.stdout is not None
+        while chunk := proc.stdout.read(1 << 20):
+            yield chunk
+
+
 def overlapped(chunks: Iterator[bytes]) -> Iterator[bytes]:
     """Produce in a thread while the caller sends: conversion overlaps the COPY."""
     done = object()
@@ -158,6 +184,15 @@ def run(base: Path, megabytes: float, cluster: PgCluster) -> None:
             for chunk in chunks:
                 sink.write(chunk)
 
+    def copy_rows(rows: Iterator[list[object]]) -> None:
+        with (
+            conn.transaction(),
+            conn.cursor() as cur,
+            cur.copy(f"COPY t ({columns}) FROM STDIN") as sink,
+        ):
+            for row in rows:
+                sink.write_row(row)
+
     def file_chunks(path: Path) -> Iterator[bytes]:
         with open(path, "rb") as handle:
             while chunk := handle.read(1 << 20):
@@ -195,6 +230,13 @@ def run(base: Path, megabytes: float, cluster: PgCluster) -> None:
     except ImportError:
         pass
     try:
+        import msgspec  # noqa: F401
+
+        ways.append(("msgspec typed rows", lambda: copy_rows(typed_rows(source)),
+                     lambda: typed_rows(source)))  # fmt: skip
+    except ImportError:
+        pass
+    try:
         import duckdb  # noqa: F401
 
         ways.append((
@@ -227,6 +269,12 @@ def run(base: Path, megabytes: float, cluster: PgCluster) -> None:
                 pass
             alone = size / (time.perf_counter() - start) / 1e6
         results.append((name, rate, ceiling, alone))
+    if shutil.which("jq"):
+        start = time.perf_counter()
+        for _ in jq_tsv(source):
+            pass
+        results.append(("jq @tsv (conversion alone)", 0.0, 0.0,
+                        size / (time.perf_counter() - start) / 1e6))  # fmt: skip
     url = cluster.url()
     tenths = []
     for i in range(10):
@@ -243,8 +291,8 @@ def run(base: Path, megabytes: float, cluster: PgCluster) -> None:
             assert loaded is not None and loaded[0] == sum(lines(f) for f in files), loaded
             results.append((f"ingestd --pg-converter {converter}, {label}", rate, ceiling, None))
     rows = [
-        [name, round(rate, 1), round(ceiling, 1), round(rate / ceiling, 2),
-         "" if alone is None else round(alone, 1)]
+        [name, round(rate, 1) if rate else "", round(ceiling, 1) if ceiling else "",
+         round(rate / ceiling, 2) if ceiling else "", "" if alone is None else round(alone, 1)]
         for name, rate, ceiling, alone in results
     ]  # fmt: skip
     print(f"{megabytes:g} MB of JSON Lines, {count} rows")

@@ -18,6 +18,7 @@ BENCHES = [
     "tsv_throughput",
     "pg_load",
     "pg_ledger",
+    "s3_source",
 ]
 
 

@@ -23,10 +23,13 @@ from typing import Any, NoReturn
 from . import __version__, logs
 from .settings import (
     OPTIONS,
+    S3_RESCAN_INTERVAL,
     Option,
     Settings,
     default_worker_id,
     file_ledger_path,
+    is_bucket_url,
+    is_database_url,
     state_dir_for,
 )
 
@@ -95,7 +98,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_dir(parser: argparse.ArgumentParser) -> None:
     """DIR and --state-dir, for the operator commands."""
-    parser.add_argument("dir", metavar="DIR", type=Path, help="the watched data directory")
+    parser.add_argument("dir", metavar="DIR", type=_dir_or_bucket,
+                        help="the watched data directory, or s3://BUCKET[/PREFIX]")  # fmt: skip
     parser.add_argument(
         "--state-dir",
         type=Path,
@@ -113,6 +117,10 @@ def _add_dir(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("INGESTD_PG_SCHEMA") or "ingestd",
         help="schema of ingestd's tables in a postgresql:// ledger (ingestd)",
     )
+
+
+def _dir_or_bucket(text: str) -> Path | str:
+    return text if is_bucket_url(text) else Path(text)
 
 
 def _interval_minutes(text: str) -> float:
@@ -136,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run a worker (the default command)")
-    run.add_argument("dir", metavar="DIR", type=Path, help="the watched data directory")
+    run.add_argument("dir", metavar="DIR", type=_dir_or_bucket,
+                     help="the watched data directory, or s3://BUCKET[/PREFIX]")  # fmt: skip
     _add_run_options(run)
 
     status = sub.add_parser("status", help="what the fleet is doing; exit 1 if it needs attention")
@@ -182,9 +191,14 @@ def settings_from(args: argparse.Namespace) -> Settings:
             value = _env_default(option)
         if value is not None:
             values[option.name] = value
-    data_dir = Path(os.path.abspath(args.dir))
     state_dir = file_ledger_path(values.get("ledger")) or values.pop("state_dir", None)
     values.pop("state_dir", None)
+    if is_bucket_url(args.dir):
+        bucket_settings(args.dir, values, state_dir)
+        # Never read or written: a bucket has no directory; state lives where told.
+        data_dir = Path("/nonexistent-bucket-source")
+    else:
+        data_dir = Path(os.path.abspath(args.dir))
     host = socket.gethostname()
     return Settings(
         data_dir=data_dir,
@@ -193,6 +207,23 @@ def settings_from(args: argparse.Namespace) -> Settings:
         host=host,
         **values,
     )
+
+
+def bucket_settings(url: str, values: dict[str, Any], state_dir: Path | None) -> None:
+    """What an s3:// source adds to the settings; `UsageError` for what it cannot do."""
+    from .sources.s3 import Location
+
+    try:
+        Location.parse(url)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if state_dir is None and not is_database_url(values.get("ledger")):
+        raise UsageError(
+            f"{url}: a bucket source needs --ledger postgresql://... or --state-dir PATH "
+            "(a directory every worker shares): coordination cannot live in the bucket"
+        )
+    values["source_url"] = url
+    values.setdefault("rescan_interval", S3_RESCAN_INTERVAL)
 
 
 def _run(args: argparse.Namespace) -> int:

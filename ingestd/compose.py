@@ -7,18 +7,23 @@ weigh on a start-up that does not use them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .daemon import Daemon
 from .handlers import Handler, handler_prepare, load_handler
 from .ledger import Inspector, Ledger
 from .logs import Log
 from .naming import printable
-from .settings import Settings, is_database_url
+from .settings import Settings, is_bucket_url, is_database_url
 from .source import Source
 from .systemd import Notifier
+
+if TYPE_CHECKING:
+    from .sources.s3 import S3Source
 
 
 @dataclass
@@ -46,7 +51,24 @@ def build_daemon(settings: Settings, log: Log, notifier: Notifier | None = None)
 
 
 def build_source(settings: Settings) -> Source:
+    if settings.source_url is not None:
+        return bucket(settings.source_url, settings)
     return _local(settings.data_dir, settings.state_dir, settings.watch)
+
+
+def bucket(url: str, settings: Settings | None = None) -> S3Source:
+    """An s3:// source; without settings (operator commands), the INGESTD_S3_* and AWS_*
+    variables alone say where the server is."""
+    from .sources.s3 import S3Source, make_client
+
+    if settings is None:
+        endpoint = os.environ.get("INGESTD_S3_ENDPOINT_URL") or None
+        region = os.environ.get("INGESTD_S3_REGION") or None
+        path_style = os.environ.get("INGESTD_S3_PATH_STYLE", "").lower() in ("1", "yes", "true")
+    else:
+        endpoint, region = settings.s3_endpoint_url, settings.s3_region
+        path_style = settings.s3_path_style
+    return S3Source(url, make_client(endpoint, region, path_style))
 
 
 def _local(data_dir: Path, state_dir: Path, events: bool = True) -> Source:
@@ -82,13 +104,16 @@ def build_ledger(settings: Settings, log: Log) -> Ledger:
 
 
 def operator_view(
-    data_dir: Path, state_dir: Path, ledger: str | None = None, schema: str = "ingestd"
+    data_dir: Path | str, state_dir: Path, ledger: str | None = None, schema: str = "ingestd"
 ) -> tuple[Source, Inspector]:
     """What the operator commands read: the source (what is there) and the ledger's state."""
+    source = (
+        bucket(str(data_dir)) if is_bucket_url(str(data_dir)) else _local(Path(data_dir), state_dir)
+    )
     if is_database_url(ledger):
         from .ledgers.postgres import PostgresInspector
 
-        return _local(data_dir, state_dir), PostgresInspector(str(ledger), schema)
+        return source, PostgresInspector(str(ledger), schema)
     from .ledgers.file import FileInspector
 
-    return _local(data_dir, state_dir), FileInspector(state_dir)
+    return source, FileInspector(state_dir)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import time
 from collections.abc import Callable
@@ -377,7 +378,8 @@ class Daemon:
                 return
             await self.discovery.check_settling()
             if time.monotonic() >= next_scan:
-                next_scan = time.monotonic() + interval
+                # +-10%: a fleet started together must not scan (list a bucket) in lockstep.
+                next_scan = time.monotonic() + interval * random.uniform(0.9, 1.1)
                 if self._watcher is not None:
                     self._watcher.ensure_alive()
                 await self._check_pause()

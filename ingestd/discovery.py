@@ -73,9 +73,7 @@ class Discovery:
     def on_event(self, kind: str, name: str) -> None:
         """Runs on the loop, handed over from the observer thread."""
         if self.ledger.is_done(name) and kind == "written":
-            task = asyncio.create_task(self._check_changed(name), name=f"changed:{name}")
-            self._checks.add(task)
-            task.add_done_callback(self._checks.discard)
+            self._check_later(name)
             return
         if self.ledger.is_finished(name) or name in self.worker.in_hand:
             return
@@ -87,6 +85,11 @@ class Discovery:
         else:
             self._to_check.add(name)
             self.wake.set()
+
+    def _check_later(self, name: str) -> None:
+        task = asyncio.create_task(self._check_changed(name), name=f"changed:{name}")
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
 
     async def _check_changed(self, name: str) -> None:
         """A done file was written again: report it if its content differs from the record."""
@@ -153,6 +156,9 @@ class Discovery:
                 self._ignored.add(name)
                 self.log.info("entry_ignored", entry=printable(name), reason=why)
         self._ignored.intersection_update(result.ignored)  # bounded by what is there now
+        for name in result.changed:
+            if self.ledger.is_done(name):
+                self._check_later(name)
         self.pending = len(result.candidates)
         if leftovers and (removed := await self.worker.remove_leftovers(leftovers)):
             self.log.info("leftover_locks_removed", files=removed)

@@ -48,6 +48,17 @@ class Settings:
     pg_schema: str = "ingestd"
     pg_converter: str = "exact"
     ledger: str | None = None  # postgresql://...; a path or file:PATH is the state dir
+    source_url: str | None = None  # s3://BUCKET[/PREFIX] when the source is a bucket (not DIR)
+    s3_endpoint_url: str | None = None  # None: AWS_ENDPOINT_URL, else AWS's own endpoints
+    s3_region: str | None = None  # None: AWS_REGION / the AWS config
+    s3_path_style: bool = False
+
+
+S3_RESCAN_INTERVAL = 15.0  # a bucket's default: 4 LISTs a minute, cents a month (README)
+
+
+def is_bucket_url(text: str | None) -> bool:
+    return text is not None and str(text).startswith("s3://")
 
 
 def state_dir_for(data_dir: Path, state_dir: Path | None = None) -> Path:
@@ -223,6 +234,14 @@ OPTIONS: tuple[Option, ...] = (
         "where coordination lives: postgresql://... or a state dir (file:PATH)",
         metavar="URL",
     ),
+    Option(
+        "s3_endpoint_url",
+        str,
+        "s3:// source: an S3-compatible server's URL (default AWS_ENDPOINT_URL, else AWS)",
+        metavar="URL",
+    ),
+    Option("s3_region", str, "s3:// source: the region (default AWS_REGION)", metavar="NAME"),
+    Option("s3_path_style", yes_no, "s3:// source: path-style addressing", flag=True),
     Option(
         "pg_converter",
         str,

@@ -31,6 +31,9 @@ TEMP_FILE = "temp file"  # why a writer's temp file is ignored: not worth an inf
 class ScanResult:
     candidates: dict[str, Signature] = field(default_factory=dict)
     ignored: dict[str, str] = field(default_factory=dict)  # name -> why
+    # Finished files whose signature changed since an earlier scan (a bucket has no events):
+    # discovery compares their content with the record (`file_changed_after_done`).
+    changed: list[str] = field(default_factory=list)
 
 
 class Watch(Protocol):

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import enum
 import errno
+import hashlib
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -283,7 +284,7 @@ class Worker:
             return await self._crashed(hold, exc, log)
         handled()
         try:
-            return await self._done(hold, outcome, seen_at, started_at, log)
+            return await self._done(hold, outcome, seen_at, started_at, log, head)
         finally:
             if (transaction := outcome.transaction) is not None:
                 # Never handed to the ledger (which closes it itself): roll it back.
@@ -313,10 +314,23 @@ class Worker:
             self.log.info("stall_ended")
 
     async def _done(
-        self, hold: Hold, outcome: Outcome, seen_at: str, started_at: str, log: Log
+        self,
+        hold: Hold,
+        outcome: Outcome,
+        seen_at: str,
+        started_at: str,
+        log: Log,
+        head: bytes,
     ) -> Result:
         if outcome.size is None or outcome.sha256 is None:
-            outcome.size, outcome.sha256 = await asyncio.to_thread(self.source.digest, hold.name)
+            if len(head) <= HEAD_BYTES:
+                # The head is the whole file, and exactly what the handler was given: no
+                # second read (a second GET, for a bucket).
+                outcome.size, outcome.sha256 = len(head), hashlib.sha256(head).hexdigest()
+            else:
+                outcome.size, outcome.sha256 = await asyncio.to_thread(
+                    self.source.digest, hold.name
+                )
         record = self._record(
             hold,
             DONE,

@@ -189,6 +189,8 @@ def no_leaked_threads() -> Iterator[None]:
         leaked = [
             t for t in threading.enumerate()
             if t not in before and t.is_alive() and not t.name.startswith("asyncio_")
+            # The session's S3 server, when a test restarted it: it lives on, on purpose.
+            and not t.name.endswith("(_server_entry)")
         ]  # fmt: skip
         if not leaked:
             return
@@ -230,3 +232,26 @@ def pg(pg_cluster: Any, request: pytest.FixtureRequest) -> Any:
             return pg_cluster.psql(*commands, dbname=name)
 
     return Database()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[Any]:
+    """A real S3-compatible server (tests/s3server.py) for the whole run; its AWS_* settings
+    are in os.environ meanwhile, so workers started by `spawn` reach it."""
+    try:
+        from s3server import S3Server
+
+        server = S3Server()
+    except ImportError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"moto missing in CI ({exc}): the test extra installs it")
+        pytest.skip(f"moto not installed: {exc}")
+    saved = {k: os.environ.get(k) for k in server.env}
+    os.environ.update(server.env)
+    yield server
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    server.stop()

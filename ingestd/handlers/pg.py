@@ -39,6 +39,7 @@ from ..errors import BadInput, RetryLater, StartupError
 from ..pgschema import connect, ensure_schema, require_psycopg
 from ..settings import Settings
 from . import Job, Outcome
+from .pgrows import NotPlain, decoder_for
 from .tsv import exact_json, field_text, iter_objects, open_json
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class Target:
     table: str  # as given: [schema.]table
     columns: tuple[str, ...]
     json_columns: frozenset[str]
+    kinds: tuple[str, ...]  # each column's type name (int8, numeric, jsonb, ...)
 
 
 def _psycopg() -> Any:
@@ -185,8 +187,9 @@ def _target(connection: psycopg.Connection[Any], settings: Settings) -> Target:
         if unknown:
             raise StartupError(f"--columns: {table} has no column {', '.join(unknown)}")
         json_columns = frozenset(c for c in columns if types[c] in JSON_TYPES)
+        kinds = tuple(types[c] for c in columns)
         with _pool.mutex:
-            cache[table] = Target(table, tuple(columns), json_columns)
+            cache[table] = Target(table, tuple(columns), json_columns, kinds)
     return cache[table]
 
 
@@ -273,19 +276,24 @@ def _load(
             ).format(loads),
             (target.table, job.name),
         ).fetchone()
-        with open_json(job.open) as (stream, hashing):
-            if found is not None:
+        if found is not None:
+            with open_json(job.open) as (stream, hashing):
                 while stream.read(1 << 20):  # the digest of what is there now
                     pass
                 size, sha256 = hashing.finish()
-                if sha256 != found[0]:
-                    raise BadInput(
-                        f"content_changed_after_load: {job.name} was loaded into "
-                        f"{target.table} with sha256 {found[0]}, it now has {sha256}"
-                    )
-                return size, sha256, int(found[1]), True
-            rows = _copy(cursor, target, stream, job.settings.pg_converter)
-            size, sha256 = hashing.finish()
+            if sha256 != found[0]:
+                raise BadInput(
+                    f"content_changed_after_load: {job.name} was loaded into "
+                    f"{target.table} with sha256 {found[0]}, it now has {sha256}"
+                )
+            return size, sha256, int(found[1]), True
+        loaded = _copy_plain(cursor, target, job) if job.settings.pg_converter == "exact" else None
+        if loaded is None:
+            with open_json(job.open) as (stream, hashing):
+                rows = _copy(cursor, target, stream, job.settings.pg_converter)
+                size, sha256 = hashing.finish()
+        else:
+            rows, size, sha256 = loaded
         cursor.execute(
             sql.SQL(
                 "INSERT INTO {} (target, file, sha256, rows, worker) VALUES (%s, %s, %s, %s, %s)"
@@ -295,15 +303,46 @@ def _load(
     return size, sha256, rows, False
 
 
-def _copy(cursor: psycopg.Cursor[Any], target: Target, stream: IO[bytes], converter: str) -> int:
+def _copy_plain(
+    cursor: psycopg.Cursor[Any], target: Target, job: Job
+) -> tuple[int, int, str] | None:
+    """(rows, size, sha256) through the fast exact path (pgrows.py); None if it cannot take
+    the file: then nothing of it is in the table (rolled back to a savepoint)."""
+    decoder = decoder_for(target.columns, target.kinds)
+    if decoder is None:
+        return None  # no msgspec: the standard library converter does it all
+    cursor.execute("SAVEPOINT ingestd_plain")
+    try:
+        with open_json(job.open) as (stream, hashing):
+            with cursor.copy(_statement(target)) as sink:
+                for row in decoder.rows(stream):
+                    sink.write_row(row)
+            rows = max(cursor.rowcount, 0)
+            size, sha256 = hashing.finish()
+    except NotPlain as exc:
+        cursor.execute("ROLLBACK TO SAVEPOINT ingestd_plain")
+        job.log.debug("pg_standard_converter", reason=str(exc))
+        return None
+    cursor.execute("RELEASE SAVEPOINT ingestd_plain")
+    return rows, size, sha256
+
+
+def _statement(target: Target, options: str = "") -> psycopg.sql.Composed:
     sql = _psycopg().sql
     table = sql.Identifier(*target.table.split("."))
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in target.columns)
+    statement: psycopg.sql.Composed = sql.SQL("COPY {} ({}) FROM STDIN" + options).format(
+        table, columns
+    )
+    return statement
+
+
+def _copy(cursor: psycopg.Cursor[Any], target: Target, stream: IO[bytes], converter: str) -> int:
     if converter == "duckdb":
-        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(table, columns)
+        statement = _statement(target, " (FORMAT csv)")
         chunks = _duckdb_csv(stream, target)
     else:
-        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(table, columns)
+        statement = _statement(target)
         chunks = _overlapped(_copy_text(stream, target))
     with cursor.copy(statement) as sink:
         for chunk in chunks:

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from ..errors import BadInput
+from ..errors import BadInput, StartupError
 from ..settings import Settings
 from ..startup import probe_writable, unusable_dir
 from . import Job, Outcome
@@ -262,6 +262,8 @@ def output_dir(settings: Settings) -> Path:
 
 def prepare(settings: Settings) -> None:
     """Start-up: the output dir exists (or is made) and is writable; `StartupError` if not."""
+    if settings.source_url is not None and settings.output_dir is None:
+        raise StartupError(f"--handler tsv on {settings.source_url} needs --output-dir PATH")
     path = output_dir(settings)
     try:
         path.mkdir(parents=True, exist_ok=True)

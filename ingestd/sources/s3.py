@@ -1,0 +1,305 @@
+"""An S3-style bucket as a source: `s3://BUCKET[/PREFIX]`, read with boto3.
+
+Discovery is by listing (ListObjectsV2, one level under the prefix: "folders" come back as
+common prefixes and are ignored like directories). Names sort by time, so a scan lists only
+from the finished floor (the newest name below which everything is finished) minus a look-back
+window for late uploads, with `StartAfter`: its cost stays flat as finished objects pile up.
+Every `full_every` scans one listing starts at the beginning, the backstop for an upload later
+than the window. Objects appear whole (S3's PUT is atomic), so nothing settles; the signature
+is (size, ETag), so an object overwritten after it was done is noticed.
+
+Content is streamed (`open`); `read_head` is a ranged GET. Errors become what the worker
+already understands: a missing key `FileNotFoundError` (skipped: deleted between listing and
+reading), access denied `PermissionError`, a server that cannot be reached or fails `OSError`
+(scans log `scan_failed` and retry; claims stall without spending an attempt), and a read cut
+off mid-object `RetryLater` (given back, no attempt spent). At start-up (`exists`) a missing
+bucket or refused credentials is one line and exit 2; an unreachable server is waited for.
+
+Assumes S3's strong read-after-write and list-after-write consistency (AWS since December
+2020, and the usual S3-compatible servers); a server without it is not supported.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, BinaryIO
+
+from ..errors import RetryLater, StartupError
+from ..naming import format_name, is_data_name, parse_name
+from ..source import ScanResult, Signature
+
+LOOK_BACK = timedelta(hours=24)  # how late an upload may land and still be seen at once
+FULL_EVERY = 60  # one scan in this many lists the whole prefix
+_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+_DENIED = frozenset({"AccessDenied", "403", "Forbidden", "InvalidAccessKeyId",
+                     "SignatureDoesNotMatch", "AllAccessDisabled"})  # fmt: skip
+_NO_BUCKET = frozenset({"NoSuchBucket"})
+
+
+@dataclass(frozen=True)
+class Location:
+    bucket: str
+    prefix: str  # "" or ending with "/"
+
+    @classmethod
+    def parse(cls, url: str) -> Location:
+        """`s3://BUCKET[/PREFIX]`; ValueError if it is not one."""
+        if not url.startswith("s3://"):
+            raise ValueError(f"{url!r} is not an s3:// URL")
+        bucket, _, prefix = url[len("s3://") :].partition("/")
+        if not bucket:
+            raise ValueError(f"{url!r}: no bucket name")
+        prefix = prefix.strip("/")
+        return cls(bucket, prefix + "/" if prefix else "")
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+@dataclass
+class ListingStats:
+    """What the last scan cost: for logs, benchmarks and the flat-cost test."""
+
+    requests: int = 0
+    keys: int = 0
+    full: bool = False
+    start_after: str = ""
+
+
+def _boto3() -> Any:
+    try:
+        import boto3
+    except ImportError:
+        raise StartupError(
+            "an s3:// source needs the s3 extra: pip install 'ingestd[s3]'"
+        ) from None
+    return boto3
+
+
+def make_client(endpoint_url: str | None, region: str | None, path_style: bool) -> Any:
+    """A boto3 S3 client: the standard credentials chain, and AWS_ENDPOINT_URL if set."""
+    boto3 = _boto3()
+    from botocore.config import Config
+
+    config = Config(
+        s3={"addressing_style": "path" if path_style else "auto"},
+        retries={"max_attempts": 3, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=30,
+    )
+    # A session per source: boto3's default session is shared and not thread-safe to create
+    # clients from; the client itself is safe to share between threads.
+    return boto3.session.Session().client(
+        "s3", endpoint_url=endpoint_url or None, region_name=region or None, config=config
+    )
+
+
+class S3Source:
+    atomic = True  # a PUT appears whole: nothing to settle
+
+    def __init__(
+        self,
+        url: str,
+        client: Any,
+        look_back: timedelta = LOOK_BACK,
+        full_every: int = FULL_EVERY,
+    ) -> None:
+        self.location = Location.parse(url)
+        self.description = str(self.location)
+        self.look_back = look_back
+        self.full_every = full_every
+        self.last_scan = ListingStats()
+        self._client = client
+        self._floor: str | None = None  # every data name up to this one is finished
+        self._finished_etags: dict[str, str] = {}
+        self._scans = 0
+        self._mutex = threading.Lock()
+
+    # ---- errors ----
+
+    def _key(self, name: str) -> str:
+        return self.location.prefix + name
+
+    def _os_error(self, exc: Exception, what: str) -> OSError:
+        """A boto3/botocore error as the OSError the worker and discovery understand."""
+        from botocore.exceptions import ClientError
+
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            message = f"{what}: {code} {error.get('Message', '')}".strip()
+            if code in _MISSING:
+                return FileNotFoundError(errno.ENOENT, message)
+            if code in _DENIED:
+                return PermissionError(errno.EACCES, message)
+            return OSError(errno.EIO, message)
+        return OSError(errno.EIO, f"{what}: {exc}")
+
+    def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return fn(**kwargs)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._os_error(exc, what) from None
+
+    # ---- Source ----
+
+    def exists(self) -> bool:
+        """Whether the bucket answers. `StartupError` (exit 2 at start-up) for a missing
+        bucket or refused credentials; an unreachable server is False: waited for, like a
+        directory still to be mounted."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.list_objects_v2(
+                Bucket=self.location.bucket, Prefix=self.location.prefix, MaxKeys=1
+            )
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            if code in _NO_BUCKET or code in _DENIED:
+                raise StartupError(
+                    f"{self.description}: {code}: {error.get('Message', '')}".rstrip(": ")
+                ) from None
+            return False
+        except BotoCoreError:
+            return False
+        return True
+
+    def scan(self, skip: Callable[[str], bool]) -> ScanResult:
+        with self._mutex:
+            full = self._floor is None or self._scans % self.full_every == 0
+            self._scans += 1
+            start_after = "" if full else self._start_after(self._floor)
+        stats = ListingStats(full=full, start_after=start_after)
+        result = ScanResult()
+        floor: str | None = None
+        below_all_finished = True
+        etags: dict[str, str] = {}
+        for entry in self._list(start_after, stats):
+            if isinstance(entry, str):  # a common prefix: a "folder"
+                result.ignored[entry] = "directory"
+                continue
+            name, size, etag = entry
+            if not is_data_name(name):
+                result.ignored[name] = "name"
+                continue
+            if skip(name):
+                if below_all_finished:
+                    floor = name
+                etags[name] = etag
+                if self._finished_etags.get(name, etag) != etag:
+                    result.changed.append(name)  # overwritten after it was finished
+                continue
+            below_all_finished = False
+            result.candidates[name] = (size, _etag_number(etag))
+        with self._mutex:
+            self._finished_etags = etags  # what this listing covered: bounded by the window
+            if full or floor is not None:
+                # A full listing knows the floor; an incremental one only moves it up.
+                self._floor = floor if full else max(floor or "", self._floor or "")
+        self.last_scan = stats
+        return result
+
+    def _start_after(self, floor: str | None) -> str:
+        stamp = parse_name(floor) if floor else None
+        if stamp is None:
+            return ""
+        return self.location.prefix + format_name(stamp - self.look_back)
+
+    def _list(self, start_after: str, stats: ListingStats) -> Iterator[str | tuple[str, int, str]]:
+        """Names one level under the prefix (or "folder/" for a common prefix), in key order."""
+        prefix = self.location.prefix
+        kwargs: dict[str, Any] = {
+            "Bucket": self.location.bucket, "Prefix": prefix, "Delimiter": "/",
+        }  # fmt: skip
+        if start_after:
+            kwargs["StartAfter"] = start_after
+        while True:
+            page = self._call("list", self._client.list_objects_v2, **kwargs)
+            stats.requests += 1
+            for common in page.get("CommonPrefixes", ()):
+                yield common["Prefix"][len(prefix) :]
+            for item in page.get("Contents", ()):
+                stats.keys += 1
+                name = item["Key"][len(prefix) :]
+                if name:  # the prefix's own "folder" marker
+                    yield name, int(item["Size"]), str(item.get("ETag", ""))
+            if not page.get("IsTruncated"):
+                return
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+            kwargs.pop("StartAfter", None)
+
+    def signature(self, name: str) -> Signature | None:
+        try:
+            head = self._call(name, self._client.head_object, Bucket=self.location.bucket,
+                              Key=self._key(name))  # fmt: skip
+        except FileNotFoundError:
+            return None
+        return (int(head["ContentLength"]), _etag_number(str(head.get("ETag", ""))))
+
+    def open(self, name: str) -> BinaryIO:
+        response = self._call(name, self._client.get_object, Bucket=self.location.bucket,
+                              Key=self._key(name))  # fmt: skip
+        return io.BufferedReader(_Body(response["Body"], name), 1 << 20)
+
+    def read_head(self, name: str, limit: int) -> bytes:
+        try:
+            response = self._call(name, self._client.get_object, Bucket=self.location.bucket,
+                                  Key=self._key(name), Range=f"bytes=0-{limit}")  # fmt: skip
+        except OSError as exc:
+            if "InvalidRange" in str(exc):  # an empty object has no byte 0
+                return b""
+            raise
+        with _Body(response["Body"], name) as body:
+            return body.read(limit + 1)
+
+    def digest(self, name: str) -> tuple[int, str]:
+        digest = hashlib.sha256()
+        size = 0
+        with self.open(name) as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+        return size, digest.hexdigest()
+
+    def watch(self, loop: Any, on_event: Any, log: Any) -> None:
+        return None  # listing is the source of truth
+
+
+class _Body(io.RawIOBase):
+    """botocore's streaming body as a raw stream; a read cut off is `RetryLater`."""
+
+    def __init__(self, body: Any, name: str) -> None:
+        self._body = body
+        self._name = name
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            data = self._body.read(len(buffer))
+        except (BotoCoreError, OSError) as exc:
+            raise RetryLater(f"{self._name}: reading from the bucket failed: {exc}") from None
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._body.close()
+        super().close()
+
+
+def _etag_number(etag: str) -> int:
+    """An ETag as the int half of a signature (equal ETags, equal numbers)."""
+    return int.from_bytes(hashlib.blake2b(etag.encode(), digest_size=7).digest(), "big")
