@@ -186,6 +186,8 @@ def test_two_workers_share_the_appendix_day_from_a_bucket(
     assert len(done) == 96 and set(done.values()) == {1}
     for w in workers:
         assert w.events("file_done"), f"{w.name} did no work"
+        claimed = [c["file"] for c in w.events("file_claimed")]
+        assert claimed == sorted(claimed), f"{w.name} did not take the oldest first"
         assert_stats_match_manifest(w.records(), records, w.name, complete=True)
     verify = run_cli("verify", url, "--state-dir", str(state), "--expect", "96", "--json")
     assert verify.returncode == 0, verify.stdout + verify.stderr
@@ -241,3 +243,27 @@ def test_an_object_deleted_after_listing_is_skipped_and_logged(
     assert w.terminate() == 0
     assert [r["file"] for r in _records(state)] == [A]
     assert [e["reason"] for e in w.events("file_skipped")] == ["vanished"]
+
+
+def test_from_a_bucket_to_rows_exactly_once_with_no_shared_directory(
+    s3_server: Any, spawn, pg: Any
+) -> None:
+    """The whole path: objects in a bucket, the PostgreSQL ledger, --handler pg, a SIGKILL."""
+    name = s3_server.bucket()
+    keys = names(30, "2018_06_28_00_00")
+    client = s3_server.client()
+    for key in keys:
+        body = "".join(f'{{"file": "{key}", "i": {i}}}\n' for i in range(5000))
+        client.put_object(Bucket=name, Key=key, Body=body.encode())
+    pg.psql("CREATE TABLE t (file text, i int)")
+    args = ("--ledger", pg.url, "--handler", "pg", "--pg-url", pg.url, "--pg-table", "t")
+    doomed = spawn(f"s3://{name}", *args, name="doomed")
+    steady = spawn(f"s3://{name}", *args, name="steady")
+    wait_for(lambda: len(doomed.events("file_done")) >= 3, timeout=60, what="some loaded")
+    doomed.kill()  # wherever it is: mid-COPY, mid-read, between files
+    done = "SELECT count(*) FROM ingestd.records WHERE status = 'done'"
+    wait_for(lambda: pg.psql(done).strip() == "30", timeout=120, what="all loaded")
+    counts = pg.psql("SELECT file, count(*), count(DISTINCT i) FROM t GROUP BY file ORDER BY 1")
+    assert counts.split() == [f"{key}|5000|5000" for key in keys]
+    assert pg.psql("SELECT count(*) FROM ingestd.loads").strip() == "30"
+    assert steady.terminate() == 0
