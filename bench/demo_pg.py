@@ -39,6 +39,21 @@ def appendix_day() -> Iterator[tuple[float, str, str, int]]:
         yield offset, name, "".join(json.dumps(r) + "\n" for r in rows), count
 
 
+def report(
+    demo: str, cluster: PgCluster, expected: int, per_worker: str, verify: list[str], run: Path
+) -> int:
+    """Rows in `events` against what the files held, the work per worker, `ingestd verify`."""
+    loaded = cluster.psql("SELECT count(*), count(DISTINCT file) FROM events").strip()
+    rows, files = loaded.split("|")
+    print(f"== rows in events: {rows} from {files} files (the files held {expected})")
+    print(cluster.psql(per_worker).strip())
+    result = subprocess.run(verify, capture_output=True, text=True)
+    print(result.stdout.strip() or result.stderr.strip())
+    ok = result.returncode == 0 and loaded == f"{expected}|96"
+    print(f"{demo}:", "OK" if ok else "FAILED", f"(logs in {run})")
+    return 0 if ok else 1
+
+
 def main() -> int:
     shutil.rmtree(RUN, ignore_errors=True)
     drop = RUN / "drop"
@@ -65,20 +80,12 @@ def main() -> int:
             expected += count
         for worker in workers:
             worker.wait(timeout=120)
-        loaded = cluster.psql("SELECT count(*), count(DISTINCT file) FROM events").strip()
-        per_worker = cluster.psql(
+        verify = [sys.executable, "-m", "ingestd", "verify", str(drop), "--expect", "96"]
+        per_worker = (
             "SELECT worker || ': ' || count(*) || ' files' FROM ingestd.loads"
             " GROUP BY worker ORDER BY 1"
         )
-        print(f"== rows in events: {loaded.split('|')[0]} from {loaded.split('|')[1]} files "
-              f"(the files held {expected})")  # fmt: skip
-        print(per_worker.strip())
-        verify = subprocess.run([sys.executable, "-m", "ingestd", "verify", str(drop),
-                                 "--expect", "96"], capture_output=True, text=True)  # fmt: skip
-        print(verify.stdout.strip())
-        ok = verify.returncode == 0 and loaded == f"{expected}|96"
-        print("demo-pg:", "OK" if ok else "FAILED", f"(logs in {RUN})")
-        return 0 if ok else 1
+        return report("demo-pg", cluster, expected, per_worker, verify, RUN)
     finally:
         cluster.destroy()
 

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from demo_pg import ROOT, SPEED, appendix_day
+from demo_pg import ROOT, SPEED, appendix_day, report
 from pgcluster import PgCluster
 from s3server import S3Server
 
@@ -56,20 +56,12 @@ def main() -> int:
             expected += count
         for worker in workers:
             worker.wait(timeout=120)
-        loaded = cluster.psql("SELECT count(*), count(DISTINCT file) FROM events").strip()
-        per_worker = cluster.psql(
+        verify = [sys.executable, "-m", "ingestd", "verify", URL, "--ledger", db, "--expect", "96"]
+        per_worker = (
             "SELECT worker || ': ' || count(*) || ' files' FROM ingestd.records"
             " WHERE status = 'done' GROUP BY worker ORDER BY 1"
         )
-        print(f"== rows in events: {loaded.split('|')[0]} from {loaded.split('|')[1]} objects "
-              f"(the objects held {expected})")  # fmt: skip
-        print(per_worker.strip())
-        verify = subprocess.run([sys.executable, "-m", "ingestd", "verify", URL, "--ledger", db,
-                                 "--expect", "96"], capture_output=True, text=True)  # fmt: skip
-        print(verify.stdout.strip() or verify.stderr.strip())
-        ok = verify.returncode == 0 and loaded == f"{expected}|96"
-        print("demo-s3:", "OK" if ok else "FAILED", f"(logs in {RUN})")
-        return 0 if ok else 1
+        return report("demo-s3", cluster, expected, per_worker, verify, RUN)
     finally:
         cluster.destroy()
         server.stop()

@@ -90,30 +90,36 @@ def test_daemon_notifies_ready_status_watchdog_stopping_in_order(tmp_path: Path)
     assert kinds.index("STOPPING") > max(i for i, k in enumerate(kinds) if k == "READY")
 
 
-def test_unit_file_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+def _instance(tmp_path: Path) -> tuple[str, Path]:
+    """systemd-analyze, and an instance for /mnt/drop whose ExecStart is this checkout's entry
+    point (so the "executable exists" check means something)."""
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         if os.environ.get("CI"):
             pytest.fail("systemd-analyze missing in CI: .ci/run installs the systemd package")
         pytest.skip("systemd-analyze not installed")
-    # An instance for /mnt/drop, pointing ExecStart at this checkout's entry point so the
-    # "executable exists" check means something.
     entry = Path(sys.executable).with_name("ingestd")
     instance = tmp_path / "ingestd@mnt-drop.service"
     instance.write_text(UNIT.read_text().replace("/usr/local/bin/ingestd", str(entry)))
+    return analyze, instance
+
+
+def _verify(analyze: str, instance: Path) -> str:
+    """What `systemd-analyze verify` says: it exits 0 on unknown keys, so output is failure."""
     result = subprocess.run(
         [analyze, "verify", "--man=no", str(instance)], capture_output=True, text=True
     )
-    # It exits 0 on unknown keys and typos: any output at all is a failure.
-    assert result.returncode == 0 and result.stdout + result.stderr == "", result.stderr
+    return result.stdout + result.stderr + ("" if result.returncode == 0 else "(failed)")
+
+
+def test_unit_file_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    analyze, instance = _instance(tmp_path)
+    assert _verify(analyze, instance) == ""
     # And the check does catch a mistake.
     instance.write_text(
         UNIT.read_text().replace("Restart=on-failure", "Restart=on-failure\nBogusKey=1")
     )
-    broken = subprocess.run(
-        [analyze, "verify", "--man=no", str(instance)], capture_output=True, text=True
-    )
-    assert "BogusKey" in broken.stdout + broken.stderr
+    assert "BogusKey" in _verify(analyze, instance)
 
 
 def test_unit_has_the_required_settings() -> None:
@@ -139,28 +145,15 @@ def test_per_instance_settings_come_after_the_shared_ones() -> None:
 
 
 def test_the_postgresql_drop_in_passes_verify_and_opens_tcp(tmp_path: Path) -> None:
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        if os.environ.get("CI"):
-            pytest.fail("systemd-analyze missing in CI: .ci/run installs the systemd package")
-        pytest.skip("systemd-analyze not installed")
-    entry = Path(sys.executable).with_name("ingestd")
-    instance = tmp_path / "ingestd@mnt-drop.service"
-    instance.write_text(UNIT.read_text().replace("/usr/local/bin/ingestd", str(entry)))
+    analyze, instance = _instance(tmp_path)
     drop_ins = tmp_path / "ingestd@.service.d"
     drop_ins.mkdir()
     drop_in = UNIT.with_name("ingestd-postgresql.conf")
     (drop_ins / "postgresql.conf").write_text(drop_in.read_text())
-    result = subprocess.run(
-        [analyze, "verify", "--man=no", str(instance)], capture_output=True, text=True
-    )
-    assert result.returncode == 0 and result.stdout + result.stderr == "", result.stderr
+    assert _verify(analyze, instance) == ""
     # It is read: a broken drop-in is reported.
     (drop_ins / "postgresql.conf").write_text(drop_in.read_text() + "BogusKey=1\n")
-    broken = subprocess.run(
-        [analyze, "verify", "--man=no", str(instance)], capture_output=True, text=True
-    )
-    assert "BogusKey" in broken.stdout + broken.stderr
+    assert "BogusKey" in _verify(analyze, instance)
     lines = drop_in.read_text().splitlines()
     assert "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6" in lines
     assert "After=network-online.target postgresql.service" in lines
