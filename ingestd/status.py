@@ -22,7 +22,7 @@ from .audit import Audit, audit
 from .compose import operator_view
 from .ledger import DONE, FAILED, FINISHED, PRUNE_AFTER, Inspector, RetryRequest
 from .naming import count_missing_slots, format_name, is_data_name, oldest_first, parse_name
-from .settings import file_ledger_path, is_bucket_url, is_database_url, state_dir_for
+from .settings import file_ledger_path, is_bucket_url, state_dir_for
 from .source import Source
 
 LISTED_SLOTS = 100  # missing slots named in `status`; past that they are only counted
@@ -232,7 +232,7 @@ def cmd_pause(args: argparse.Namespace, paused: bool) -> int:
 def _problem(args: argparse.Namespace) -> str | None:
     """Why DIR (and the state dir) cannot be inspected, or None."""
     if is_bucket_url(args.dir):
-        if not is_database_url(args.ledger) and not (args.state_dir or args.ledger):
+        if not (args.state_dir or args.ledger):
             return f"{args.dir}: a bucket source needs --ledger or --state-dir"
         return None
     if not args.dir.exists():
