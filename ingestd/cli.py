@@ -33,7 +33,7 @@ from .settings import (
     state_dir_for,
 )
 
-COMMANDS = ("run", "status", "pause", "resume", "verify", "failed", "retry", "workers")
+COMMANDS = ("run", "status", "pause", "resume", "verify", "failed", "retry", "workers", "health")
 USAGE_ERROR = 2
 STATE_DIR_ENV = "INGESTD_STATE_DIR"
 LEDGER_ENV = "INGESTD_LEDGER"
@@ -174,6 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
     retry = sub.add_parser("retry", help="let failed files be processed again")
     _add_dir(retry)
     retry.add_argument("names", nargs="+", metavar="NAME", help="failed file names")
+
+    health = sub.add_parser(
+        "health", help="exit 0 if this host's worker is live (--ready: and ready)"
+    )
+    _add_dir(health)
+    health.add_argument(
+        "--worker", metavar="ID", help="the worker (default: every one on this host)"
+    )
+    health.add_argument("--ready", action="store_true",
+                        help="also: source readable, state writable, not paused")  # fmt: skip
 
     workers = sub.add_parser("workers", help="list workers by heartbeat; --prune removes lost ones")
     _add_dir(workers)

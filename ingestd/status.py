@@ -20,10 +20,12 @@ from typing import Any
 
 from .audit import Audit, audit
 from .compose import operator_view
+from .health import Verdict, live, ready
 from .ledger import DONE, FAILED, FINISHED, PRUNE_AFTER, Inspector, RetryRequest
 from .naming import count_missing_slots, format_name, is_data_name, oldest_first, parse_name
-from .settings import file_ledger_path, is_bucket_url, state_dir_for
+from .settings import file_ledger_path, is_bucket_url, is_database_url, state_dir_for
 from .source import Source
+from .startup import probe_writable
 
 LISTED_SLOTS = 100  # missing slots named in `status`; past that they are only counted
 
@@ -161,6 +163,24 @@ def cmd_workers(args: argparse.Namespace) -> int:
     return 1 if any(row["state"] == "lost" for row in rows) else 0
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    source, inspector = _view(args)
+    try:
+        verdict = live(inspector.workers(), args.worker)
+        if verdict.healthy and args.ready:
+            writable: Exception | None = None
+            if not is_database_url(args.ledger):
+                try:
+                    probe_writable(_state(args))
+                except OSError as exc:
+                    writable = exc
+            verdict = ready(source, inspector, writable)
+    except OSError as exc:  # the ledger cannot be read: unhealthy, not a usage error
+        verdict = Verdict(False, f"ledger unreachable: {exc}")
+    print(verdict.line)
+    return 0 if verdict.healthy else 1
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     result, bad_lines = _audit(args, args.expect)
     summary = {**result.summary(), "bad_lines": bad_lines}
@@ -272,4 +292,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_retry(args)
     if command == "workers":
         return cmd_workers(args)
+    if command == "health":
+        return cmd_health(args)
     raise AssertionError(command)

@@ -1,0 +1,55 @@
+"""`ingestd health DIR`: the liveness (and, with `--ready`, readiness) probe.
+
+Live: the worker's heartbeat is fresh by the ledger's clock (younger than three of its own
+intervals). The heartbeat is written by a task on the worker's event loop, so a fresh one also
+says the loop is making progress: a blocked loop stops writing it. Ready, besides: the source
+can be read, the state dir can be written (or the PostgreSQL ledger answers) and the fleet is
+not paused. Exit 0 and one line saying so, or exit 1 and one line saying why; usable as a
+container HEALTHCHECK or an exec probe as it is.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+from .errors import StartupError
+from .ledger import STALE_AFTER_BEATS, Heartbeat, Inspector
+from .source import Source
+
+
+@dataclass(frozen=True)
+class Verdict:
+    healthy: bool
+    line: str
+
+
+def live(beats: list[Heartbeat], worker: str | None, host: str | None = None) -> Verdict:
+    """Whether `worker` (default: every worker on this host) has a fresh heartbeat. Pure."""
+    host = host or socket.gethostname()
+    chosen = [b for b in beats if b.worker == worker] if worker else [
+        b for b in beats if b.host == host
+    ]  # fmt: skip
+    if not chosen:
+        who = f"worker {worker}" if worker else f"no worker on {host}"
+        return Verdict(False, f"{who}: no heartbeat" if worker else f"{who} has a heartbeat")
+    for beat in chosen:
+        if beat.lost:
+            return Verdict(False, f"{beat.worker}: heartbeat {beat.age_seconds:.0f} s old, "
+                           f"stale after {STALE_AFTER_BEATS * beat.interval:g} s")  # fmt: skip
+    ages = ", ".join(f"{b.worker} {b.age_seconds:.1f} s" for b in chosen)
+    return Verdict(True, f"live: heartbeat {ages} old")
+
+
+def ready(source: Source, inspector: Inspector, writable: Exception | None) -> Verdict:
+    """The readiness checks beyond liveness; `writable` is what probing the state dir raised."""
+    try:
+        if not source.exists():
+            return Verdict(False, f"source {source.description} cannot be read")
+    except StartupError as exc:
+        return Verdict(False, str(exc))
+    if writable is not None:
+        return Verdict(False, f"state cannot be written: {writable}")
+    if inspector.paused():
+        return Verdict(False, "paused (ingestd resume DIR)")
+    return Verdict(True, "ready")

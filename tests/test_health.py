@@ -1,0 +1,62 @@
+"""`ingestd health`: the liveness verdict (pure) and the probe against real worker processes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import wait_for
+
+from ingestd.health import live
+from ingestd.ledger import Heartbeat
+
+
+def beat(worker: str, age: float, host: str = "h1", interval: float = 5.0) -> Heartbeat:
+    return Heartbeat(worker=worker, host=host, interval=interval, age_seconds=age)
+
+
+def test_a_fresh_heartbeat_is_live_a_stale_one_is_not() -> None:
+    assert live([beat("a", 14.9)], "a").healthy
+    verdict = live([beat("a", 15.1)], "a")
+    assert not verdict.healthy and "stale after 15 s" in verdict.line
+
+
+def test_by_default_every_worker_on_this_host_must_be_live() -> None:
+    beats = [beat("a", 1.0), beat("b", 1.0, host="h2"), beat("c", 99.0, host="h2")]
+    assert live(beats, None, host="h1").healthy  # h2's lost worker is not ours to judge
+    assert not live(beats, None, host="h2").healthy
+    none = live(beats, None, host="h3")
+    assert not none.healthy and "no worker on h3" in none.line
+    assert not live(beats, "zz").healthy
+
+
+def health(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ingestd", "health", str(data), *args],
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+
+
+def test_the_probe_follows_a_real_worker(data: Path, spawn) -> None:
+    w = spawn(data, "--heartbeat-interval", "0.3", name="probe-me")
+    wait_for(lambda: w.events("ready"))
+    ok = health(data, "--worker", "probe-me", "--ready")
+    assert ok.returncode == 0 and ok.stdout.strip() == "ready", ok.stdout + ok.stderr
+    subprocess.run([sys.executable, "-m", "ingestd", "pause", str(data)], check=True,
+                   capture_output=True)  # fmt: skip
+    paused = health(data, "--worker", "probe-me", "--ready")
+    assert paused.returncode == 1 and "paused" in paused.stdout
+    assert health(data, "--worker", "probe-me").returncode == 0  # live, though not ready
+    # A worker whose event loop makes no progress (stopped here) stops beating: not live.
+    w.popen.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(1.5)  # past 3 x 0.3 s
+        stale = health(data, "--worker", "probe-me")
+        assert stale.returncode == 1 and "stale" in stale.stdout, stale.stdout
+    finally:
+        w.popen.send_signal(signal.SIGCONT)
+    wait_for(lambda: health(data, "--worker", "probe-me").returncode == 0, what="live again")
+    assert w.terminate() == 0
+    gone = health(data, "--worker", "probe-me")  # a clean stop removes the heartbeat
+    assert gone.returncode == 1 and "no heartbeat" in gone.stdout
