@@ -18,7 +18,7 @@ from .handlers import Handler, handler_prepare, load_handler
 from .ledger import Inspector, Ledger
 from .logs import Log
 from .naming import printable
-from .settings import Settings, is_bucket_url, is_database_url
+from .settings import Settings, is_bucket_url, is_database_url, yes_no
 from .source import Source
 from .systemd import Notifier
 
@@ -64,7 +64,10 @@ def bucket(url: str, settings: Settings | None = None) -> S3Source:
     if settings is None:
         endpoint = os.environ.get("INGESTD_S3_ENDPOINT_URL") or None
         region = os.environ.get("INGESTD_S3_REGION") or None
-        path_style = os.environ.get("INGESTD_S3_PATH_STYLE", "").lower() in ("1", "yes", "true")
+        try:
+            path_style = yes_no(os.environ.get("INGESTD_S3_PATH_STYLE") or "no")
+        except ValueError:
+            path_style = False  # `run` refuses a bad value; a status probe must still answer
     else:
         endpoint, region = settings.s3_endpoint_url, settings.s3_region
         path_style = settings.s3_path_style

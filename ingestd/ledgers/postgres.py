@@ -324,20 +324,18 @@ class PostgresLedger:
     ) -> bool:
         assert isinstance(hold, PgHold)
         params = (hold.token, json.dumps(record.to_dict()), LOCK_CLASS, COMMIT_LOCK)
-        joined = transaction is not None and bool(self.database)
-        joined = joined and transaction.database == self.database  # type: ignore[union-attr]
         with self._commit_mutex:
             try:
-                if transaction is not None and joined:
+                if transaction is None:
+                    rows = self.run(self.q.commit, params)  # one statement: autocommit
+                    written = bool(rows and rows[0][0])
+                elif self.database and transaction.database == self.database:
                     # The handler's rows and our record: one transaction, one COMMIT.
                     with self._errors():
                         row = transaction.connection.execute(self.q.commit, params).fetchone()
                     written = bool(row and row[0])
                     if written:
                         transaction.commit()
-                elif transaction is None:
-                    rows = self.run(self.q.commit, params)  # one statement: autocommit
-                    written = bool(rows and rows[0][0])
                 else:
                     with self._errors(), self._connection().transaction() as tx:
                         # Another database's work commits first, inside our fencing.
