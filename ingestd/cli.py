@@ -151,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="what the fleet is doing; exit 1 if it needs attention")
     _add_dir(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--prometheus", action="store_true",
+                        help="the fleet's metrics in Prometheus text format, once")  # fmt: skip
     status.add_argument(
         "--interval-minutes",
         type=_interval_minutes,

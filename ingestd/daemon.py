@@ -18,7 +18,7 @@ import random
 import signal
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, logs
 from .discovery import Discovery
@@ -30,6 +30,11 @@ from .settings import Settings
 from .source import Source, Watch
 from .systemd import Notifier, watchdog_interval
 from .worker import Result, Worker, utc_now
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from .metrics import WorkerMetrics
 
 __all__ = ["Daemon", "StartupError"]
 
@@ -87,6 +92,14 @@ class Daemon:
         self._watcher: Watch | None = None
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._started_at = utc_now()
+        self.metrics: WorkerMetrics | None = None
+        if settings.metrics_textfile is not None or settings.metrics_listen is not None:
+            from .metrics import WorkerMetrics
+
+            self.metrics = self.worker.metrics = WorkerMetrics()
+        self._metrics_server: WSGIServer | None = None
+        self._metrics_failing = False
+        self._scan_seconds: float | None = None
 
     # ---- entry point ----
 
@@ -98,14 +111,30 @@ class Daemon:
             lambda: loop.call_soon_threadsafe(self.request_stop, None, "log output closed")
         )
         try:
+            self._serve_metrics()
             return await self._run()
         finally:
+            if self._metrics_server is not None:
+                self._metrics_server.shutdown()
+                self._metrics_server.server_close()
             for signum in STOP_SIGNALS:
                 loop.remove_signal_handler(signum)
             logs.on_output_closed(None)
             self.threads.shutdown()
             self.notifier.close()
             self.ledger.close()
+
+    def _serve_metrics(self) -> None:
+        listen = self.settings.metrics_listen
+        if self.metrics is None or listen is None:
+            return
+        from .metrics import serve
+
+        try:
+            self._metrics_server = serve(self.metrics, *listen)
+        except OSError as exc:  # the port is taken, the address is not ours: say so, exit 2
+            raise StartupError(f"--metrics-listen {listen[0]}:{listen[1]}: {exc}") from None
+        self.log.info("metrics_listening", host=listen[0], port=listen[1])
 
     def request_stop(self, signum: int | None = None, reason: str | None = None) -> None:
         """Begin a graceful stop; a second signal ends the process at once."""
@@ -170,7 +199,7 @@ class Daemon:
             self._watcher.start()
         try:
             await self._check_pause()
-            await self.discovery.rescan()
+            await self._rescan()
             self.notifier.notify("READY=1", f"STATUS={self._status_line()}")
             self.log.info(
                 "ready", pending=self.discovery.pending, known=self.ledger.finished_count()
@@ -291,6 +320,8 @@ class Daemon:
             self.exit_now = True
         with contextlib.suppress(OSError):
             await asyncio.to_thread(self.ledger.remove_heartbeat, self.settings.worker_id)
+        with contextlib.suppress(OSError):
+            await self._refresh_metrics()  # the final counts, for a scrape after the exit
         if self.worker.stats.count % 5:
             # The periodic line already said it when the count is a multiple of five.
             self.log.info("stats", **self.worker.stats.fields())
@@ -383,10 +414,16 @@ class Daemon:
                 if self._watcher is not None:
                     self._watcher.ensure_alive()
                 await self._check_pause()
-                if await self.discovery.rescan() and self._watcher is not None:
+                if await self._rescan() and self._watcher is not None:
                     # The directory came back, perhaps as a new mount: watch what is there now.
                     self._watcher.restart()
                 self._check_idle()
+
+    async def _rescan(self) -> bool:
+        started = time.monotonic()
+        recovered = await self.discovery.rescan()
+        self._scan_seconds = time.monotonic() - started
+        return recovered
 
     def _check_idle(self) -> None:
         busy = bool(self.worker.in_hand) or self.discovery.busy()
@@ -421,7 +458,50 @@ class Daemon:
                     pruned = await asyncio.to_thread(self.ledger.prune_workers, PRUNE_AFTER)
                 if pruned:
                     self.log.info("lost_workers_pruned", workers=pruned)
+            await self._refresh_metrics()
             await asyncio.sleep(s.heartbeat_interval)
+
+    async def _refresh_metrics(self) -> None:
+        """Set the gauges, then rewrite the textfile (with each heartbeat, and at the end)."""
+        if self.metrics is None:
+            return
+        from .metrics import Gauges, timestamp, write_textfile
+
+        def fleet() -> tuple[int | None, int]:
+            try:
+                alive: int | None = sum(1 for b in self.ledger.workers() if not b.lost)
+            except OSError:
+                alive = None  # unknown this time: the gauge keeps its last value
+            return alive, self.ledger.failed_count()
+
+        alive, failed = await asyncio.to_thread(fleet)
+        in_hand = self.worker.in_hand
+        waiting = [seen for name, seen in self.discovery.seen_at.items() if name not in in_hand]
+        self.metrics.update(
+            Gauges(
+                in_progress=len(in_hand),
+                pending=max(self.discovery.pending - len(in_hand), 0),
+                paused=self.paused,
+                oldest_pending=timestamp(min(waiting)) if waiting else None,
+                ledger_files=self.ledger.finished_count(),
+                scan_seconds=self._scan_seconds,
+                workers_alive=alive,
+                failed=failed,
+            )
+        )
+        path = self.settings.metrics_textfile
+        if path is None:
+            return
+        try:
+            await asyncio.to_thread(write_textfile, path, self.metrics.exposition())
+        except OSError as exc:
+            if not self._metrics_failing:  # once per streak
+                self.log.warning("metrics_write_failed", path=str(path), error=str(exc))
+            self._metrics_failing = True
+        else:
+            if self._metrics_failing:
+                self.log.info("metrics_write_recovered", path=str(path))
+            self._metrics_failing = False
 
     def _beat(self) -> Heartbeat:
         s = self.settings

@@ -62,6 +62,15 @@ class StatusView:
     def __len__(self) -> int:
         return len(self.status)
 
+    def failed_count(self) -> int:
+        return count_failed(self.status)
+
+
+def count_failed(statuses: Mapping[str, str]) -> int:
+    # A copy first: a scan thread may be adding records meanwhile, and a dict must not change
+    # size under an iterator (list() copies without letting another thread in).
+    return sum(1 for status in list(statuses.values()) if status == FAILED)
+
 
 class Busy(Exception):
     """A peer (or another task of this process) holds the file."""
@@ -331,6 +340,12 @@ class Ledger(Protocol):
     def remove_heartbeat(self, worker: str) -> None: ...
 
     def read_heartbeat(self, worker: str) -> Heartbeat | None: ...
+
+    def workers(self) -> list[Heartbeat]:
+        """Every worker's heartbeat, aged by the ledger's clock (for metrics)."""
+
+    def failed_count(self) -> int:
+        """Files failed and not retried, as of the last `sync`."""
 
     def prune_workers(self, after: float) -> list[str]:
         """Remove heartbeats of workers lost for over `after` seconds; their ids."""

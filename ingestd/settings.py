@@ -52,6 +52,8 @@ class Settings:
     s3_endpoint_url: str | None = None  # None: AWS_ENDPOINT_URL, else AWS's own endpoints
     s3_region: str | None = None  # None: AWS_REGION / the AWS config
     s3_path_style: bool = False
+    metrics_textfile: Path | None = None  # rewritten with each heartbeat
+    metrics_listen: tuple[str, int] | None = None  # (host, port) of the HTTP endpoint
 
 
 S3_RESCAN_INTERVAL = 15.0  # a bucket's default: 4 LISTs a minute, cents a month (README)
@@ -146,6 +148,13 @@ def table_name(text: str) -> str:
     for part in parts:
         identifier(part)
     return text
+
+
+def host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:9464, or :9464 for all)")
+    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 def yes_no(text: str) -> bool:
@@ -247,5 +256,17 @@ OPTIONS: tuple[Option, ...] = (
         str,
         "pg handler: exact (every number as written) or duckdb (fast; numbers via double)",
         choices=PG_CONVERTERS,
+    ),
+    Option(
+        "metrics_textfile",
+        Path,
+        "write Prometheus metrics to this file with each heartbeat (node_exporter textfile)",
+        metavar="PATH",
+    ),
+    Option(
+        "metrics_listen",
+        host_port,
+        "serve Prometheus metrics over HTTP on HOST:PORT (off by default)",
+        metavar="HOST:PORT",
     ),
 )

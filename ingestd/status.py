@@ -126,8 +126,36 @@ def _print_status(report: dict[str, Any]) -> None:
     print(f"missing slots  {count}" + (f": {', '.join(gaps[:10])}{more}" if gaps else ""))
 
 
+def _prometheus(args: argparse.Namespace, report: dict[str, Any]) -> bytes:
+    try:
+        from .metrics import Fleet, fleet_exposition, fleet_outcomes, timestamp
+    except ImportError:
+        raise OSError("--prometheus needs: pip install 'ingestd[metrics]'") from None
+    result, _ = _audit(args)
+    final = [*result.done.values(), *result.failed.values()]
+    done_at = [t for r in result.done.values() if (t := timestamp(r.get("finished_at")))]
+    age = report["oldest_unprocessed_age_seconds"]
+    return fleet_exposition(
+        Fleet(
+            outcomes=fleet_outcomes(final),
+            in_progress=len(report["in_progress"]),
+            pending=report["pending"],
+            failed=report["failed"],
+            oldest_pending=None if age is None else round(time.time() - age, 1),
+            last_done=max(done_at) if done_at else None,
+            ledger_files=len(final),
+            workers_alive=len(report["workers"]),
+            paused=report["paused"],
+        )
+    )
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     report = status_report(args)
+    if args.prometheus:
+        # For a scrape script: the numbers say what needs attention, so exit 0.
+        sys.stdout.buffer.write(_prometheus(args, report))
+        return 0
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from .backoff import Streak
 from .errors import BadInput, RetryLater
@@ -29,6 +30,9 @@ from .naming import parse_name
 from .settings import Settings
 from .source import Source
 from .stats import RunningStats
+
+if TYPE_CHECKING:
+    from .metrics import WorkerMetrics
 
 # A handler's OSError with one of these is the environment's fault (an output dir read-only,
 # forbidden or full), not the file's: like RetryLater, it spends no attempt.
@@ -73,6 +77,7 @@ class Worker:
     # their claims are kept, because a thread cannot be stopped; the process must end for
     # the kernel to release them.
     stranded: dict[str, Hold] = field(default_factory=dict)
+    metrics: WorkerMetrics | None = None  # fed as files finish, when metrics are on
 
     def __post_init__(self) -> None:
         self.stall = Streak(base=self.settings.rescan_interval)
@@ -122,6 +127,8 @@ class Worker:
                     give_back(name)
         for name, result, why in tried:
             results[name] = result
+            if why == "busy" and self.metrics is not None:
+                self.metrics.conflict()
             self._log_outcome(self.log.bind(file=name), why)
         if won is not None:
             hold, head = won
@@ -389,8 +396,12 @@ class Worker:
             return Result.STALLED
         self.recovered()
         if not written:
+            if self.metrics is not None:
+                self.metrics.duplicate()
             log.warning("duplicate_suppressed", reason="a peer recorded this file done first")
             return Result.SKIPPED
+        if self.metrics is not None:
+            self.metrics.finished(record)
         return None
 
     def _owner(self) -> Owner:

@@ -306,12 +306,14 @@ def test_finished_means_done_or_failed_and_retry_reopens_only_failed(backend: Ba
     b.sync()
     assert b.is_finished(A) and b.is_finished(B) and not b.is_finished(C)
     assert b.is_done(A) and not b.is_done(B)
+    assert b.failed_count() == 1  # for the fleet's metrics
     inspector = backend.inspector()
     for name in (A, B):
         inspector.retry(RetryRequest(file=name, worker="op", requested_at="t", previous_error=None))
     b.sync()
     assert b.is_finished(A)  # done is final
     assert not b.is_finished(B)  # failed, then retried: eligible again
+    assert b.failed_count() == 0
     assert inspector.statuses()[B] == "retry"
 
 
@@ -361,6 +363,7 @@ def test_pause_resume_and_heartbeats(backend: Backend) -> None:
     beat = ledger.read_heartbeat("w1")
     assert beat is not None and beat.host == "h" and not beat.lost
     assert [b.worker for b in inspector.workers()] == ["w1"]
+    assert [b.worker for b in ledger.workers()] == ["w1"]
     assert inspector.prune_workers(0.0) == []  # alive: never pruned
     ledger.remove_heartbeat("w1")
     assert ledger.read_heartbeat("w1") is None

@@ -206,6 +206,12 @@ class MemoryLedger:
             entry = self.store.heartbeats.get(worker)
         return None if entry is None else _aged(*entry)
 
+    def workers(self) -> list[Heartbeat]:
+        return MemoryInspector(self.store).workers()
+
+    def failed_count(self) -> int:
+        return self.view.failed_count()
+
     def prune_workers(self, after: float) -> list[str]:
         return MemoryInspector(self.store).prune_workers(after)
 

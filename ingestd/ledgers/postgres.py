@@ -393,6 +393,12 @@ class PostgresLedger:
         beats = PostgresInspector(self.url, self.schema, self).workers(worker)
         return beats[0] if beats else None
 
+    def workers(self) -> list[Heartbeat]:
+        return PostgresInspector(self.url, self.schema, self).workers()
+
+    def failed_count(self) -> int:
+        return self.view.failed_count()
+
     def prune_workers(self, after: float) -> list[str]:
         return PostgresInspector(self.url, self.schema, self).prune_workers(after)
 

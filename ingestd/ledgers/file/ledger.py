@@ -15,7 +15,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ...ledger import FINISHED, Heartbeat, Hold, Holding, Record, RetryRequest, Transaction
+from ...ledger import (
+    FINISHED,
+    Heartbeat,
+    Hold,
+    Holding,
+    Record,
+    RetryRequest,
+    Transaction,
+    count_failed,
+)
 from . import claim as claims
 from .heartbeat import (
     prune_lost,
@@ -160,6 +169,12 @@ class FileLedger:
 
     def read_heartbeat(self, worker: str) -> Heartbeat | None:
         return read_heartbeat(self.workers_dir, worker)
+
+    def workers(self) -> list[Heartbeat]:
+        return read_heartbeats(self.workers_dir)
+
+    def failed_count(self) -> int:
+        return count_failed(self.manifest.status)
 
     def prune_workers(self, after: float) -> list[str]:
         return prune_lost(self.workers_dir, after)

@@ -1,0 +1,184 @@
+"""Prometheus metrics: the worker's textfile and HTTP endpoint, `status --prometheus`, against
+real worker processes and their manifest."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+from conftest import manifest_records, wait_for
+from prometheus_client.parser import text_string_to_metric_families
+
+from ingestd.ledger import Record
+from ingestd.metrics import (
+    Fleet,
+    WorkerMetrics,
+    fleet_exposition,
+    fleet_outcomes,
+    outcome_of,
+    write_textfile,
+)
+
+
+def samples(text: str) -> dict[str, float]:
+    """Every sample as `name{label=value}` -> value."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            found[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return found
+
+
+def record(status: str = "done", attempt: int = 1) -> Record:
+    return Record(
+        file="2018_06_28_00_00.txt", status=status, worker="w", host="h", pid=1,
+        attempt=attempt, seen_at="2026-01-01T00:00:00+00:00",
+        started_at="2026-01-01T00:00:10+00:00", finished_at="2026-01-01T00:00:40+00:00",
+    )  # fmt: skip
+
+
+def test_outcomes_partition_what_the_ledger_records() -> None:
+    assert outcome_of(record()) == "done"
+    assert outcome_of(record(attempt=2)) == "redone"
+    assert outcome_of(record("failed", attempt=3)) == "failed"
+    final = [{"status": "done", "attempt": 1}, {"status": "done", "attempt": 2},
+             {"status": "failed", "attempt": 1}, {"status": "done"}]  # fmt: skip
+    assert fleet_outcomes(final) == {"done": 2, "redone": 1, "failed": 1}
+
+
+def test_a_worker_counts_times_from_its_records() -> None:
+    metrics = WorkerMetrics()
+    metrics.finished(record())
+    metrics.finished(record("failed"))
+    metrics.duplicate()
+    metrics.conflict()
+    got = samples(metrics.exposition().decode())
+    assert got["ingestd_files_total{outcome=done}"] == 1
+    assert got["ingestd_files_total{outcome=failed}"] == 1
+    assert got["ingestd_files_total{outcome=duplicate_suppressed}"] == 1
+    assert got["ingestd_files_total{outcome=redone}"] == 0
+    assert got["ingestd_processing_seconds_sum"] == 60  # 30 s each, done and failed
+    assert got["ingestd_arrival_to_done_seconds_sum"] == 40  # done only: seen to finished
+    assert got["ingestd_claim_conflicts_total"] == 1
+    assert got["ingestd_last_done_timestamp_seconds"] == 1767225640.0
+    # Never a file name as a label: one series per file would grow without end.
+    assert "2018_06_28" not in metrics.exposition().decode()
+
+
+def test_the_textfile_is_replaced_whole_never_seen_half_written(tmp_path: Path) -> None:
+    path = tmp_path / "ingestd.prom"
+    small, large = b"a 1\n", b"".join(b"b_%d 1\n" % i for i in range(20000))
+    write_textfile(path, small)
+    stop = threading.Event()
+    seen: Counter[bytes] = Counter()
+
+    def read() -> None:
+        while not stop.is_set():
+            seen[path.read_bytes()] += 1
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(300):
+            write_textfile(path, large if i % 2 else small)
+    finally:
+        stop.set()
+        reader.join()
+    assert set(seen) <= {small, large} and seen[small] and seen[large], len(seen)
+    assert [p.name for p in tmp_path.iterdir()] == ["ingestd.prom"]  # no temp file left
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_metrics_agree_with_the_manifest_after_a_run_with_a_takeover(
+    tmp_path: Path, data: Path, spawn
+) -> None:
+    (data / "2018_06_28_00_00.txt").write_text("30\n")  # a long one: its worker is killed
+    for minute in range(15, 15 * 12, 15):
+        (data / f"2018_06_28_{minute // 60:02d}_{minute % 60:02d}.txt").write_text("12\n")
+    (data / "2018_06_28_05_00.txt").write_text("not a number\n")  # failed
+    a = spawn(data, "--seconds-in-min", "10", "--heartbeat-interval", "0.2", name="a")
+    wait_for(lambda: a.events("file_claimed"), what="a at work on the long file")
+    a.kill()
+    port = _free_port()
+    prom = {name: tmp_path / f"{name}.prom" for name in ("b", "c")}
+    b = spawn(data, "--seconds-in-min", "0.01", "--heartbeat-interval", "0.2",
+              "--metrics-textfile", str(prom["b"]), "--metrics-listen", f"127.0.0.1:{port}",
+              name="b")  # fmt: skip
+    c = spawn(data, "--seconds-in-min", "0.01", "--heartbeat-interval", "0.2",
+              "--metrics-textfile", str(prom["c"]), name="c")  # fmt: skip
+    wait_for(lambda: len({r["file"] for r in manifest_records(data)}) == 13, what="13 records")
+    # The endpoint serves what the textfile holds (both from one registry, refreshed together).
+    served = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    assert samples(served.decode()).keys() == samples(prom["b"].read_text()).keys()
+    assert b.terminate() == 0 and c.terminate() == 0
+
+    manifest = manifest_records(data)
+    totals: Counter[str] = Counter()
+    for name in ("b", "c"):
+        got = samples(prom[name].read_text())  # the final write, at shutdown
+        worker = [r for r in manifest if r["worker"] == name]
+        done = [r for r in worker if r["status"] == "done"]
+        assert got["ingestd_files_total{outcome=done}"] == sum(r["attempt"] == 1 for r in done)
+        assert got["ingestd_files_total{outcome=redone}"] == sum(r["attempt"] > 1 for r in done)
+        assert got["ingestd_processing_seconds_count"] == len(worker)
+        assert got["ingestd_arrival_to_done_seconds_count"] == len(done)
+        assert got["ingestd_ledger_files"] == 13
+        assert got["ingestd_files_failed"] == 1
+        assert got["ingestd_files_in_progress"] == 0
+        assert got["ingestd_build_info{version=0.1.0}"] == 1
+        for outcome in ("done", "redone", "failed", "duplicate_suppressed"):
+            totals[outcome] += int(got[f"ingestd_files_total{{outcome={outcome}}}"])
+    assert totals == {"done": 11, "redone": 1, "failed": 1, "duplicate_suppressed": 0}
+
+    fleet = subprocess.run([sys.executable, "-m", "ingestd", "status", str(data), "--prometheus"],
+                           capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert fleet.returncode == 0, fleet.stderr  # though a file failed: the numbers say so
+    got = samples(fleet.stdout)
+    assert got["ingestd_files_total{outcome=done}"] == 11
+    assert got["ingestd_files_total{outcome=redone}"] == 1
+    assert got["ingestd_files_total{outcome=failed}"] == 1
+    assert got["ingestd_files_failed"] == 1 and got["ingestd_files_pending"] == 0
+    assert got["ingestd_workers_alive"] == 0 and got["ingestd_paused"] == 0
+    assert got["ingestd_ledger_files"] == 13
+    last = max(r["finished_at"] for r in manifest if r["status"] == "done")
+    from datetime import datetime
+
+    assert got["ingestd_last_done_timestamp_seconds"] == datetime.fromisoformat(last).timestamp()
+
+
+def test_fleet_exposition_leaves_out_what_is_unknown() -> None:
+    fleet = Fleet(outcomes={"done": 1}, in_progress=0, pending=2, failed=0, oldest_pending=None,
+                  last_done=None, ledger_files=1, workers_alive=1, paused=True)  # fmt: skip
+    text = fleet_exposition(fleet).decode()
+    got = samples(text)
+    assert got["ingestd_paused"] == 1 and got["ingestd_files_pending"] == 2
+    assert "ingestd_oldest_pending_timestamp_seconds" not in text
+
+
+def test_a_taken_port_is_one_line_and_exit_2(data: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = subprocess.run(
+            [sys.executable, "-m", "ingestd", str(data), "--metrics-listen", f"127.0.0.1:{port}",
+             "--log-format", "json"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert "--metrics-listen" in run.stderr and "Traceback" not in run.stderr
+    bad = subprocess.run([sys.executable, "-m", "ingestd", str(data), "--metrics-listen", "9464x"],
+                         capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert bad.returncode == 2 and "HOST:PORT" in bad.stderr
