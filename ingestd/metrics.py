@@ -38,7 +38,7 @@ from . import __version__
 from .ledger import DONE, FAILED, Record
 
 # The `_created` series double every counter for a timestamp nobody here needs.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # How an attempt ended. They partition: files recorded done = done + redone.
 OUTCOME_DONE = "done"  # recorded done on its first attempt
