@@ -40,4 +40,7 @@ python -m ingestd status "$DROP" || true
 echo
 echo "== ingestd verify $DROP --expect 96"
 python -m ingestd verify "$DROP" --expect 96
+echo
+echo "== ingestd timeline $DROP --output $RUN/timeline.png"
+python -m ingestd timeline "$DROP" --output "$RUN/timeline.png"
 echo "demo wall time: $(python -c "print(round($end - $start, 1))") s (full logs in $RUN/)"

@@ -33,7 +33,10 @@ from .settings import (
     state_dir_for,
 )
 
-COMMANDS = ("run", "status", "pause", "resume", "verify", "failed", "retry", "workers", "health")
+COMMANDS = (
+    "run", "status", "pause", "resume", "verify", "failed", "retry", "workers", "health",
+    "timeline",
+)  # fmt: skip
 USAGE_ERROR = 2
 STATE_DIR_ENV = "INGESTD_STATE_DIR"
 LEDGER_ENV = "INGESTD_LEDGER"
@@ -186,6 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     health.add_argument("--ready", action="store_true",
                         help="also: source readable, state writable, not paused")  # fmt: skip
+
+    timeline = sub.add_parser(
+        "timeline", help="draw who processed which file when, beside the ideal schedule"
+    )
+    _add_dir(timeline)
+    timeline.add_argument("--output", "-o", type=Path, required=True, metavar="FILE",
+                          help="the picture: a .png or .svg file")  # fmt: skip
+    timeline.add_argument(
+        "--machines", type=int, metavar="N", help="machines in the ideal schedule (its workers)"
+    )
 
     workers = sub.add_parser("workers", help="list workers by heartbeat; --prune removes lost ones")
     _add_dir(workers)

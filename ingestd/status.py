@@ -209,6 +209,32 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 0 if verdict.healthy else 1
 
 
+def cmd_timeline(args: argparse.Namespace) -> int:
+    from . import timeline
+
+    if args.output.suffix.lower() not in (".png", ".svg"):
+        print(f"ingestd: error: {args.output}: give a .png or .svg file name", file=sys.stderr)
+        return 2
+    if args.machines is not None and args.machines < 1:
+        print("ingestd: error: --machines must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        from . import plot
+    except ImportError:
+        raise OSError("timeline needs: pip install 'ingestd[plot]'") from None
+    _, inspector = _view(args)
+    drawn = timeline.build(inspector.records(), args.machines)
+    plot.draw(drawn, args.output, str(args.dir))
+    actual, ideal = drawn.actual, drawn.ideal
+    if actual and drawn.makespan(ideal) > 0:
+        span, best = drawn.makespan(actual), drawn.makespan(ideal)
+        print(f"{args.output}: {len(actual)} files on {len(drawn.lanes)} workers; makespan "
+              f"{span:.1f} s, ideal FIFO {best:.1f} s ({span / best:.3f}x)")  # fmt: skip
+    else:
+        print(f"{args.output}: no finished files yet")
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     result, bad_lines = _audit(args, args.expect)
     summary = {**result.summary(), "bad_lines": bad_lines}
@@ -322,4 +348,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_workers(args)
     if command == "health":
         return cmd_health(args)
+    if command == "timeline":
+        return cmd_timeline(args)
     raise AssertionError(command)

@@ -1,0 +1,99 @@
+"""`ingestd timeline`: draw a `Timeline` with matplotlib, as PNG or SVG.
+
+Two panels on one time axis: above, which worker ran which file when (one lane per worker);
+below, the ideal FIFO schedule of the same arrivals; arrivals as ticks under both, makespans
+marked. Files are not labelled one by one (96 labels would overlap): adjacent bars are told
+apart by a white edge and by alternating shades, the names of the first and last are given.
+Needs the `plot` extra; imported only by `ingestd timeline`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display, no GUI toolkit
+
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.patches import Patch
+
+from .ledger import FAILED
+from .timeline import Bar, Timeline
+
+FAILED_COLOR = "#d62728"
+FORMATS = (".png", ".svg")
+
+
+def _lanes(ax: Axes, bars: list[Bar], names: list[str], title: str, makespan: float) -> None:
+    colors = plt.get_cmap("tab10").colors
+    for index, bar in enumerate(sorted(bars, key=lambda b: (b.lane, b.start))):
+        color = FAILED_COLOR if bar.status == FAILED else colors[bar.lane % len(colors)]
+        ax.broken_barh(
+            [(bar.start, max(bar.end - bar.start, 1e-9))],
+            (bar.lane - 0.38, 0.76),
+            facecolors=color,
+            alpha=0.95 if index % 2 else 0.7,  # neighbours in a lane alternate shades
+            edgecolor="white",
+            linewidth=0.6,
+            hatch="///" if bar.redone else None,
+        )
+    ax.set_yticks(range(len(names)), names)
+    ax.set_ylim(len(names) - 0.4, -0.9)  # first lane on top; room for the arrival ticks
+    arrivals = sorted(bar.arrival for bar in bars)
+    ax.plot(arrivals, [-0.65] * len(arrivals), "|", color="black", markersize=6)
+    ax.axvline(makespan + min(arrivals, default=0.0), color="black", linestyle="--", lw=1)
+    ax.set_title(title, loc="left", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def draw(timeline: Timeline, path: Path, source: str = "") -> None:
+    """Write the picture to `path` (.png or .svg)."""
+    if path.suffix.lower() not in FORMATS:
+        raise ValueError(f"{path}: give a .png or .svg file name")
+    actual, ideal = timeline.actual, timeline.ideal
+    lanes = max(len(timeline.lanes), 1)
+    figure, axes = plt.subplots(
+        2, 1, sharex=True, figsize=(13, 2.2 + 1.1 * lanes), constrained_layout=True
+    )
+    try:
+        if not actual:
+            for ax in axes:
+                ax.set_axis_off()
+            axes[0].text(0.5, 0.5, f"no finished files yet in {source}", ha="center",
+                         transform=axes[0].transAxes)  # fmt: skip
+        else:
+            span, best = Timeline.makespan(actual), Timeline.makespan(ideal)
+            mean, best_mean = Timeline.mean_latency(actual), Timeline.mean_latency(ideal)
+            _lanes(axes[0], actual, timeline.lanes,
+                   f"this run: {len(actual)} files, makespan {span:.1f} s, "
+                   f"mean arrival-to-done {mean:.2f} s", span)  # fmt: skip
+            machines = [f"machine {i + 1}" for i in range(lanes)]
+            _lanes(axes[1], ideal, machines,
+                   f"ideal FIFO on {lanes}: makespan {best:.1f} s ({span / max(best, 1e-9):.3f}x), "
+                   f"mean arrival-to-done {best_mean:.2f} s", best)  # fmt: skip
+            first = min(actual, key=lambda b: b.arrival).file
+            last = max(actual, key=lambda b: b.arrival).file
+            start = timeline.origin.isoformat(timespec="seconds") if timeline.origin else "?"
+            axes[1].set_xlabel(
+                f"seconds since the first arrival ({start}); files {first} .. {last}"
+            )
+            legend = [
+                Patch(facecolor="grey", label="a file being processed"),
+                Patch(
+                    facecolor="white",
+                    edgecolor="black",
+                    hatch="///",
+                    label="done after a takeover or crash",
+                ),
+                Patch(facecolor=FAILED_COLOR, label="failed"),
+                plt.Line2D([], [], color="black", marker="|", linestyle="none", label="arrival"),
+                plt.Line2D([], [], color="black", linestyle="--", label="makespan"),
+            ]
+            axes[0].legend(handles=legend, loc="upper left", bbox_to_anchor=(1.0, 1.0),
+                           fontsize=8, frameon=False)  # fmt: skip
+        figure.suptitle(f"ingestd timeline: {source}", fontsize=11, x=0.01, ha="left")
+        figure.savefig(path, dpi=110)
+    finally:
+        plt.close(figure)

@@ -1,0 +1,97 @@
+"""`ingestd timeline`: the schedule from records (pure) and the picture (real matplotlib)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingestd.plot import draw
+from ingestd.timeline import Bar, Timeline, build, final_records, ideal_fifo
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def rec(name: str, worker: str, seen: float, start: float, end: float, **extra: Any) -> dict:
+    def at(s: float) -> str:
+        return (T0 + timedelta(seconds=s)).isoformat()
+
+    times = {"seen_at": at(seen), "started_at": at(start), "finished_at": at(end)}
+    return {"file": name, "status": "done", "worker": worker, "attempt": 1, **times, **extra}
+
+
+def test_ideal_fifo_starts_each_file_on_the_first_machine_free() -> None:
+    bars = [Bar("a", 0, 0, 10, 0), Bar("b", 0, 10, 15, 1), Bar("c", 0, 15, 17, 2)]
+    ideal = ideal_fifo(bars, 2)
+    assert [(b.file, b.lane, b.start, b.end) for b in ideal] == [
+        ("a", 0, 0, 10), ("b", 1, 1, 6), ("c", 1, 6, 8)
+    ]  # fmt: skip
+    assert Timeline.makespan(ideal) == 10 and Timeline.makespan(bars) == 17
+
+
+def test_the_standing_record_is_the_first_done_else_the_last_failed() -> None:
+    records = [
+        rec("x", "a", 0, 0, 1, status="failed"),
+        {"file": "x", "status": "retry"},
+        rec("x", "b", 0, 2, 3),
+        rec("x", "c", 0, 4, 5),  # a duplicate (verify reports it): the first done stands
+        rec("y", "a", 0, 0, 1, status="failed"),
+    ]
+    assert [(r["file"], r["worker"]) for r in final_records(records)] == [("x", "b"), ("y", "a")]
+
+
+def test_a_takeover_is_drawn_as_redone_on_the_workers_that_ran_it() -> None:
+    records = [rec("f1", "a", 0, 0, 5), rec("f2", "b", 1, 1, 9, attempt=2), rec("f3", "a", 2, 5, 6)]
+    timeline = build(records)
+    assert timeline.lanes == ["a", "b"]
+    assert [(b.file, b.lane, b.redone) for b in timeline.actual] == [
+        ("f1", 0, False), ("f2", 1, True), ("f3", 0, False)
+    ]  # fmt: skip
+    assert timeline.mean_latency(timeline.actual) == (5 + 8 + 4) / 3
+    assert build([{"file": "f", "status": "done"}]).actual == []  # no times: nothing drawn
+
+
+def day(files: int, workers: int = 2) -> list[dict]:
+    out = []
+    for i in range(files):
+        seen = i * 0.15
+        out.append(rec(f"2018_06_28_{i // 4:02d}_{i % 4 * 15:02d}.txt", f"w{i % workers}",
+                       seen, seen + 0.01, seen + 0.01 + 0.12 + (i % 7) * 0.03))  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("files", [0, 1, 96])
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_the_picture_renders_for_none_one_and_a_whole_day(
+    tmp_path: Path, files: int, suffix: str
+) -> None:
+    path = tmp_path / f"t{suffix}"
+    draw(build(day(files)), path, "drop")
+    head = path.read_bytes()[:200]
+    assert head.startswith(b"\x89PNG") if suffix == ".png" else b"<svg" in path.read_bytes()
+
+
+def test_the_command_draws_a_real_runs_manifest(tmp_path: Path) -> None:
+    data = tmp_path / "drop"
+    (data / ".ingestd").mkdir(parents=True)
+    records = [*day(96), rec("2018_06_29_00_00.txt", "w1", 20, 21, 22, attempt=2)]
+    (data / ".ingestd" / "manifest.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in records)
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "ingestd", "timeline", str(data), "-o", str(tmp_path / "t.png")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "97 files on 2 workers" in run.stdout and "ideal FIFO" in run.stdout
+    assert (tmp_path / "t.png").read_bytes().startswith(b"\x89PNG")
+    bad = subprocess.run(
+        [sys.executable, "-m", "ingestd", "timeline", str(data), "-o", str(tmp_path / "t.gif")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and ".png or .svg" in bad.stderr
