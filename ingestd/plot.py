@@ -17,6 +17,7 @@ matplotlib.use("Agg")  # files only: no display, no GUI toolkit
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from .ledger import FAILED
@@ -27,7 +28,7 @@ FORMATS = (".png", ".svg")
 
 
 def _lanes(ax: Axes, bars: list[Bar], names: list[str], title: str, makespan: float) -> None:
-    colors = plt.get_cmap("tab10").colors
+    colors = list(matplotlib.colormaps["tab10"](range(10)))
     for index, bar in enumerate(sorted(bars, key=lambda b: (b.lane, b.start))):
         color = FAILED_COLOR if bar.status == FAILED else colors[bar.lane % len(colors)]
         ax.broken_barh(
@@ -88,8 +89,8 @@ def draw(timeline: Timeline, path: Path, source: str = "") -> None:
                     label="done after a takeover or crash",
                 ),
                 Patch(facecolor=FAILED_COLOR, label="failed"),
-                plt.Line2D([], [], color="black", marker="|", linestyle="none", label="arrival"),
-                plt.Line2D([], [], color="black", linestyle="--", label="makespan"),
+                Line2D([], [], color="black", marker="|", linestyle="none", label="arrival"),
+                Line2D([], [], color="black", linestyle="--", label="makespan"),
             ]
             axes[0].legend(handles=legend, loc="upper left", bbox_to_anchor=(1.0, 1.0),
                            fontsize=8, frameon=False)  # fmt: skip
