@@ -35,7 +35,7 @@ from .settings import (
 
 COMMANDS = (
     "run", "status", "pause", "resume", "verify", "failed", "retry", "workers", "health",
-    "timeline",
+    "timeline", "explain",
 )  # fmt: skip
 USAGE_ERROR = 2
 STATE_DIR_ENV = "INGESTD_STATE_DIR"
@@ -199,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     timeline.add_argument(
         "--machines", type=int, metavar="N", help="machines in the ideal schedule (its workers)"
     )
+
+    explain = sub.add_parser("explain", help="everything known about one file, and why")
+    _add_dir(explain)
+    explain.add_argument("name", metavar="NAME", help="the file's name, e.g. 2018_06_28_00_00.txt")
+    explain.add_argument("--json", action="store_true", help="machine-readable output")
 
     workers = sub.add_parser("workers", help="list workers by heartbeat; --prune removes lost ones")
     _add_dir(workers)

@@ -369,6 +369,9 @@ class Inspector(Protocol):
 
     def holdings(self) -> list[Holding]: ...
 
+    def claim(self, name: str) -> tuple[bool, Owner | None]:
+        """(held right now, the owner record of the current or last attempt) of one file."""
+
     def workers(self) -> list[Heartbeat]: ...
 
     def prune_workers(self, after: float) -> list[str]: ...

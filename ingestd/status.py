@@ -8,6 +8,7 @@ wrong DIR, or a state dir that cannot be read or written, is one line on stderr 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -209,6 +210,33 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 0 if verdict.healthy else 1
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .explain import Facts, explain
+
+    name = os.path.basename(args.name)  # a path to the file works too
+    source, inspector = _view(args)
+    records = [r for r in inspector.records() if r.get("file") == name]
+    present: tuple[int, int | None] | None = None
+    sha256 = None
+    signature = source.signature(name) if is_data_name(name) else None
+    if signature is not None:
+        local = not is_bucket_url(args.dir)
+        present = (signature[0], signature[1] if local else None)  # a bucket's is an ETag
+        if any(r.get("status") == DONE for r in records):
+            with contextlib.suppress(OSError):
+                sha256 = source.digest(name)[1]
+    held, owner = inspector.claim(name)
+    facts = Facts(name, present, records, held, owner, inspector.paused(), sha256)
+    result = explain(facts)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(f"{result.file}: {result.state}: {result.why}")
+        for what, detail in result.lines:
+            print(f"  {what:<8} {detail}")
+    return 0 if result.state != "unknown" else 1
+
+
 def cmd_timeline(args: argparse.Namespace) -> int:
     from . import timeline
 
@@ -350,4 +378,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_health(args)
     if command == "timeline":
         return cmd_timeline(args)
+    if command == "explain":
+        return cmd_explain(args)
     raise AssertionError(command)

@@ -384,3 +384,19 @@ async def test_a_file_that_keeps_crashing_becomes_poison(backend: Backend, tmp_p
     assert last["status"] == "failed" and last["attempt"] == 3
     assert last["error"].startswith("poison: 2 attempts") and "RuntimeError: boom" in last["error"]
     await asyncio.sleep(0)
+
+
+def test_the_inspector_sees_one_files_claim_and_its_last_owner(backend: Backend) -> None:
+    ledger, inspector = backend.make(), backend.inspector()
+    assert inspector.claim(A) == (False, None)  # never claimed
+    hold = ledger.try_claim(A)
+    hold.begin(owner("a"))
+    held, now = inspector.claim(A)
+    assert held and now is not None and (now.worker, now.attempt) == ("a", 1)
+    hold.release("RuntimeError: boom")  # a crash: the owner record stays, with why
+    held, last = inspector.claim(A)
+    assert not held and last is not None and last.error == "RuntimeError: boom"
+    again = ledger.try_claim(A)
+    again.begin(owner("a"))
+    assert ledger.commit(again, record(A, "a"))
+    assert inspector.claim(A) == (False, None)  # finished: nothing left

@@ -254,6 +254,10 @@ class MemoryInspector:
             for name in sorted(held)
         ]
 
+    def claim(self, name: str) -> tuple[bool, Owner | None]:
+        with self.store.mutex:
+            return name in self.store.holders, self.store.owners.get(name)
+
     def workers(self) -> list[Heartbeat]:
         with self.store.mutex:
             entries = list(self.store.heartbeats.values())

@@ -448,6 +448,18 @@ class PostgresInspector:
             found.append(Holding(name, holder, attempt, None if age is None else round(age, 1)))
         return found
 
+    def claim(self, name: str) -> tuple[bool, Owner | None]:
+        rows = self._run(
+            self.q.sql.SQL("SELECT holder IS NOT NULL, owner FROM {} WHERE file = %s").format(
+                self.q.claims
+            ),
+            (name,),
+        )
+        if not rows:
+            return False, None
+        held, owner = rows[0]
+        return bool(held), Owner.parse(owner) if isinstance(owner, dict) else None
+
     def workers(self, worker: str | None = None) -> list[Heartbeat]:
         rows = self._run(
             self.q.sql.SQL(

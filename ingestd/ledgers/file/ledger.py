@@ -20,6 +20,7 @@ from ...ledger import (
     Heartbeat,
     Hold,
     Holding,
+    Owner,
     Record,
     RetryRequest,
     Transaction,
@@ -237,6 +238,12 @@ class FileInspector:
                 )
             )
         return found
+
+    def claim(self, name: str) -> tuple[bool, Owner | None]:
+        try:
+            return claims.probe(claims.lock_path(self.locks_dir, name))
+        except FileNotFoundError:
+            return False, None  # never claimed, or finished and swept
 
     def workers(self) -> list[Heartbeat]:
         return read_heartbeats(self.workers_dir)
