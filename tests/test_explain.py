@@ -29,6 +29,7 @@ def done(worker: str = "b", sha: str = "abc") -> dict[str, Any]:
 
 
 def test_each_state_says_why_and_what_to_do() -> None:
+    poison = {"file": NAME, "status": "failed", "attempt": 3, "error": "bad input: x"}
     cases = {
         "waiting": facts(),
         "in progress": facts(held=True, owner=OWNER),
