@@ -34,9 +34,7 @@ def test_each_state_says_why_and_what_to_do() -> None:
         "waiting": facts(),
         "in progress": facts(held=True, owner=OWNER),
         "done": facts(records=[done()], sha256="abc"),
-        "failed": facts(
-            records=[{"file": NAME, "status": "failed", "attempt": 3, "error": "bad input: x"}]
-        ),  # fmt: skip
+        "failed": facts(records=[poison]),
         "unknown": facts(present=None),
         "ignored": facts(name="notes.txt"),
     }
