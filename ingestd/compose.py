@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .daemon import Daemon
+from .errors import StartupError
 from .handlers import Handler, handler_prepare, load_handler
 from .ledger import Inspector, Ledger
 from .logs import Log
 from .naming import printable
 from .settings import Settings, is_bucket_url, is_database_url, yes_no
-from .source import Source
+from .source import MOVE, Disposal, Source
+from .sources.local import LocalSource
+from .startup import probe_writable, unusable_dir
 from .systemd import Notifier
 
 if TYPE_CHECKING:
@@ -39,7 +42,26 @@ def build(settings: Settings, log: Log) -> Components:
     handler = load_handler(settings.handler)
     prepare = handler_prepare(settings.handler)
     checks = [] if prepare is None else [lambda: prepare(settings)]
-    return Components(build_source(settings), build_ledger(settings, log), handler, checks)
+    source = build_source(settings)
+    if isinstance(source, LocalSource):
+        checks.append(lambda: prepare_move_targets(source, settings))
+    return Components(source, build_ledger(settings, log), handler, checks)
+
+
+def prepare_move_targets(source: LocalSource, settings: Settings) -> None:
+    """Create `move:DIR` targets; `StartupError` when one cannot be written."""
+    for option, text in (("--on-done", settings.on_done), ("--on-failed", settings.on_failed)):
+        disposal = Disposal.parse(text)
+        if disposal.kind != MOVE:
+            continue
+        target = source.move_target(disposal)
+        if os.path.abspath(target) == os.path.abspath(source.data_dir):
+            raise StartupError(f"{option} {text}: that is the watched directory itself")
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            probe_writable(target)
+        except OSError as exc:
+            raise unusable_dir(f"{option} target", target, exc) from None
 
 
 def build_daemon(settings: Settings, log: Log, notifier: Notifier | None = None) -> Daemon:
@@ -74,9 +96,7 @@ def bucket(url: str, settings: Settings | None = None) -> S3Source:
     return S3Source(url, make_client(endpoint, region, path_style))
 
 
-def _local(data_dir: Path, state_dir: Path, events: bool = True) -> Source:
-    from .sources.local import LocalSource
-
+def _local(data_dir: Path, state_dir: Path, events: bool = True) -> LocalSource:
     inside = state_dir.parent == data_dir  # hidden from scans
     return LocalSource(data_dir, hide=state_dir.name if inside else None, events=events)
 

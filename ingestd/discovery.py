@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .ledger import Ledger
+from .ledger import DONE, FAILED, Ledger
 from .logs import Log
-from .naming import printable
+from .naming import is_data_name, printable
 from .ready import ReadyQueue, Settling
 from .settings import Settings
-from .source import TEMP_FILE, ScanResult, Source
+from .source import KEEP, TEMP_FILE, ScanResult, Source
 from .worker import Result, Worker, utc_now
 
 MAX_BACKOFF = 300.0
@@ -45,6 +45,7 @@ class Discovery:
         self._scan_failing = False
         self._checks: set[asyncio.Task[None]] = set()
         self._changed_reported: dict[str, str] = {}
+        self._dispose_failing: set[str] = set()
 
     def busy(self) -> bool:
         """Anything queued, settling or present and unfinished (for --exit-when-idle)."""
@@ -129,17 +130,37 @@ class Discovery:
     async def rescan(self) -> bool:
         """One full scan; True when it worked again after failing (the directory is back)."""
 
-        def sync_then_scan() -> tuple[ScanResult, list[str]]:
+        disposing = any(d.kind != KEEP for d in self.worker.disposals.values())
+
+        def sync_then_scan() -> tuple[ScanResult, list[str], list[tuple[str, str, str]]]:
             self.ledger.sync()
-            return self.source.scan(self.ledger.is_finished), self.ledger.leftovers()
+            finished: list[str] = []
+
+            def skip(name: str) -> bool:
+                if self.ledger.is_finished(name):
+                    if disposing:
+                        finished.append(name)
+                    return True
+                return False
+
+            result = self.source.scan(skip)
+            return result, self.ledger.leftovers(), self._dispose_leftovers(finished)
 
         try:
-            result, leftovers = await asyncio.to_thread(sync_then_scan)  # one thread hop
+            result, leftovers, disposed = await asyncio.to_thread(sync_then_scan)  # one hop
         except OSError as exc:
             if not self._scan_failing:
                 self.log.error("scan_failed", error=str(exc), data_dir=self.source.description)
             self._scan_failing = True
             return False
+        for name, action, error in disposed:
+            if not error:
+                # Its record was made, but its worker died before the move or delete.
+                self.log.info("file_disposed", file=name, action=action, via="scan")
+                self._dispose_failing.discard(name)
+            elif name not in self._dispose_failing:  # once per file, not once per scan
+                self._dispose_failing.add(name)
+                self.log.warning("dispose_failed", file=name, action=action, error=error)
         recovered = self._scan_failing
         if recovered:
             self.log.info("scan_recovered")
@@ -163,6 +184,26 @@ class Discovery:
         if leftovers and (removed := await self.worker.remove_leftovers(leftovers)):
             self.log.info("leftover_locks_removed", files=removed)
         return recovered
+
+    def _dispose_leftovers(self, finished: list[str]) -> list[tuple[str, str, str]]:
+        """Finish `--on-done`/`--on-failed` for recorded files still in the source: (name,
+        action, error or ""). Blocking."""
+        done: list[tuple[str, str, str]] = []
+        for name in finished:
+            if not is_data_name(name):
+                continue
+            disposal = self.worker.disposals[DONE if self.ledger.is_done(name) else FAILED]
+            if disposal.kind == KEEP:
+                continue
+            try:
+                self.source.dispose(name, disposal)
+            except FileNotFoundError:
+                continue  # a peer was quicker
+            except OSError as exc:
+                done.append((name, str(disposal), str(exc)))  # tried again next scan
+                continue
+            done.append((name, str(disposal), ""))
+        return done
 
     async def check_settling(self) -> None:
         names = set(self._to_check)

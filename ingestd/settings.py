@@ -52,6 +52,8 @@ class Settings:
     s3_endpoint_url: str | None = None  # None: AWS_ENDPOINT_URL, else AWS's own endpoints
     s3_region: str | None = None  # None: AWS_REGION / the AWS config
     s3_path_style: bool = False
+    on_done: str = "keep"  # keep | delete | move:DIR (source.Disposal)
+    on_failed: str = "keep"
     metrics_textfile: Path | None = None  # rewritten with each heartbeat
     metrics_listen: tuple[str, int] | None = None  # (host, port) of the HTTP endpoint
 
@@ -157,6 +159,12 @@ def host_port(text: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+def disposal(text: str) -> str:
+    from .source import Disposal
+
+    return str(Disposal.parse(text))
+
+
 def yes_no(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -257,6 +265,14 @@ OPTIONS: tuple[Option, ...] = (
         "pg handler: exact (every number as written) or duckdb (fast; numbers via double)",
         choices=PG_CONVERTERS,
     ),
+    Option(
+        "on_done",
+        disposal,
+        "what becomes of a source file once it is recorded done: keep, delete, or move:DIR "
+        "(relative DIR: inside the source)",
+        metavar="ACTION",
+    ),
+    Option("on_failed", disposal, "the same for a failed file", metavar="ACTION"),
     Option(
         "metrics_textfile",
         Path,

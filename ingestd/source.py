@@ -36,6 +36,33 @@ class ScanResult:
     changed: list[str] = field(default_factory=list)
 
 
+KEEP, DELETE, MOVE = "keep", "delete", "move"
+
+
+@dataclass(frozen=True)
+class Disposal:
+    """What happens to a source file once its record is durable: `--on-done`/`--on-failed`.
+
+    `move:TARGET` keeps the name; a relative TARGET is inside the source (DIR/TARGET, or
+    PREFIX/TARGET in a bucket), an absolute one is a directory of its own.
+    """
+
+    kind: str = KEEP
+    target: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> Disposal:
+        if text in (KEEP, DELETE):
+            return cls(text)
+        kind, _, target = text.partition(":")
+        if kind != MOVE or not target.strip("/"):
+            raise ValueError(f"{text!r}: choose keep, delete or move:DIR")
+        return cls(MOVE, target)
+
+    def __str__(self) -> str:
+        return f"{MOVE}:{self.target}" if self.kind == MOVE else self.kind
+
+
 class Watch(Protocol):
     """An event stream the daemon supervises (the local source's watchdog observer)."""
 
@@ -72,6 +99,10 @@ class Source(Protocol):
 
     def digest(self, name: str) -> tuple[int, str]:
         """(size, sha256) of the content as it is now."""
+
+    def dispose(self, name: str, disposal: Disposal) -> None:
+        """Delete or move a finished file (not `keep`). Idempotent: a file already gone is
+        FileNotFoundError, which callers ignore (a peer did it)."""
 
     def watch(
         self, loop: asyncio.AbstractEventLoop, on_event: EventCallback, log: Log

@@ -28,7 +28,7 @@ from .ledger import DONE, FAILED, Busy, Hold, Ledger, Owner, Record, Transaction
 from .logs import Log
 from .naming import parse_name
 from .settings import Settings
-from .source import Source
+from .source import KEEP, Disposal, Source
 from .stats import RunningStats
 
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ class Worker:
 
     def __post_init__(self) -> None:
         self.stall = Streak(base=self.settings.rescan_interval)
+        self.disposals = disposals(self.settings)
 
     async def process(self, name: str, seen_at: str | None = None) -> Result:
         """Claim and process one file; what became of it."""
@@ -364,6 +365,7 @@ class Worker:
         log.info("file_done", minutes=outcome.minutes, files_processed=report["files_processed"])
         if due:
             log.unbind("file", "attempt").info("stats", **report)
+        await self._dispose(hold.name, DONE, log)
         return Result.DONE
 
     async def _fail(
@@ -374,7 +376,23 @@ class Worker:
             return refused
         self.failed += 1
         log.error("file_failed", error=error)
+        await self._dispose(hold.name, FAILED, log)
         return Result.FAILED
+
+    async def _dispose(self, name: str, status: str, log: Log) -> None:
+        """`--on-done`/`--on-failed`, once the record is durable (never before)."""
+        disposal = self.disposals[status]
+        if disposal.kind == KEEP:
+            return
+        try:
+            await asyncio.to_thread(self.source.dispose, name, disposal)
+        except FileNotFoundError:
+            return  # a peer's scan was quicker
+        except OSError as exc:
+            log.warning("dispose_failed", action=str(disposal), error=str(exc),
+                        retry="at the next scan")  # fmt: skip
+            return
+        log.info("file_disposed", action=str(disposal))
 
     async def _commit(
         self,
@@ -429,6 +447,11 @@ class Worker:
             finished_at=utc_now(),
             **outcome,  # type: ignore[arg-type]
         )
+
+
+def disposals(settings: Settings) -> dict[str, Disposal]:
+    """What becomes of a finished file, by its status."""
+    return {DONE: Disposal.parse(settings.on_done), FAILED: Disposal.parse(settings.on_failed)}
 
 
 def _read_head(source: Source, name: str) -> bytes | str:

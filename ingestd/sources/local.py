@@ -9,8 +9,11 @@ when it lives inside the data dir, is hidden from scans.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import hashlib
 import os
+import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +22,7 @@ from typing import BinaryIO
 from ..errors import BadInput
 from ..logs import Log
 from ..naming import is_data_name
-from ..source import TEMP_FILE, EventCallback, ScanResult, Signature
+from ..source import DELETE, MOVE, TEMP_FILE, Disposal, EventCallback, ScanResult, Signature
 from .watcher import Watcher
 
 
@@ -118,6 +121,34 @@ def file_digest(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+def move_into(path: Path, directory: Path) -> None:
+    """Move `path` into `directory` under its name, never leaving half a file there.
+
+    One rename on the same filesystem. Across filesystems: copy to a temp name, fsync, rename
+    into place, then remove the original; a crash in between leaves the original, and the
+    next scan does it again (the copy is simply replaced).
+    """
+    target = directory / path.name
+    try:
+        os.rename(path, target)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    temp = directory / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        with open_regular(path) as src, open(temp, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        os.rename(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    path.unlink()
+
+
 class LocalSource:
     """A directory: scans, `lstat` signatures, `O_NOFOLLOW` reads, watchdog events."""
 
@@ -146,6 +177,17 @@ class LocalSource:
 
     def digest(self, name: str) -> tuple[int, str]:
         return file_digest(self.data_dir / name)
+
+    def move_target(self, disposal: Disposal) -> Path:
+        """The directory `move:TARGET` names: relative ones are inside DIR."""
+        return self.data_dir / disposal.target  # an absolute target replaces data_dir
+
+    def dispose(self, name: str, disposal: Disposal) -> None:
+        path = self.data_dir / name
+        if disposal.kind == DELETE:
+            path.unlink()
+        elif disposal.kind == MOVE:
+            move_into(path, self.move_target(disposal))
 
     def watch(
         self, loop: asyncio.AbstractEventLoop, on_event: EventCallback, log: Log

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from ..logs import Log
 from ..naming import is_data_name
-from ..source import EventCallback, ScanResult, Signature
+from ..source import Disposal, EventCallback, ScanResult, Signature
 
 
 class MemorySource:
@@ -45,6 +45,11 @@ class MemorySource:
 
     def exists(self) -> bool:
         return True
+
+    def dispose(self, name: str, disposal: Disposal) -> None:
+        with self._mutex:
+            if self._files.pop(name, None) is None:
+                raise FileNotFoundError(name)
 
     def scan(self, skip: Callable[[str], bool]) -> ScanResult:
         result = ScanResult()

@@ -32,7 +32,7 @@ from typing import Any, BinaryIO
 
 from ..errors import RetryLater, StartupError
 from ..naming import format_name, is_data_name, parse_name
-from ..source import ScanResult, Signature
+from ..source import DELETE, MOVE, Disposal, ScanResult, Signature
 
 LOOK_BACK = timedelta(hours=24)  # how late an upload may land and still be seen at once
 FULL_EVERY = 60  # one scan in this many lists the whole prefix
@@ -269,6 +269,22 @@ class S3Source:
                 digest.update(chunk)
                 size += len(chunk)
         return size, digest.hexdigest()
+
+    def dispose(self, name: str, disposal: Disposal) -> None:
+        bucket, key = self.location.bucket, self._key(name)
+        if disposal.kind == MOVE:
+            # A copy then a delete: a crash between them leaves the original, and the next
+            # scan does it again (the copy is simply overwritten).
+            target = self.move_prefix(disposal) + name
+            self._call(name, self._client.copy_object, Bucket=bucket, Key=target,
+                       CopySource={"Bucket": bucket, "Key": key})  # fmt: skip
+        if disposal.kind in (MOVE, DELETE):
+            self._call(name, self._client.delete_object, Bucket=bucket, Key=key)
+
+    def move_prefix(self, disposal: Disposal) -> str:
+        """`move:TARGET` as a key prefix: relative to the source's prefix, `/x` from the root."""
+        target = disposal.target.rstrip("/") + "/"
+        return target.lstrip("/") if target.startswith("/") else self.location.prefix + target
 
     def watch(self, loop: Any, on_event: Any, log: Any) -> None:
         return None  # listing is the source of truth
