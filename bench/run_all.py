@@ -19,6 +19,7 @@ BENCHES = [
     "pg_load",
     "pg_ledger",
     "s3_source",
+    "compact",
 ]
 
 

@@ -35,7 +35,7 @@ from .settings import (
 
 COMMANDS = (
     "run", "status", "pause", "resume", "verify", "failed", "retry", "workers", "health",
-    "timeline", "explain",
+    "timeline", "explain", "compact",
 )  # fmt: skip
 USAGE_ERROR = 2
 STATE_DIR_ENV = "INGESTD_STATE_DIR"
@@ -137,6 +137,16 @@ def _interval_minutes(text: str) -> float:
     return value
 
 
+def _days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of days >= 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="ingestd",
@@ -204,6 +214,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dir(explain)
     explain.add_argument("name", metavar="NAME", help="the file's name, e.g. 2018_06_28_00_00.txt")
     explain.add_argument("--json", action="store_true", help="machine-readable output")
+
+    compact = sub.add_parser(
+        "compact", help="rewrite the manifest to one record per file (safe while workers run)"
+    )
+    _add_dir(compact)
+    compact.add_argument("--archive", action="store_true",
+                         help="keep the old manifest as manifest-DATE.jsonl")  # fmt: skip
+    compact.add_argument("--retain", type=_days, metavar="DAYS",
+                         help="drop records of files gone and older than DAYS")  # fmt: skip
 
     workers = sub.add_parser("workers", help="list workers by heartbeat; --prune removes lost ones")
     _add_dir(workers)

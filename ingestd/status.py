@@ -237,6 +237,28 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0 if result.state != "unknown" else 1
 
 
+def cmd_compact(args: argparse.Namespace) -> int:
+    if is_database_url(args.ledger):
+        why = "a postgresql:// ledger is a table: nothing to compact"
+        print(f"ingestd: error: compact rewrites a state dir's manifest; {why}", file=sys.stderr)
+        return 2
+    from .ledgers.file.compact import compact
+
+    state = _state(args)
+    if not (state / "manifest.jsonl").exists():
+        print(f"nothing to compact: no manifest in {state}")
+        return 0
+    source, _ = _view(args)
+    result = compact(state, lambda: set(_present(source)), args.archive, args.retain)
+    print(
+        f"manifest: {result.records_before} records -> {result.records_after} "
+        f"({result.bytes_before} -> {result.bytes_after} bytes); bad lines dropped "
+        f"{result.bad_lines}; expired {result.expired}"
+        + (f"; old manifest kept as {result.archive}" if result.archive else "")
+    )
+    return 0
+
+
 def cmd_timeline(args: argparse.Namespace) -> int:
     from . import timeline
 
@@ -380,4 +402,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_timeline(args)
     if command == "explain":
         return cmd_explain(args)
+    if command == "compact":
+        return cmd_compact(args)
     raise AssertionError(command)
