@@ -98,7 +98,9 @@ def bucket(url: str, settings: Settings | None = None) -> S3Source:
 
 def _local(data_dir: Path, state_dir: Path, events: bool = True) -> LocalSource:
     inside = state_dir.parent == data_dir  # hidden from scans
-    return LocalSource(data_dir, hide=state_dir.name if inside else None, events=events)
+    return LocalSource(
+        data_dir, hide=state_dir.name if inside else None, events=events, clock_dir=state_dir
+    )
 
 
 def build_ledger(settings: Settings, log: Log) -> Ledger:

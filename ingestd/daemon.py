@@ -174,30 +174,31 @@ class Daemon:
         if not await self._wait_for_directory():
             self.log.info("shutdown", reason="stopped while waiting for the directory")
             return self.exit_code
-        if not await self._prepare_ledger():
-            self.log.info("shutdown", reason="stopped while waiting for the ledger")
-            return self.exit_code
-        for check in self.checks:
-            await asyncio.to_thread(check)
-        other = await asyncio.to_thread(self.ledger.read_heartbeat, s.worker_id)
-        if other is not None and _another_live_worker(other, s.host):
-            # Two live workers under one id (an id set in a config file copied to two hosts,
-            # or given twice on one): their heartbeats overwrite each other and `verify`
-            # mixes up their totals.
-            self.log.warning(
-                "worker_id_in_use",
-                other_host=other.host,
-                other_pid=other.pid,
-                hint="give each worker its own --worker-id",
-            )
-        # Events start before the first scan (the scan syncs the ledger), so no file can land
-        # unseen in between.
+        # Events start the moment the directory is there: before the ledger is prepared and
+        # before the first scan (which syncs the ledger), so no file can land unseen, and the
+        # first files' close events are seen (else they wait a settle period).
         self._watcher = self.source.watch(
             asyncio.get_running_loop(), self.discovery.on_event, self.log
         )
         if self._watcher is not None:
             self._watcher.start()
         try:
+            if not await self._prepare_ledger():
+                self.log.info("shutdown", reason="stopped while waiting for the ledger")
+                return self.exit_code
+            for check in self.checks:
+                await asyncio.to_thread(check)
+            other = await asyncio.to_thread(self.ledger.read_heartbeat, s.worker_id)
+            if other is not None and _another_live_worker(other, s.host):
+                # Two live workers under one id (an id set in a config file copied to two
+                # hosts, or given twice on one): their heartbeats overwrite each other and
+                # `verify` mixes up their totals.
+                self.log.warning(
+                    "worker_id_in_use",
+                    other_host=other.host,
+                    other_pid=other.pid,
+                    hint="give each worker its own --worker-id",
+                )
             await self._check_pause()
             await self._rescan()
             self.notifier.notify("READY=1", f"STATUS={self._status_line()}")
@@ -232,29 +233,60 @@ class Daemon:
                 return False
 
     async def _wait_for_directory(self) -> bool:
-        """Wait for DIR to exist, never creating it: it may be an NFS mount still to come."""
+        """Wait for DIR to exist, never creating it: it may be an NFS mount still to come.
+
+        Its nearest existing parent is watched, so a local mkdir is noticed at once; the poll
+        every rescan interval stays for what sends no event (another host's mkdir on NFS).
+        """
         last_log = -WAIT_FOR_DIR_LOG_EVERY
         started = time.monotonic()
         limit = self.settings.exit_when_idle
-        while not await asyncio.to_thread(self.source.exists):
-            now = time.monotonic()
-            if limit is not None and now - started >= limit:
-                # Nothing to do for that long: a batch run whose directory never came.
-                self.log.info(
-                    "idle_exit", idle_seconds=round(now - started, 3), waited_for_dir=True
-                )
-                return False
-            if now - last_log >= WAIT_FOR_DIR_LOG_EVERY:
-                self.log.warning("waiting_for_directory", data_dir=self.source.description)
-                last_log = now
-            timeout = self.settings.rescan_interval
-            if limit is not None:
-                timeout = min(timeout, max(limit - (now - started), 0.0))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_event.wait(), timeout)
-            if self.stop_event.is_set():
-                return False
+        wake = asyncio.Event()
+        appear: Watch | None = None
+        tried = False
+        try:
+            while not await asyncio.to_thread(self.source.exists):
+                if not tried:
+                    tried = True
+                    appear = self.source.watch_appearance(asyncio.get_running_loop(), wake.set)
+                    if appear is not None and appear.start():
+                        continue  # look again now the watch is on: no mkdir falls between
+                    appear = None
+                elif appear is not None:
+                    appear.restart()  # a parent appeared: follow the path one level deeper
+                    if await asyncio.to_thread(self.source.exists):
+                        break  # made while the watch moved
+                now = time.monotonic()
+                if limit is not None and now - started >= limit:
+                    # Nothing to do for that long: a batch run whose directory never came.
+                    self.log.info(
+                        "idle_exit", idle_seconds=round(now - started, 3), waited_for_dir=True
+                    )
+                    return False
+                if now - last_log >= WAIT_FOR_DIR_LOG_EVERY:
+                    self.log.warning("waiting_for_directory", data_dir=self.source.description)
+                    last_log = now
+                timeout = self.settings.rescan_interval
+                if limit is not None:
+                    timeout = min(timeout, max(limit - (now - started), 0.0))
+                await self._wait_for(wake, timeout)
+                wake.clear()
+                if self.stop_event.is_set():
+                    return False
+        finally:
+            if appear is not None:
+                appear.stop()
         return True
+
+    async def _wait_for(self, event: asyncio.Event, timeout: float) -> None:
+        """Until `event`, a stop request or `timeout`, whichever comes first."""
+        waiters = [asyncio.ensure_future(event.wait()),
+                   asyncio.ensure_future(self.stop_event.wait())]  # fmt: skip
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
 
     # ---- the running daemon ----
 

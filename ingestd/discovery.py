@@ -115,15 +115,27 @@ class Discovery:
         entry = self.retry_at.get(name)
         return entry is not None and entry[0] > now
 
-    def offer(self, name: str, signature: tuple[int, int] | None, now: float) -> None:
-        """One look at a file: queue it once it has settled."""
+    def offer(
+        self,
+        name: str,
+        signature: tuple[int, int] | None,
+        now: float,
+        clock: int | None = None,
+        closed: bool = False,
+    ) -> None:
+        """One look at a file: queue it once it has settled. `clock`: the source's own time
+        (ns) at this look, which dates the file's mtime (the signature's second half);
+        `closed`: no one has it open for writing, as good as a close event."""
         if signature is None:
             self.settling.forget(name)
             return
         if name in self.ready or name in self.worker.in_hand or self.backing_off(name, now):
             return
         self.seen_at.setdefault(name, utc_now())
-        if self.settling.observe(name, signature, now):
+        age = None if clock is None else (clock - signature[1]) / 1e9
+        if closed:
+            age = self.settling.settle
+        if self.settling.observe(name, signature, now, age):
             self.ready.put(name)
             self.log.debug("file_ready", file=name, via="scan")
 
@@ -132,7 +144,9 @@ class Discovery:
 
         disposing = any(d.kind != KEEP for d in self.worker.disposals.values())
 
-        def sync_then_scan() -> tuple[ScanResult, list[str], list[tuple[str, str, str]]]:
+        def sync_then_scan() -> tuple[
+            ScanResult, list[str], list[tuple[str, str, str]], int | None, set[str]
+        ]:
             self.ledger.sync()
             finished: list[str] = []
 
@@ -143,11 +157,16 @@ class Discovery:
                     return True
                 return False
 
+            # The clock before the scan: no mtime the scan sees is dated older than it is.
+            clock = self.source.clock() if self.settling.settle > 0 else None
             result = self.source.scan(skip)
-            return result, self.ledger.leftovers(), self._dispose_leftovers(finished)
+            closed = self._closed(result) if self.settling.settle > 0 else set()
+            leftovers = self.ledger.leftovers()
+            return result, leftovers, self._dispose_leftovers(finished), clock, closed
 
         try:
-            result, leftovers, disposed = await asyncio.to_thread(sync_then_scan)  # one hop
+            scanned = await asyncio.to_thread(sync_then_scan)  # one thread hop
+            result, leftovers, disposed, clock, closed = scanned
         except OSError as exc:
             if not self._scan_failing:
                 self.log.error("scan_failed", error=str(exc), data_dir=self.source.description)
@@ -168,7 +187,7 @@ class Discovery:
         now = time.monotonic()
         self.settling.keep_only(result.candidates)
         for name, signature in result.candidates.items():
-            self.offer(name, signature, now)
+            self.offer(name, signature, now, clock, name in closed)
         for name, why in result.ignored.items():
             if why == TEMP_FILE:
                 # A writer's temp file, renamed into place a moment later: not worth a line.
@@ -184,6 +203,15 @@ class Discovery:
         if leftovers and (removed := await self.worker.remove_leftovers(leftovers)):
             self.log.info("leftover_locks_removed", files=removed)
         return recovered
+
+    def _closed(self, result: ScanResult) -> set[str]:
+        """Files still settling that no one has open for writing (a read lease says so).
+        Blocking: asked only of files not settled yet, so a backlog costs nothing."""
+        return {
+            name
+            for name, signature in result.candidates.items()
+            if not self.settling.is_settled(name, signature) and self.source.is_closed(name)
+        }
 
     def _dispose_leftovers(self, finished: list[str]) -> list[tuple[str, str, str]]:
         """Finish `--on-done`/`--on-failed` for recorded files still in the source: (name,

@@ -25,20 +25,31 @@ class Settling:
     # again unchanged, they are ready at once, so a dead peer's file is taken over quickly.
     _settled: dict[str, Signature] = field(default_factory=dict)
 
-    def observe(self, name: str, signature: Signature, now: float) -> bool:
-        """Record one look at `name`; True once it has stayed the same for `settle` seconds."""
+    def observe(
+        self, name: str, signature: Signature, now: float, age: float | None = None
+    ) -> bool:
+        """Record one look at `name`; True once it has stayed the same for `settle` seconds.
+
+        `age`, when known, is how long ago the file last changed by the filesystem's own
+        clock (now minus its mtime): a file found unchanged for that long counts as having
+        been watched for that long, so one complete before we looked is ready at once.
+        """
         if self._settled.get(name) == signature:
             return True
         previous = self._seen.get(name)
         if previous is None or previous[0] != signature:
-            self._seen[name] = (signature, now)
-            if self.settle > 0:
+            since = now - max(age, 0.0) if age is not None else now
+            self._seen[name] = (signature, since)
+            if self.settle > 0 and now - since < self.settle:
                 return False
         elif now - previous[1] < self.settle:
             return False
         self._seen.pop(name, None)
         self._settled[name] = signature
         return True
+
+    def is_settled(self, name: str, signature: Signature) -> bool:
+        return self._settled.get(name) == signature
 
     def forget(self, name: str) -> None:
         self._seen.pop(name, None)

@@ -108,3 +108,17 @@ class Source(Protocol):
         self, loop: asyncio.AbstractEventLoop, on_event: EventCallback, log: Log
     ) -> Watch | None:
         """An event stream for quick notice, or None (scans only)."""
+
+    def watch_appearance(
+        self, loop: asyncio.AbstractEventLoop, wake: Callable[[], None]
+    ) -> Watch | None:
+        """While the source does not exist: a stream that calls `wake` when it may have
+        appeared (then look again, and `restart` it if not yet), or None (poll only)."""
+
+    def is_closed(self, name: str) -> bool | None:
+        """True when no process has the file open for writing right now (it was closed after
+        writing, as a close event would have said); False when one has; None: cannot tell."""
+
+    def clock(self) -> int | None:
+        """The source's own clock now, in the unit of its signatures' mtimes (ns), or None:
+        a file unchanged since longer than the settle time needs no settling."""

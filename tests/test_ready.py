@@ -59,3 +59,14 @@ def test_a_settled_file_seen_again_unchanged_is_ready_at_once() -> None:
     assert not settling.observe("a", (11, 2), now=1.2)
     settling.keep_only(set())
     assert len(settling) == 0 and not settling.observe("a", (11, 2), now=1.3)
+
+
+def test_a_file_unchanged_for_longer_than_settle_by_its_own_clock_is_ready_at_once() -> None:
+    settling = Settling(settle=1.0)
+    assert settling.observe("a", (1, 5), now=100.0, age=1.5)  # complete before we looked
+    assert not settling.observe("b", (1, 5), now=100.0, age=0.3)  # written 0.3 s ago...
+    assert settling.next_deadline() == 100.7  # ...so 0.7 s more, not a full settle
+    assert not settling.observe("b", (1, 5), now=100.6)
+    assert settling.observe("b", (1, 5), now=100.7)
+    assert not settling.observe("c", (1, 5), now=100.0, age=-5.0)  # mtime in the future
+    assert settling.next_deadline() == 101.0

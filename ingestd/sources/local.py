@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
+import secrets
 import shutil
 import stat
 from collections.abc import Callable
@@ -23,7 +25,7 @@ from ..errors import BadInput
 from ..logs import Log
 from ..naming import is_data_name
 from ..source import DELETE, MOVE, TEMP_FILE, Disposal, EventCallback, ScanResult, Signature
-from .watcher import Watcher
+from .watcher import AppearanceWatcher, Watcher
 
 
 def is_temp_name(name: str) -> bool:
@@ -121,6 +123,34 @@ def file_digest(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+# A lease is refused when the file is open for writing (EAGAIN), or not ours to lease (EACCES:
+# another user's file without CAP_LEASE), or not leasable here (EINVAL: NFS, some FUSE).
+_LEASE_BUSY = frozenset({errno.EAGAIN, errno.EBUSY})
+
+
+def no_writer(path: Path) -> bool | None:
+    """Whether no process has `path` open for writing now, by a read lease the kernel grants
+    only then (and drops at once); None when the lease cannot say (NFS, another user's file).
+
+    Local only, and only for this kernel's processes: a writer on another NFS client is never
+    seen, which is why such files still settle.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except OSError as exc:
+        return False if exc.errno in _LEASE_BUSY else None
+    else:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        return True
+    finally:
+        os.close(fd)
+
+
 def move_into(path: Path, directory: Path) -> None:
     """Move `path` into `directory` under its name, never leaving half a file there.
 
@@ -154,11 +184,19 @@ class LocalSource:
 
     atomic = False
 
-    def __init__(self, data_dir: Path, hide: str | None = None, events: bool = True) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        hide: str | None = None,
+        events: bool = True,
+        clock_dir: Path | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.description = str(data_dir)
         self._hide = hide
         self._events = events
+        self._clock_dir = clock_dir  # where a probe may be written (the state dir)
+        self._clock_broken = False
 
     def exists(self) -> bool:
         return self.data_dir.is_dir()
@@ -177,6 +215,47 @@ class LocalSource:
 
     def digest(self, name: str) -> tuple[int, str]:
         return file_digest(self.data_dir / name)
+
+    def watch_appearance(
+        self, loop: asyncio.AbstractEventLoop, wake: Callable[[], None]
+    ) -> AppearanceWatcher | None:
+        return AppearanceWatcher(self.data_dir, loop, wake) if self._events else None
+
+    def clock(self) -> int | None:
+        """The mtime a file created now gets: the filesystem's (the NFS server's) clock.
+
+        The probe goes in the state dir when it shares the data dir's filesystem, else in
+        the data dir under a temp-file name scans ignore; when neither can be written, None
+        (and every file settles the full time, as without this).
+        """
+        if self._clock_broken:
+            return None
+        for directory in self._probe_dirs():
+            path = directory / f".ingestd-clock-{secrets.token_hex(6)}.tmp"
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            except OSError:
+                continue
+            try:
+                return os.fstat(fd).st_mtime_ns
+            finally:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        self._clock_broken = True
+        return None
+
+    def is_closed(self, name: str) -> bool | None:
+        return no_writer(self.data_dir / name)
+
+    def _probe_dirs(self) -> list[Path]:
+        try:
+            device = os.stat(self.data_dir).st_dev
+            if self._clock_dir is not None and os.stat(self._clock_dir).st_dev == device:
+                return [self._clock_dir]
+        except OSError:
+            pass
+        return [self.data_dir]
 
     def move_target(self, disposal: Disposal) -> Path:
         """The directory `move:TARGET` names: relative ones are inside DIR."""

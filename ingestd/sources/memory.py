@@ -46,6 +46,15 @@ class MemorySource:
     def exists(self) -> bool:
         return True
 
+    def watch_appearance(self, loop: asyncio.AbstractEventLoop, wake: Callable[[], None]) -> None:
+        return None
+
+    def clock(self) -> None:
+        return None  # atomic: nothing settles
+
+    def is_closed(self, name: str) -> None:
+        return None
+
     def dispose(self, name: str, disposal: Disposal) -> None:
         with self._mutex:
             if self._files.pop(name, None) is None:

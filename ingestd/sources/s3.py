@@ -286,6 +286,15 @@ class S3Source:
         target = disposal.target.rstrip("/") + "/"
         return target.lstrip("/") if target.startswith("/") else self.location.prefix + target
 
+    def watch_appearance(self, loop: Any, wake: Any) -> None:
+        return None  # a bucket is polled until it answers
+
+    def clock(self) -> None:
+        return None  # atomic: nothing settles
+
+    def is_closed(self, name: str) -> None:
+        return None
+
     def watch(self, loop: Any, on_event: Any, log: Any) -> None:
         return None  # listing is the source of truth
 

@@ -10,11 +10,15 @@ scan (`local.py`, run in a thread) finds everything on its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileModifiedEvent,
@@ -110,6 +114,71 @@ class Watcher:
         self.restarts += 1
         self._log.info("observer_restarted", restarts=self.restarts)
         self.start()
+
+    def stop(self) -> None:
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            if observer.is_alive():
+                observer.join(timeout=5)
+
+
+class _Waker(FileSystemEventHandler):
+    def __init__(self, loop: asyncio.AbstractEventLoop, wake: Callable[[], None]) -> None:
+        self._loop = loop
+        self._wake = wake
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closing
+            self._loop.call_soon_threadsafe(self._wake)
+
+
+def nearest_existing(path: Path) -> Path:
+    """`path` or its closest ancestor that is a directory now."""
+    for candidate in (path, *path.parents):
+        if candidate.is_dir():
+            return candidate
+    return Path("/")
+
+
+class AppearanceWatcher:
+    """Wakes the daemon when a directory still to come may have appeared.
+
+    Watches the nearest existing ancestor (not recursively): any entry created or moved in
+    it wakes the daemon, which looks again and calls `restart` to follow the path one level
+    deeper when only a parent appeared. The poll stays as the fallback (NFS sends no events
+    for other hosts' mkdirs).
+    """
+
+    def __init__(self, path: Path, loop: asyncio.AbstractEventLoop, wake: Callable[[], None]):
+        self._path = path
+        self._handler = _Waker(loop, wake)
+        self._observer: Any = None
+        self.watching: Path | None = None
+
+    def start(self) -> bool:
+        target = nearest_existing(self._path)
+        observer = Observer()
+        try:
+            observer.schedule(self._handler, str(target), recursive=False,
+                              event_filter=[DirCreatedEvent, DirMovedEvent])  # fmt: skip
+            observer.start()
+        except OSError:
+            return False  # the poll alone, then
+        self._observer, self.watching = observer, target
+        return True
+
+    def ensure_alive(self) -> None:
+        if self._observer is not None and not self._observer.is_alive():
+            self.start()
+
+    def restart(self) -> None:
+        # Until the watch sits on the nearest existing level: a level made while the watch
+        # moved is seen by the check after the move.
+        while nearest_existing(self._path) != self.watching:
+            self.stop()
+            if not self.start():
+                return
 
     def stop(self) -> None:
         observer, self._observer = self._observer, None
