@@ -157,3 +157,19 @@ def test_the_postgresql_drop_in_passes_verify_and_opens_tcp(tmp_path: Path) -> N
     lines = drop_in.read_text().splitlines()
     assert "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6" in lines
     assert "After=network-online.target postgresql.service" in lines
+
+
+def test_the_metrics_drop_in_passes_verify_and_writes_where_it_may(tmp_path: Path) -> None:
+    analyze, instance = _instance(tmp_path)
+    drop_ins = tmp_path / "ingestd@.service.d"
+    drop_ins.mkdir()
+    drop_in = UNIT.with_name("ingestd-metrics.conf")
+    (drop_ins / "metrics.conf").write_text(drop_in.read_text())
+    assert _verify(analyze, instance) == ""
+    (drop_ins / "metrics.conf").write_text(drop_in.read_text() + "BogusKey=1\n")
+    assert "BogusKey" in _verify(analyze, instance)
+    lines = drop_in.read_text().splitlines()
+    writable = next(x for x in lines if x.startswith("ReadWritePaths="))
+    target = next(x for x in lines if x.startswith("Environment=INGESTD_METRICS_TEXTFILE="))
+    # The file the worker writes lies in the one extra directory it may write.
+    assert target.split("=", 2)[2].startswith(writable.split("=", 1)[1] + "/")
