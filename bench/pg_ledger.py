@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -94,6 +95,9 @@ def takeover(cluster: PgCluster, base: Path, how: str) -> float:
         if how == "sigkill":
             procs["holder"].kill()
         else:
+            # A partition: the holder is frozen (it cannot reconnect and lock again, as a
+            # live holder cut off for a moment would, racing its peer) and its sessions end.
+            procs["holder"].send_signal(signal.SIGSTOP)
             cluster.psql(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN (SELECT pid"
                 " FROM pg_locks WHERE locktype = 'advisory' AND objid = hashtext('holder')::oid)",
@@ -105,6 +109,7 @@ def takeover(cluster: PgCluster, base: Path, how: str) -> float:
     finally:
         for proc in procs.values():
             proc.kill()
+            proc.send_signal(signal.SIGCONT)  # a stopped process dies once continued
             proc.wait()
 
 
