@@ -507,7 +507,7 @@ class Daemon:
             return alive, self.ledger.failed_count()
 
         alive, failed = await asyncio.to_thread(fleet)
-        in_hand = self.worker.in_hand
+        in_hand = self.worker.working
         waiting = [seen for name, seen in self.discovery.seen_at.items() if name not in in_hand]
         self.metrics.update(
             Gauges(
@@ -548,7 +548,7 @@ class Daemon:
             started_at=self._started_at,
             state=state,
             interval=s.heartbeat_interval,
-            in_hand={name: round(now - t, 3) for name, t in self.worker.in_hand.items()},
+            in_hand={name: round(now - t, 3) for name, t in self.worker.working.items()},
             files_processed=int(fields["files_processed"]),
             total_time=float(fields["total_time"]),
             sum_of_squares=float(fields["sum_of_squares"]),
@@ -564,7 +564,7 @@ class Daemon:
     def _status_line(self) -> str:
         state = "paused" if self.paused else "running"
         return (
-            f"{state}: {self.worker.stats.count} done, {len(self.worker.in_hand)} in hand, "
+            f"{state}: {self.worker.stats.count} done, {len(self.worker.working)} in hand, "
             f"{self.discovery.pending} pending"
         )
 

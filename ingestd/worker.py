@@ -63,7 +63,10 @@ class Worker:
     handler: Handler
     log: Log
     stats: RunningStats = field(default_factory=RunningStats)
+    # Names this process is trying to claim or working on: excluded from its other tasks.
     in_hand: dict[str, float] = field(default_factory=dict)  # name -> monotonic start
+    # Of those, the files claimed and being processed (what heartbeats and metrics report).
+    working: dict[str, float] = field(default_factory=dict)
     # Leftover claims being checked for removal: excluded like files in hand, but not work,
     # so heartbeats and the shutdown report leave them out.
     sweeping: set[str] = field(default_factory=set)
@@ -133,10 +136,12 @@ class Worker:
             self._log_outcome(self.log.bind(file=name), why)
         if won is not None:
             hold, head = won
+            self.working[hold.name] = time.monotonic()
             try:
                 results[hold.name] = await self._run(hold, head, seen_at.get(hold.name), handled)
             finally:
                 del self.in_hand[hold.name]
+                del self.working[hold.name]
         return results
 
     async def remove_leftovers(self, names: list[str]) -> list[str]:
