@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: venv demo demo-pg demo-s3 test lint format bench clean
+.PHONY: venv demo demo-pg demo-s3 test container-test lint format bench clean
 
 venv: $(VENV)/.installed
 
@@ -25,6 +25,10 @@ demo-s3: venv
 test: venv
 	$(BIN)/pytest
 
+# The image and compose.yaml, run for real with podman (containers/test.sh).
+container-test: venv
+	bash containers/test.sh
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -38,4 +42,4 @@ bench: venv
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) demo-run bench/out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-run bench/out containers/wheels .pytest_cache .mypy_cache .ruff_cache
