@@ -98,3 +98,11 @@ def test_compacting_under_load_keeps_verify_clean_and_processes_nothing_twice(
     assert verify.returncode == 0, verify.stdout
     assert sum(len(w.events("manifest_replaced")) for w in workers) >= 1  # readers noticed
     assert len(manifest_records(data)) == 150  # one record per file after the last pass
+
+
+def test_compact_refuses_a_postgresql_ledger_in_one_line(data: Path) -> None:
+    command = ["compact", str(data), "--ledger", "postgresql://nowhere/db"]
+    run = subprocess.run([sys.executable, "-m", "ingestd", *command],
+                         capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert run.returncode == 2 and "nothing to compact" in run.stderr
+    assert "Traceback" not in run.stderr

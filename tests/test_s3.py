@@ -19,6 +19,7 @@ from conftest import ROOT, SIMULATION, assert_stats_match_manifest, read_json_lo
 from ingestd.compose import bucket
 from ingestd.errors import StartupError
 from ingestd.naming import format_name
+from ingestd.source import Disposal
 from ingestd.sources.s3 import Location, S3Source
 
 A, B = "2018_06_28_00_00.txt", "2018_06_28_00_15.txt"
@@ -267,3 +268,26 @@ def test_from_a_bucket_to_rows_exactly_once_with_no_shared_directory(
     assert counts.split() == [f"{key}|5000|5000" for key in keys]
     assert pg.psql("SELECT count(*) FROM ingestd.loads").strip() == "30"
     assert steady.terminate() == 0
+
+
+def test_done_objects_move_under_a_prefix_failed_ones_are_deleted(
+    s3_server: Any, spawn, tmp_path: Path
+) -> None:
+    name = s3_server.bucket()
+    client = s3_server.client()
+    for key, body in ((f"in/{A}", b"12\n"), (f"in/{B}", b"not a number\n")):
+        client.put_object(Bucket=name, Key=key, Body=body)
+    source = bucket(f"s3://{name}/in")
+    assert source.move_prefix(Disposal("move", "done")) == "in/done/"
+    assert source.move_prefix(Disposal("move", "/archive/")) == "archive/"
+    disposal = ("--on-done", "move:done", "--on-failed", "delete")
+    w = spawn(f"s3://{name}/in", "--state-dir", str(tmp_path / "state"), "--seconds-in-min", "0",
+              *disposal, "--exit-when-idle", "1")  # fmt: skip
+    assert w.wait(timeout=60) == 0
+    keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=name).get("Contents", []))
+    assert keys == [f"in/done/{A}"]  # moved whole, the failed one deleted, nothing else
+    moved = client.get_object(Bucket=name, Key=f"in/done/{A}")["Body"].read()
+    assert moved == b"12\n"
+    assert {e["action"] for e in w.events("file_disposed")} == {"move:done", "delete"}
+    # The moved object sits under a "folder" of the source: ignored by its scans from now on.
+    assert source.scan(lambda _: False).candidates == {}
