@@ -22,6 +22,32 @@ say() { echo "container-test: $*"; }
 fail() { echo "container-test: FAILED: $*" >&2; exit 1; }
 name() { echo "${PROJECT}_$1_1"; }
 inside() { podman exec "$(name worker-a)" "$@"; }
+day_done() {  # day_done HOW: wait for `verify --expect 96` inside; both workers did work
+    local deadline=$((SECONDS + 240)) report files worker
+    until inside ingestd verify /data/drop --expect 96 >/dev/null 2>&1; do
+        if [ $SECONDS -ge $deadline ]; then
+            inside ingestd verify /data/drop --expect 96 || true
+            podman logs --tail 20 "$(name worker-a)" || true
+            fail "the appendix day was not done within 240 s ($1)"
+        fi
+        sleep 2
+    done
+    report=$(inside ingestd verify /data/drop --expect 96)
+    echo "$report" | sed 's/^/    /'
+    for worker in worker-a worker-b; do
+        files=$(echo "$report" | sed -n "s/^  $worker: files \([0-9]*\),.*/\1/p")
+        [ -n "$files" ] && [ "$files" -gt 0 ] || fail "$worker did no work ($1)"
+    done
+}
+stopped_cleanly() {  # stopped_cleanly HOW: `compose stop` (SIGTERM); both workers exit 0
+    "${COMPOSE[@]}" stop >/dev/null 2>&1
+    for worker in worker-a worker-b; do
+        code=$(podman inspect --format '{{.State.ExitCode}}' "$(name "$worker")")
+        [ "$code" = 0 ] || fail "$worker exited $code after SIGTERM ($1)"
+        podman logs "$(name "$worker")" 2>&1 | grep -q '"event": "shutdown"' \
+            || fail "$worker did not log its shutdown ($1)"
+    done
+}
 
 command -v podman >/dev/null || fail "podman is not installed (apt-get install podman runc mmdebstrap; .ci/run does)"
 [ -x .venv/bin/podman-compose ] || fail "podman-compose is missing from .venv (make venv installs the test extra)"
@@ -62,20 +88,8 @@ say "image $IMAGE built in $(python3 -c "print(round($built - $started, 1))") s,
 "${COMPOSE[@]}" up -d >/dev/null 2>&1 || fail "compose up: $("${COMPOSE[@]}" up -d 2>&1 | tail -5)"
 say "up: $(podman ps -a --filter "name=$PROJECT" --format '{{.Names}}' | sort | tr '\n' ' ')"
 
-deadline=$((SECONDS + 240))
-until inside ingestd verify /data/drop --expect 96 >/dev/null 2>&1; do
-    if [ $SECONDS -ge $deadline ]; then
-        inside ingestd verify /data/drop --expect 96 || true
-        podman logs --tail 20 "$(name worker-a)" || true
-        fail "the appendix day was not done within 240 s"
-    fi
-    sleep 2
-done
-report=$(inside ingestd verify /data/drop --expect 96)
-echo "$report" | sed 's/^/    /'
+day_done "state dir on the volume"
 for worker in worker-a worker-b; do
-    files=$(echo "$report" | sed -n "s/^  $worker: files \([0-9]*\),.*/\1/p")
-    [ -n "$files" ] && [ "$files" -gt 0 ] || fail "$worker did no work"
     pid1=$(podman exec "$(name "$worker")" cat /proc/1/comm)
     [ "$pid1" = tini ] || fail "$worker: PID 1 is $pid1, not tini"
     uid=$(podman exec "$(name "$worker")" id -u)
@@ -100,42 +114,18 @@ inside ingestd status /data/drop | grep -q PAUSED || fail "status does not show 
 [ "$(inside ingestd resume /data/drop)" = resumed ] || fail "ingestd resume from outside"
 say "status, pause and resume from outside"
 
-"${COMPOSE[@]}" stop >/dev/null 2>&1
-for worker in worker-a worker-b; do
-    code=$(podman inspect --format '{{.State.ExitCode}}' "$(name "$worker")")
-    [ "$code" = 0 ] || fail "$worker exited $code after SIGTERM"
-    podman logs "$(name "$worker")" 2>&1 | grep -q '"event": "shutdown"' \
-        || fail "$worker did not log its shutdown"
-done
+stopped_cleanly "state dir"
 say "SIGTERM: both workers drained and exited 0"
 "${COMPOSE[@]}" down -v >/dev/null 2>&1
 
 say "again, coordinating through PostgreSQL (compose.postgres.yaml)"
 COMPOSE+=(-f compose.postgres.yaml)
 "${COMPOSE[@]}" up -d >/dev/null 2>&1 || fail "compose up: $("${COMPOSE[@]}" up -d 2>&1 | tail -5)"
-deadline=$((SECONDS + 240))
 # INGESTD_LEDGER is set in the workers: the operator commands read the database too.
-until inside ingestd verify /data/drop --expect 96 >/dev/null 2>&1; do
-    if [ $SECONDS -ge $deadline ]; then
-        inside ingestd verify /data/drop --expect 96 || true
-        podman logs --tail 20 "$(name worker-a)" || true
-        fail "the appendix day was not done through PostgreSQL within 240 s"
-    fi
-    sleep 2
-done
-report=$(inside ingestd verify /data/drop --expect 96)
-echo "$report" | sed 's/^/    /'
-for worker in worker-a worker-b; do
-    files=$(echo "$report" | sed -n "s/^  $worker: files \([0-9]*\),.*/\1/p")
-    [ -n "$files" ] && [ "$files" -gt 0 ] || fail "$worker did no work through PostgreSQL"
-done
+day_done "PostgreSQL ledger"
 if podman exec "$(name worker-a)" test -e /data/drop/.ingestd; then
     fail "the PostgreSQL ledger wrote a state dir on the volume"
 fi
-"${COMPOSE[@]}" stop >/dev/null 2>&1
-for worker in worker-a worker-b; do
-    code=$(podman inspect --format '{{.State.ExitCode}}' "$(name "$worker")")
-    [ "$code" = 0 ] || fail "$worker exited $code after SIGTERM (PostgreSQL ledger)"
-done
+stopped_cleanly "PostgreSQL ledger"
 say "PostgreSQL ledger: both workers worked, no state dir on the volume, drained on SIGTERM"
 say "OK"

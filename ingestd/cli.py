@@ -30,6 +30,7 @@ from .settings import (
     file_ledger_path,
     is_bucket_url,
     is_database_url,
+    non_negative,
     state_dir_for,
 )
 
@@ -139,12 +140,9 @@ def _interval_minutes(text: str) -> float:
 
 def _days(text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number of days >= 0")
-    return value
+        return non_negative(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"days: {exc}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

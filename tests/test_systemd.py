@@ -144,31 +144,28 @@ def test_per_instance_settings_come_after_the_shared_ones() -> None:
     assert lines.index("EnvironmentFile=-/etc/default/ingestd-%i") == shared + 1
 
 
-def test_the_postgresql_drop_in_passes_verify_and_opens_tcp(tmp_path: Path) -> None:
+def _verify_drop_in(tmp_path: Path, name: str) -> list[str]:
+    """systemd-analyze verify of the unit with systemd/ingestd-NAME.conf; the drop-in's lines."""
     analyze, instance = _instance(tmp_path)
     drop_ins = tmp_path / "ingestd@.service.d"
     drop_ins.mkdir()
-    drop_in = UNIT.with_name("ingestd-postgresql.conf")
-    (drop_ins / "postgresql.conf").write_text(drop_in.read_text())
+    drop_in = UNIT.with_name(f"ingestd-{name}.conf")
+    (drop_ins / f"{name}.conf").write_text(drop_in.read_text())
     assert _verify(analyze, instance) == ""
     # It is read: a broken drop-in is reported.
-    (drop_ins / "postgresql.conf").write_text(drop_in.read_text() + "BogusKey=1\n")
+    (drop_ins / f"{name}.conf").write_text(drop_in.read_text() + "BogusKey=1\n")
     assert "BogusKey" in _verify(analyze, instance)
-    lines = drop_in.read_text().splitlines()
+    return drop_in.read_text().splitlines()
+
+
+def test_the_postgresql_drop_in_passes_verify_and_opens_tcp(tmp_path: Path) -> None:
+    lines = _verify_drop_in(tmp_path, "postgresql")
     assert "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6" in lines
     assert "After=network-online.target postgresql.service" in lines
 
 
 def test_the_metrics_drop_in_passes_verify_and_writes_where_it_may(tmp_path: Path) -> None:
-    analyze, instance = _instance(tmp_path)
-    drop_ins = tmp_path / "ingestd@.service.d"
-    drop_ins.mkdir()
-    drop_in = UNIT.with_name("ingestd-metrics.conf")
-    (drop_ins / "metrics.conf").write_text(drop_in.read_text())
-    assert _verify(analyze, instance) == ""
-    (drop_ins / "metrics.conf").write_text(drop_in.read_text() + "BogusKey=1\n")
-    assert "BogusKey" in _verify(analyze, instance)
-    lines = drop_in.read_text().splitlines()
+    lines = _verify_drop_in(tmp_path, "metrics")
     writable = next(x for x in lines if x.startswith("ReadWritePaths="))
     target = next(x for x in lines if x.startswith("Environment=INGESTD_METRICS_TEXTFILE="))
     # The file the worker writes lies in the one extra directory it may write.

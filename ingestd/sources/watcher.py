@@ -117,10 +117,7 @@ class Watcher:
 
     def stop(self) -> None:
         observer, self._observer = self._observer, None
-        if observer is not None:
-            observer.stop()
-            if observer.is_alive():
-                observer.join(timeout=5)
+        _stop(observer)
 
 
 class _Waker(FileSystemEventHandler):
@@ -182,7 +179,11 @@ class AppearanceWatcher:
 
     def stop(self) -> None:
         observer, self._observer = self._observer, None
-        if observer is not None:
-            observer.stop()
-            if observer.is_alive():
-                observer.join(timeout=5)
+        _stop(observer)
+
+
+def _stop(observer: Any) -> None:
+    if observer is not None:
+        observer.stop()
+        if observer.is_alive():
+            observer.join(timeout=5)
