@@ -206,11 +206,15 @@ class Discovery:
 
     def _closed(self, result: ScanResult) -> set[str]:
         """Files still settling that no one has open for writing (a read lease says so).
-        Blocking: asked only of files not settled yet, so a backlog costs nothing."""
+        Blocking: asked only of files neither queued, in hand nor settled, so a backlog
+        costs nothing."""
         return {
             name
             for name, signature in result.candidates.items()
-            if not self.settling.is_settled(name, signature) and self.source.is_closed(name)
+            if name not in self.ready
+            and name not in self.worker.in_hand
+            and not self.settling.is_settled(name, signature)
+            and self.source.is_closed(name)
         }
 
     def _dispose_leftovers(self, finished: list[str]) -> list[tuple[str, str, str]]:

@@ -61,3 +61,24 @@ def test_files_complete_before_the_worker_looked_are_not_held_back(data: Path, s
         time.sleep(0.5)  # a few more scans
         assert writing not in done_names(data)
     assert w.terminate() == 0
+
+
+def test_a_filesystem_without_leases_is_asked_once(tmp_path: Path, monkeypatch) -> None:
+    import errno
+    import fcntl
+
+    from ingestd.sources import local
+
+    (tmp_path / NAME).write_text("12\n")
+    asked = []
+
+    def no_leases(fd: int, command: int, *args: object) -> int:
+        if command == fcntl.F_SETLEASE:
+            asked.append(fd)
+            raise OSError(errno.EINVAL, "leases not supported (as on NFS)")
+        return 0
+
+    monkeypatch.setattr(local.fcntl, "fcntl", no_leases)
+    source = LocalSource(tmp_path)
+    assert source.is_closed(NAME) is None and source.is_closed(NAME) is None
+    assert len(asked) == 1  # then no more round trips: files settle as they always did

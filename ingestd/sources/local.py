@@ -124,13 +124,20 @@ def file_digest(path: Path) -> tuple[int, str]:
 
 
 # A lease is refused when the file is open for writing (EAGAIN), or not ours to lease (EACCES:
-# another user's file without CAP_LEASE), or not leasable here (EINVAL: NFS, some FUSE).
+# another user's file without CAP_LEASE), or not leasable on this filesystem (EINVAL: NFS,
+# some FUSE filesystems).
 _LEASE_BUSY = frozenset({errno.EAGAIN, errno.EBUSY})
+LEASES_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP})
+
+
+class LeasesUnsupported(Exception):
+    """This filesystem grants no leases: asking again for other files is only round trips."""
 
 
 def no_writer(path: Path) -> bool | None:
     """Whether no process has `path` open for writing now, by a read lease the kernel grants
-    only then (and drops at once); None when the lease cannot say (NFS, another user's file).
+    only then (and drops at once); None when the lease cannot say (another user's file).
+    `LeasesUnsupported` where the filesystem has no leases (NFS).
 
     Local only, and only for this kernel's processes: a writer on another NFS client is never
     seen, which is why such files still settle.
@@ -142,6 +149,8 @@ def no_writer(path: Path) -> bool | None:
     try:
         fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
     except OSError as exc:
+        if exc.errno in LEASES_UNSUPPORTED:
+            raise LeasesUnsupported(str(exc)) from None
         return False if exc.errno in _LEASE_BUSY else None
     else:
         with contextlib.suppress(OSError):
@@ -197,6 +206,7 @@ class LocalSource:
         self._events = events
         self._clock_dir = clock_dir  # where a probe may be written (the state dir)
         self._clock_broken = False
+        self._leases_unsupported = False
 
     def exists(self) -> bool:
         return self.data_dir.is_dir()
@@ -246,7 +256,13 @@ class LocalSource:
         return None
 
     def is_closed(self, name: str) -> bool | None:
-        return no_writer(self.data_dir / name)
+        if self._leases_unsupported:
+            return None
+        try:
+            return no_writer(self.data_dir / name)
+        except LeasesUnsupported:
+            self._leases_unsupported = True  # NFS: every file settles, as it always did
+            return None
 
     def _probe_dirs(self) -> list[Path]:
         try:
