@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__, logs
+from . import __version__, logs, naming
 from .settings import (
     OPTIONS,
     S3_RESCAN_INTERVAL,
@@ -120,6 +120,12 @@ def _add_dir(parser: argparse.ArgumentParser) -> None:
         "--pg-schema",
         default=os.environ.get("INGESTD_PG_SCHEMA") or "ingestd",
         help="schema of ingestd's tables in a postgresql:// ledger (ingestd)",
+    )
+    parser.add_argument(
+        "--key-pattern",
+        default=os.environ.get("INGESTD_KEY_PATTERN") or None,
+        metavar="REGEX",
+        help="the workers' --key-pattern, if they have one [env INGESTD_KEY_PATTERN]",
     )
 
 
@@ -279,6 +285,7 @@ def _run(args: argparse.Namespace) -> int:
     from .handlers import HandlerError
 
     settings = settings_from(args)
+    naming.use_pattern(settings.key_pattern)  # before any name is looked at
     logs.configure(settings.log_format, settings.log_level)
     log = logs.get_logger(worker=settings.worker_id)
     try:
@@ -338,6 +345,10 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "run":
             return _run(args)
+        try:
+            naming.use_pattern(args.key_pattern)
+        except ValueError as exc:
+            raise UsageError(f"--key-pattern: {exc}") from None
         from . import status
 
         return status.main(args)

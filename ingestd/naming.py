@@ -1,7 +1,15 @@
-"""Pure rules for the provider's file names: `YYYY_MM_DD_HH_MM.txt`.
+"""Pure rules for the provider's file names: `YYYY_MM_DD_HH_MM.txt` or `KEY_YYYY_MM_DD_HH_MM.txt`.
 
 A name is accepted only if it matches the pattern exactly *and* forms a real date-time, so
-`2020_02_30_00_00.txt` is not a data file. The timestamp is what orders the work, oldest first.
+`2020_02_30_00_00.txt` is not a data file. The timestamp is what orders the work, oldest first,
+then the key. A KEY (a client, a provider) is 1 to 32 letters, digits, `-` and `.`, starting
+with a letter or digit: `_` separates it from the timestamp, so it cannot appear in it; a
+leading `.` would be a hidden or temp file, a leading `-` reads as an option on a command line.
+A name without a key belongs to the default key, "".
+
+Other naming schemes: `use_pattern(REGEX)` (`--key-pattern`), a regular expression with the
+named groups `year`, `month`, `day`, `hour`, `minute` and optionally `key`, matched against the
+whole name. It is set once per process, at start-up, before any name is looked at.
 """
 
 from __future__ import annotations
@@ -10,33 +18,84 @@ import itertools
 import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-_NAME = re.compile(r"(\d{4})_(\d{2})_(\d{2})_(\d{2})_(\d{2})\.txt", re.ASCII)
+DEFAULT_KEY = ""
+TIME_GROUPS = ("year", "month", "day", "hour", "minute")
+_DEFAULT = re.compile(
+    r"(?:(?P<key>[A-Za-z0-9][A-Za-z0-9.-]{0,31})_)?"
+    r"(?P<year>\d{4})_(?P<month>\d{2})_(?P<day>\d{2})_(?P<hour>\d{2})_(?P<minute>\d{2})\.txt",
+    re.ASCII,
+)
+_name = _DEFAULT
 NAME_FORMAT = "%Y_%m_%d_%H_%M.txt"
+
+
+class Parsed(NamedTuple):
+    stamp: datetime
+    key: str
+
+
+def use_pattern(pattern: str | None) -> None:
+    """Accept names by `pattern` from now on (None: the default names). ValueError, with a
+    message a person can act on, for a pattern that cannot name a timestamp."""
+    global _name
+    if pattern is None:
+        _name = _DEFAULT
+        return
+    _name = compile_pattern(pattern)
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+    missing = [group for group in TIME_GROUPS if group not in compiled.groupindex]
+    if missing:
+        raise ValueError(
+            f"{pattern!r} lacks the named groups {', '.join(missing)}: a key pattern must "
+            "say where the timestamp is, e.g. (?P<key>\\w+)-(?P<year>\\d{4})(?P<month>\\d\\d)"
+            "(?P<day>\\d\\d)(?P<hour>\\d\\d)(?P<minute>\\d\\d)\\.json"
+        )
+    return compiled
+
+
+def parse(name: str) -> Parsed | None:
+    """The timestamp and key a data-file name stands for, or None if it is not one."""
+    match = _name.fullmatch(name)
+    if match is None:
+        return None
+    try:
+        year, month, day, hour, minute = (int(match.group(g)) for g in TIME_GROUPS)
+        stamp = datetime(year, month, day, hour, minute)
+    except (ValueError, TypeError):  # 2020_02_30, 25:00 and the like; a group that is empty
+        return None
+    key = match.groupdict().get("key")
+    return Parsed(stamp, key or DEFAULT_KEY)
 
 
 def parse_name(name: str) -> datetime | None:
     """The timestamp a data-file name stands for, or None if it is not a data-file name."""
-    match = _NAME.fullmatch(name)
-    if match is None:
-        return None
-    try:
-        year, month, day, hour, minute = (int(part) for part in match.groups())
-        return datetime(year, month, day, hour, minute)
-    except ValueError:  # 2020_02_30, 25:00 and the like
-        return None
+    parsed = parse(name)
+    return None if parsed is None else parsed.stamp
+
+
+def key_of(name: str) -> str:
+    parsed = parse(name)
+    return DEFAULT_KEY if parsed is None else parsed.key
 
 
 def is_data_name(name: str) -> bool:
-    return parse_name(name) is not None
+    return parse(name) is not None
 
 
-def sort_key(name: str) -> tuple[datetime, str]:
-    """Order key: timestamp first; the name breaks ties so the order is total."""
-    stamp = parse_name(name)
-    if stamp is None:
+def sort_key(name: str) -> tuple[datetime, str, str]:
+    """Order key: timestamp first, then the key; the name breaks ties so the order is total."""
+    parsed = parse(name)
+    if parsed is None:
         raise ValueError(f"not a data-file name: {name!r}")
-    return (stamp, name)
+    return (parsed.stamp, parsed.key, name)
 
 
 def oldest_first(names: Iterable[str]) -> list[str]:
@@ -44,8 +103,17 @@ def oldest_first(names: Iterable[str]) -> list[str]:
     return sorted((n for n in names if is_data_name(n)), key=sort_key)
 
 
-def format_name(stamp: datetime) -> str:
-    return stamp.strftime(NAME_FORMAT)
+def by_key(names: Iterable[str]) -> dict[str, list[str]]:
+    """The valid data-file names among `names`, per key, each list oldest first."""
+    keyed: dict[str, list[str]] = {}
+    for name in oldest_first(names):
+        keyed.setdefault(key_of(name), []).append(name)
+    return keyed
+
+
+def format_name(stamp: datetime, key: str = DEFAULT_KEY) -> str:
+    """The default scheme's name for `stamp` (and `key`)."""
+    return f"{key}_{stamp.strftime(NAME_FORMAT)}" if key else stamp.strftime(NAME_FORMAT)
 
 
 def missing_slots(stamps: Iterable[datetime], interval: timedelta) -> Iterator[datetime]:

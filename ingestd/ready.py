@@ -11,6 +11,9 @@ import asyncio
 import heapq
 from collections.abc import Container
 from dataclasses import dataclass, field
+from datetime import datetime
+
+from .naming import sort_key
 
 Signature = tuple[int, int]  # (size, mtime_ns)
 
@@ -74,21 +77,20 @@ class Settling:
 
 
 class ReadyQueue:
-    """Ready files, oldest timestamp first; putting a name twice queues it once.
+    """Ready files, oldest timestamp first (then by key); putting a name twice queues it once.
 
-    Names must be valid data-file names (the scan and the observer only pass those on). Being
-    fixed-width and zero-padded, they sort by time as plain strings: no parsing per put.
+    Names must be valid data-file names (the scan and the observer only pass those on).
     """
 
     def __init__(self) -> None:
-        self._heap: list[str] = []
+        self._heap: list[tuple[tuple[datetime, str, str], str]] = []
         self._names: set[str] = set()
         self._changed = asyncio.Event()
 
     def put(self, name: str) -> bool:
         if name in self._names:
             return False
-        heapq.heappush(self._heap, name)
+        heapq.heappush(self._heap, (sort_key(name), name))
         self._names.add(name)
         self._changed.set()
         return True
@@ -96,7 +98,7 @@ class ReadyQueue:
     def pop_nowait(self) -> str | None:
         if not self._heap:
             return None
-        name = heapq.heappop(self._heap)
+        _, name = heapq.heappop(self._heap)
         self._names.discard(name)
         return name
 

@@ -52,6 +52,7 @@ class Settings:
     s3_endpoint_url: str | None = None  # None: AWS_ENDPOINT_URL, else AWS's own endpoints
     s3_region: str | None = None  # None: AWS_REGION / the AWS config
     s3_path_style: bool = False
+    key_pattern: str | None = None  # None: YYYY_MM_DD_HH_MM.txt and KEY_YYYY_MM_DD_HH_MM.txt
     on_done: str = "keep"  # keep | delete | move:DIR (source.Disposal)
     on_failed: str = "keep"
     metrics_textfile: Path | None = None  # rewritten with each heartbeat
@@ -159,6 +160,13 @@ def host_port(text: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+def key_pattern(text: str) -> str:
+    from .naming import compile_pattern
+
+    compile_pattern(text)  # ValueError says what is missing
+    return text
+
+
 def disposal(text: str) -> str:
     from .source import Disposal
 
@@ -264,6 +272,13 @@ OPTIONS: tuple[Option, ...] = (
         str,
         "pg handler: exact (every number as written) or duckdb (fast; numbers via double)",
         choices=PG_CONVERTERS,
+    ),
+    Option(
+        "key_pattern",
+        key_pattern,
+        "a regex for other naming schemes: named groups year, month, day, hour, minute, "
+        "and key (default: [KEY_]YYYY_MM_DD_HH_MM.txt)",
+        metavar="REGEX",
     ),
     Option(
         "on_done",

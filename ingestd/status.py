@@ -23,7 +23,16 @@ from .audit import Audit, audit
 from .compose import operator_view
 from .health import Verdict, live, ready
 from .ledger import DONE, FAILED, FINISHED, PRUNE_AFTER, Inspector, RetryRequest
-from .naming import count_missing_slots, format_name, is_data_name, oldest_first, parse_name
+from .naming import (
+    DEFAULT_KEY,
+    by_key,
+    count_missing_slots,
+    format_name,
+    is_data_name,
+    key_of,
+    oldest_first,
+    parse_name,
+)
 from .settings import file_ledger_path, is_bucket_url, is_database_url, state_dir_for
 from .source import Source
 from .startup import probe_writable
@@ -64,20 +73,10 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
     working = [asdict(holding) for holding in inspector.holdings()]
     held = {w["file"] for w in working}
     pending = [n for n in oldest_first(present) if n not in finished and n not in held]
-    stamps = {n: s for n in present.keys() | finished if (s := parse_name(n)) is not None}
-    # Data-file names sort by time as plain strings (fixed width, zero-padded).
-    known = sorted(stamps)
-    watermark = None
-    for name in known:
-        if name not in finished:
-            break
-        watermark = name
-    oldest_age = None
-    unfinished = [n for n in known if n not in finished]
-    if unfinished and unfinished[0] in present:
-        oldest_age = round(time.time() - present[unfinished[0]][1] / 1e9, 1)
-    interval = timedelta(minutes=args.interval_minutes)
-    gap_count, gaps = count_missing_slots(stamps.values(), interval, LISTED_SLOTS)
+    keys = {key: _key_report(names, finished, present, args.interval_minutes)
+            for key, names in by_key(present.keys() | finished).items()}  # fmt: skip
+    default = keys.get(DEFAULT_KEY) or _key_report([], finished, present, args.interval_minutes)
+    ages = [a for k in keys.values() if (a := k["oldest_unprocessed_age_seconds"]) is not None]
     beats = inspector.workers()
     lost = [b for b in beats if b.lost]
     return {
@@ -93,10 +92,38 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
         "lost_workers": [b.to_dict() for b in lost if b.lost_for <= PRUNE_AFTER],
         "gone_workers": [b.to_dict() for b in lost if b.lost_for > PRUNE_AFTER],
         "problems": inspector.problems(),
+        # The default key's (names without a key); each key's below, when there are keys.
+        "low_watermark": default["low_watermark"],
+        "oldest_unprocessed_age_seconds": max(ages, default=None),
+        "missing_slot_count": default["missing_slot_count"],
+        "missing_slots": default["missing_slots"],
+        "keys": keys if set(keys) - {DEFAULT_KEY} else {},
+    }
+
+
+def _key_report(
+    names: list[str], finished: set[str], present: dict[str, tuple[int, int]], minutes: float
+) -> dict[str, Any]:
+    """One key's watermark, oldest waiting file and missing slots; `names` oldest first."""
+    watermark = None
+    for name in names:
+        if name not in finished:
+            break
+        watermark = name
+    unfinished = [n for n in names if n not in finished]
+    oldest_age = None
+    if unfinished and unfinished[0] in present:
+        oldest_age = round(time.time() - present[unfinished[0]][1] / 1e9, 1)
+    stamps = [stamp for n in names if (stamp := parse_name(n)) is not None]
+    gap_count, gaps = count_missing_slots(stamps, timedelta(minutes=minutes), LISTED_SLOTS)
+    key = key_of(names[0]) if names else DEFAULT_KEY
+    return {
+        "done": sum(1 for n in names if n in finished),
+        "waiting": len(unfinished),
         "low_watermark": watermark,
         "oldest_unprocessed_age_seconds": oldest_age,
         "missing_slot_count": gap_count,
-        "missing_slots": [format_name(stamp) for stamp in gaps],  # the first LISTED_SLOTS
+        "missing_slots": [format_name(stamp, key) for stamp in gaps],  # the first LISTED_SLOTS
     }
 
 
@@ -125,6 +152,10 @@ def _print_status(report: dict[str, Any]) -> None:
     count, gaps = report["missing_slot_count"], report["missing_slots"]
     more = f" (and {count - 10} more)" if count > 10 else ""
     print(f"missing slots  {count}" + (f": {', '.join(gaps[:10])}{more}" if gaps else ""))
+    for key, each in report["keys"].items():
+        print(f"key {key or '(none)':<10} done {each['done']}, waiting {each['waiting']}, "
+              f"low watermark {each['low_watermark'] or '-'}, "
+              f"missing slots {each['missing_slot_count']}")  # fmt: skip
 
 
 def _prometheus(args: argparse.Namespace, report: dict[str, Any]) -> bytes:

@@ -180,6 +180,15 @@ def fresh_structlog() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def default_names() -> Iterator[None]:
+    """An in-process CLI run with --key-pattern sets the naming for the process: undo it."""
+    yield
+    from ingestd import naming
+
+    naming.use_pattern(None)
+
+
+@pytest.fixture(autouse=True)
 def no_leaked_threads() -> Iterator[None]:
     """A test that leaves a thread running (an observer not stopped) fails."""
     before = set(threading.enumerate())

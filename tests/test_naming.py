@@ -107,3 +107,41 @@ def test_counting_missing_slots_is_bounded_for_a_far_future_name() -> None:
     stamps = [datetime(2018, 6, 28), datetime(9999, 12, 31, 23, 45)]
     count, first = count_missing_slots(stamps, timedelta(minutes=1), listed=3)
     assert count > 4 * 10**9 and len(first) == 3
+
+
+def test_a_key_may_lead_the_name_and_orders_after_the_timestamp() -> None:
+    from ingestd.naming import by_key, key_of, parse
+
+    assert parse("acme_2018_06_28_00_00.txt") == (datetime(2018, 6, 28), "acme")
+    assert key_of("acme.eu-2_2018_06_28_00_00.txt") == "acme.eu-2"
+    assert key_of("2018_06_28_00_00.txt") == "" and key_of("2018_2018_06_28_00_00.txt") == "2018"
+    for bad in (".hidden_2018_06_28_00_00.txt", "-opt_2018_06_28_00_00.txt",
+                "a_b_2018_06_28_00_00.txt", "x" * 33 + "_2018_06_28_00_00.txt",
+                "caf\u00e9_2018_06_28_00_00.txt", "_2018_06_28_00_00.txt",
+                "acme_2018_02_30_00_00.txt"):  # fmt: skip
+        assert parse(bad) is None, bad
+    names = ["b_2018_06_28_00_00.txt", "2018_06_28_00_15.txt", "a_2018_06_28_00_00.txt",
+             "2018_06_28_00_00.txt"]  # fmt: skip
+    assert oldest_first(names) == ["2018_06_28_00_00.txt", "a_2018_06_28_00_00.txt",
+                                   "b_2018_06_28_00_00.txt", "2018_06_28_00_15.txt"]  # fmt: skip
+    assert by_key(names)[""] == ["2018_06_28_00_00.txt", "2018_06_28_00_15.txt"]
+    assert format_name(datetime(2018, 6, 28), "acme") == "acme_2018_06_28_00_00.txt"
+
+
+def test_another_naming_scheme_by_a_pattern_with_named_groups() -> None:
+    from ingestd.naming import parse, use_pattern
+
+    pattern = (r"(?P<key>[a-z]+)-(?P<year>\d{4})(?P<month>\d\d)(?P<day>\d\d)"
+               r"T(?P<hour>\d\d)(?P<minute>\d\d)\.json")  # fmt: skip
+    use_pattern(pattern)
+    try:
+        assert parse("acme-20180628T0015.json") == (datetime(2018, 6, 28, 0, 15), "acme")
+        assert parse("2018_06_28_00_00.txt") is None  # only the one scheme at a time
+        assert parse("acme-20180230T0015.json") is None  # not a real date
+    finally:
+        use_pattern(None)
+    assert parse("2018_06_28_00_00.txt") is not None
+    with pytest.raises(ValueError, match="lacks the named groups hour, minute"):
+        use_pattern(r"(?P<year>\d{4})(?P<month>\d\d)(?P<day>\d\d)\.txt")
+    with pytest.raises(ValueError, match="not a regular expression"):
+        use_pattern("(")

@@ -4,6 +4,8 @@ Discovery is by listing (ListObjectsV2, one level under the prefix: "folders" co
 common prefixes and are ignored like directories). Names sort by time, so a scan lists only
 from the finished floor (the newest name below which everything is finished) minus a look-back
 window for late uploads, with `StartAfter`: its cost stays flat as finished objects pile up.
+(Keyed names, `KEY_...`, sort by key first: the window then starts before every keyed name,
+and such a listing is correct but no longer flat.)
 Every `full_every` scans one listing starts at the beginning, the backstop for an upload later
 than the window. Objects appear whole (S3's PUT is atomic), so nothing settles; the signature
 is (size, ETag), so an object overwritten after it was done is noticed.
