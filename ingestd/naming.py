@@ -61,6 +61,11 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     return compiled
 
 
+def default_scheme() -> bool:
+    """Whether names are the default scheme's (which sort by time when they have no key)."""
+    return _name is _DEFAULT
+
+
 def parse(name: str) -> Parsed | None:
     """The timestamp and key a data-file name stands for, or None if it is not one."""
     match = _name.fullmatch(name)

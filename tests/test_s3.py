@@ -291,3 +291,16 @@ def test_done_objects_move_under_a_prefix_failed_ones_are_deleted(
     assert {e["action"] for e in w.events("file_disposed")} == {"move:done", "delete"}
     # The moved object sits under a "folder" of the source: ignored by its scans from now on.
     assert source.scan(lambda _: False).candidates == {}
+
+
+def test_keyed_names_make_every_listing_start_at_the_beginning(s3_server: Any) -> None:
+    name = s3_server.bucket()
+    plain = names(200)
+    s3_server.put_many(name, [*plain, "1999_2018_06_01_00_00.txt"])  # a key made of digits
+    source = S3Source(f"s3://{name}", s3_server.client(), full_every=1000)
+    done = set(plain[:150]) | {"1999_2018_06_01_00_00.txt"}
+    assert len(source.scan(done.__contains__).candidates) == 50  # full: the floor is known
+    s3_server.put_many(name, ["1999_2018_06_05_00_00.txt"])  # sorts before every plain name
+    result = source.scan(done.__contains__)
+    assert "1999_2018_06_05_00_00.txt" in result.candidates  # not left for the full listing
+    assert not source.last_scan.full and source.last_scan.start_after == ""

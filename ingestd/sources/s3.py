@@ -4,8 +4,8 @@ Discovery is by listing (ListObjectsV2, one level under the prefix: "folders" co
 common prefixes and are ignored like directories). Names sort by time, so a scan lists only
 from the finished floor (the newest name below which everything is finished) minus a look-back
 window for late uploads, with `StartAfter`: its cost stays flat as finished objects pile up.
-(Keyed names, `KEY_...`, sort by key first: the window then starts before every keyed name,
-and such a listing is correct but no longer flat.)
+(Keyed names, `KEY_...`, sort by key first, not by time: once a listing has seen one, every
+scan lists from the start, which is correct but no longer flat.)
 Every `full_every` scans one listing starts at the beginning, the backstop for an upload later
 than the window. Objects appear whole (S3's PUT is atomic), so nothing settles; the signature
 is (size, ETag), so an object overwritten after it was done is noticed.
@@ -33,7 +33,7 @@ from datetime import timedelta
 from typing import Any, BinaryIO
 
 from ..errors import RetryLater, StartupError
-from ..naming import format_name, is_data_name, parse_name
+from ..naming import default_scheme, format_name, is_data_name, key_of, parse_name
 from ..source import DELETE, MOVE, Disposal, ScanResult, Signature
 
 LOOK_BACK = timedelta(hours=24)  # how late an upload may land and still be seen at once
@@ -121,6 +121,7 @@ class S3Source:
         self._floor: str | None = None  # every data name up to this one is finished
         self._finished_etags: dict[str, str] = {}
         self._scans = 0
+        self._keyed = False  # a keyed name was listed: names no longer sort by time
         self._mutex = threading.Lock()
 
     # ---- errors ----
@@ -193,6 +194,8 @@ class S3Source:
             if not is_data_name(name):
                 result.ignored[name] = "name"
                 continue
+            if not self._keyed and key_of(name):
+                self._keyed = True
             if skip(name):
                 if below_all_finished:
                     floor = name
@@ -212,8 +215,8 @@ class S3Source:
 
     def _start_after(self, floor: str | None) -> str:
         stamp = parse_name(floor) if floor else None
-        if stamp is None:
-            return ""
+        if stamp is None or self._keyed or not default_scheme():
+            return ""  # keyed or other names do not sort by time: no window can be trusted
         return self.location.prefix + format_name(stamp - self.look_back)
 
     def _list(self, start_after: str, stats: ListingStats) -> Iterator[str | tuple[str, int, str]]:
