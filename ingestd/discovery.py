@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from .keys import KeyOrder
 from .ledger import DONE, FAILED, Ledger
 from .logs import Log
 from .naming import is_data_name, printable
@@ -46,6 +47,13 @@ class Discovery:
         self._checks: set[asyncio.Task[None]] = set()
         self._changed_reported: dict[str, str] = {}
         self._dispose_failing: set[str] = set()
+        self.keys: KeyOrder | None = None
+        if settings.one_per_key:
+            self.keys = KeyOrder(block_on_failure=settings.on_key_failure == "block")
+            keys = self.keys
+            worker.gate = lambda name: keys.blocked_by(name, ledger.is_finished, ledger.is_done)
+        self._late_reported: set[str] = set()
+        self._finished_present: tuple[list[str], list[str]] = ([], [])
 
     def busy(self) -> bool:
         """Anything queued, settling or present and unfinished (for --exit-when-idle)."""
@@ -66,10 +74,16 @@ class Discovery:
             failures = self.retry_at.get(name, (0.0, 0))[1] + 1
             delay = min(self.settings.rescan_interval * 2 ** (failures - 1), MAX_BACKOFF)
             self.retry_at[name] = (time.monotonic() + delay, failures)
+        elif result is Result.HELD:
+            if self.keys is not None:
+                self.keys.hold(name)  # released when the earlier file of its key finishes
         elif result is not Result.BUSY:
             self.retry_at.pop(name, None)
             self.seen_at.pop(name, None)
             self.settling.forget(name)
+            if self.keys is not None:
+                for released in self.keys.finished(name, failed=result is Result.FAILED):
+                    self._release(released)
 
     def on_event(self, kind: str, name: str) -> None:
         """Runs on the loop, handed over from the observer thread."""
@@ -81,7 +95,7 @@ class Discovery:
         self.seen_at.setdefault(name, utc_now())
         if kind == "written" and not self.backing_off(name, time.monotonic()):
             self.settling.forget(name)
-            if self.ready.put(name):
+            if self._in_turn(name) and self.ready.put(name):
                 self.log.debug("file_ready", file=name, via="event")
         else:
             self._to_check.add(name)
@@ -111,6 +125,23 @@ class Discovery:
                 size=size,
             )
 
+    def _in_turn(self, name: str) -> bool:
+        """--one-per-key: whether `name` may be queued now (else it is held back)."""
+        if self.keys is None:
+            return True
+        if not self.keys.eligible(name):
+            self.keys.hold(name)
+            return False
+        if (newest := self.keys.late(name)) is not None and name not in self._late_reported:
+            self._late_reported.add(name)  # processed all the same, once
+            self.log.warning("late_file", file=name, newest_finished=newest)
+        return True
+
+    def _release(self, name: str) -> None:
+        """A held-back file whose turn has come: queued at once (it had settled)."""
+        if name not in self.worker.in_hand and self.ready.put(name):
+            self.log.debug("file_ready", file=name, via="key")
+
     def backing_off(self, name: str, now: float) -> bool:
         entry = self.retry_at.get(name)
         return entry is not None and entry[0] > now
@@ -135,7 +166,7 @@ class Discovery:
         age = None if clock is None else (clock - signature[1]) / 1e9
         if closed:
             age = self.settling.settle
-        if self.settling.observe(name, signature, now, age):
+        if self.settling.observe(name, signature, now, age) and self._in_turn(name):
             self.ready.put(name)
             self.log.debug("file_ready", file=name, via="scan")
 
@@ -143,6 +174,7 @@ class Discovery:
         """One full scan; True when it worked again after failing (the directory is back)."""
 
         disposing = any(d.kind != KEEP for d in self.worker.disposals.values())
+        keyed = self.keys is not None
 
         def sync_then_scan() -> tuple[
             ScanResult, list[str], list[tuple[str, str, str]], int | None, set[str]
@@ -152,7 +184,7 @@ class Discovery:
 
             def skip(name: str) -> bool:
                 if self.ledger.is_finished(name):
-                    if disposing:
+                    if disposing or keyed:
                         finished.append(name)
                     return True
                 return False
@@ -162,6 +194,8 @@ class Discovery:
             result = self.source.scan(skip)
             closed = self._closed(result) if self.settling.settle > 0 else set()
             leftovers = self.ledger.leftovers()
+            failed = [n for n in finished if is_data_name(n) and not self.ledger.is_done(n)]
+            self._finished_present = (finished, failed) if keyed else ([], [])
             return result, leftovers, self._dispose_leftovers(finished), clock, closed
 
         try:
@@ -186,6 +220,11 @@ class Discovery:
             self._scan_failing = False
         now = time.monotonic()
         self.settling.keep_only(result.candidates)
+        if self.keys is not None:
+            finished_present, failed_present = self._finished_present
+            unfinished = [*result.candidates, *self.worker.in_hand]
+            for name in self.keys.rescanned(unfinished, failed_present, finished_present):
+                self._release(name)
         for name, signature in result.candidates.items():
             self.offer(name, signature, now, clock, name in closed)
         for name, why in result.ignored.items():

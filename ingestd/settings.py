@@ -52,6 +52,8 @@ class Settings:
     s3_endpoint_url: str | None = None  # None: AWS_ENDPOINT_URL, else AWS's own endpoints
     s3_region: str | None = None  # None: AWS_REGION / the AWS config
     s3_path_style: bool = False
+    one_per_key: bool = False  # at most one file of a key in work, in timestamp order
+    on_key_failure: str = "continue"  # continue | block
     key_pattern: str | None = None  # None: YYYY_MM_DD_HH_MM.txt and KEY_YYYY_MM_DD_HH_MM.txt
     on_done: str = "keep"  # keep | delete | move:DIR (source.Disposal)
     on_failed: str = "keep"
@@ -272,6 +274,13 @@ OPTIONS: tuple[Option, ...] = (
         str,
         "pg handler: exact (every number as written) or duckdb (fast; numbers via double)",
         choices=PG_CONVERTERS,
+    ),
+    Option("one_per_key", yes_no, "one file of a key in work at a time, oldest first", flag=True),
+    Option(
+        "on_key_failure",
+        str,
+        "with --one-per-key: a failed file lets its key continue, or blocks it",
+        choices=("continue", "block"),
     ),
     Option(
         "key_pattern",

@@ -45,6 +45,7 @@ class Result(enum.Enum):
     BUSY = "busy"  # a peer (or another task of ours) holds it
     SKIPPED = "skipped"  # already finished, vanished, or not a regular file
     RETRY = "retry"  # try this file again later: unreadable, handler crash, unusable lock path
+    HELD = "held"  # an earlier file of its key is not finished (--one-per-key): given back
     # Not this file's trouble: the ledger or the handler's environment failed. The whole
     # worker waits (`Worker.stall`) before it claims again, so a full disk costs one handler
     # run per backoff, not one per file.
@@ -81,6 +82,8 @@ class Worker:
     # the kernel to release them.
     stranded: dict[str, Hold] = field(default_factory=dict)
     metrics: WorkerMetrics | None = None  # fed as files finish, when metrics are on
+    # --one-per-key: given a file just claimed, an earlier file of its key still to finish.
+    gate: Callable[[str], str | None] | None = None
 
     def __post_init__(self) -> None:
         self.stall = Streak(base=self.settings.rescan_interval)
@@ -168,6 +171,8 @@ class Worker:
             log.warning("file_unreadable", retry=True)
         elif why == "already_finished":
             log.debug("already_finished")
+        elif why.startswith("waiting_for_key: "):
+            log.debug("waiting_for_key", earlier=why.removeprefix("waiting_for_key: "))
         elif why.startswith("error: "):
             # The ledger failed (locks dir full or read-only, disk full while writing the
             # owner record, NFS trouble): not the file's fault, so no attempt is spent; the
@@ -227,6 +232,9 @@ class Worker:
             if self.ledger.is_finished(name):
                 hold.finish()
                 return Result.SKIPPED, "already_finished"
+            if self.gate is not None and (earlier := self.gate(name)) is not None:
+                hold.abandon()  # no attempt spent: its turn comes
+                return Result.HELD, f"waiting_for_key: {earlier}"
             head = _read_head(self.source, name)
             if head == "unreadable":
                 hold.abandon()
