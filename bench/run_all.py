@@ -20,6 +20,7 @@ BENCHES = [
     "pg_ledger",
     "s3_source",
     "compact",
+    "keys",
 ]
 
 

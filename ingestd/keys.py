@@ -16,27 +16,41 @@ it is processed and reported.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from .naming import key_of, sort_key
+
+
+Order = tuple[datetime, str, str]  # naming.sort_key
 
 
 class KeyOrder:
     def __init__(self, block_on_failure: bool = False) -> None:
         self.block_on_failure = block_on_failure
-        self._waiting: dict[str, set[str]] = {}  # key -> present, unfinished names
+        # key -> {present, unfinished name: its sort key}, and the oldest of them (cached:
+        # asked for every file offered, it must not cost a pass over a long backlog).
+        self._waiting: dict[str, dict[str, Order]] = {}
+        self._oldest: dict[str, str | None] = {}
         self._failed: dict[str, set[str]] = {}  # key -> present failed names (block mode)
-        self._held: set[str] = set()  # ready, but not the oldest of their key
+        self._held: dict[str, set[str]] = {}  # key -> ready, but not the oldest of their key
         self.newest_finished: dict[str, str] = {}  # key -> its newest finished name
 
     def seen(self, name: str) -> None:
         """`name` is present and not finished (an event, a scan)."""
-        self._waiting.setdefault(key_of(name), set()).add(name)
+        key = key_of(name)
+        waiting = self._waiting.setdefault(key, {})
+        if name in waiting:
+            return
+        order = waiting[name] = sort_key(name)
+        oldest = self._oldest.get(key)
+        if oldest is None or order < waiting[oldest]:
+            self._oldest[key] = name
 
     def rescanned(
         self, unfinished: Iterable[str], failed: Iterable[str], finished: Iterable[str]
     ) -> list[str]:
         """A full scan's view; the held-back names it makes eligible."""
-        self._waiting = {}
+        self._waiting, self._oldest = {}, {}
         for name in unfinished:
             self.seen(name)
         self._failed = {}
@@ -45,22 +59,21 @@ class KeyOrder:
                 self._failed.setdefault(key_of(name), set()).add(name)
         for name in finished:
             self._finished_newest(name)
-        self._held &= {n for names in self._waiting.values() for n in names}
+        for key, held in self._held.items():
+            held &= self._waiting.get(key, {}).keys()
         return self._release()
 
     def eligible(self, name: str) -> bool:
         """Whether `name` is its key's oldest unfinished file and the key is not blocked."""
+        self.seen(name)
         key = key_of(name)
-        self._waiting.setdefault(key, set()).add(name)
-        if self._failed.get(key):
-            return False
-        return min(self._waiting[key], key=sort_key) == name
+        return not self._failed.get(key) and self._oldest.get(key) == name
 
     def hold(self, name: str) -> None:
-        self._held.add(name)
+        self._held.setdefault(key_of(name), set()).add(name)
 
     def held(self) -> set[str]:
-        return set(self._held)
+        return {name for names in self._held.values() for name in names}
 
     def late(self, name: str) -> str | None:
         """The key's newest finished file when `name` is older than it (arrived late)."""
@@ -70,8 +83,10 @@ class KeyOrder:
     def finished(self, name: str, failed: bool = False) -> list[str]:
         """`name` is recorded; the held-back names that may go now."""
         key = key_of(name)
-        self._waiting.get(key, set()).discard(name)
-        self._held.discard(name)
+        waiting = self._waiting.get(key, {})
+        if waiting.pop(name, None) is not None and self._oldest.get(key) == name:
+            self._oldest[key] = min(waiting, key=waiting.__getitem__) if waiting else None
+        self._held.get(key, set()).discard(name)
         self._finished_newest(name)
         if failed and self.block_on_failure:
             self._failed.setdefault(key, set()).add(name)
@@ -84,11 +99,11 @@ class KeyOrder:
         ledger's answers; None when `name` may be processed. Called from a claim's thread."""
         key = key_of(name)
         order = sort_key(name)
-        # Copies: the event loop may change the sets meanwhile.
-        earlier: list[str] = [*self._waiting.get(key, ()), *self._failed.get(key, ())]
+        # Copies: the event loop may change these meanwhile.
+        waiting = dict(self._waiting.get(key, {}))
+        earlier = [other for other, at in waiting.items() if at < order]
+        earlier += [other for other in list(self._failed.get(key, ())) if sort_key(other) < order]
         for other in earlier:
-            if other == name or sort_key(other) > order:
-                continue
             if not is_finished(other):
                 return other
             if self.block_on_failure and not is_done(other):
@@ -102,6 +117,11 @@ class KeyOrder:
             self.newest_finished[key] = name
 
     def _release(self) -> list[str]:
-        go = [name for name in self._held if self.eligible(name)]
-        self._held.difference_update(go)
+        """Each key's oldest file, if it was held back and the key is not blocked."""
+        go = []
+        for key, held in self._held.items():
+            oldest = self._oldest.get(key)
+            if oldest in held and not self._failed.get(key):
+                held.discard(oldest)
+                go.append(oldest)
         return go
