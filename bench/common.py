@@ -104,6 +104,13 @@ def json_log(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+def rate(records: list[dict[str, Any]]) -> float:
+    """Files per second over a run's records: first start to last finish."""
+    start = min(epoch(str(r["started_at"])) for r in records)
+    end = max(epoch(str(r["finished_at"])) for r in records)
+    return len(records) / (end - start)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:

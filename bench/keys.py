@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import epoch, manifest, record, table, wait_until, workers
+from common import manifest, rate, record, table, wait_until, workers
 
 from ingestd.naming import format_name
 
@@ -32,16 +32,13 @@ def make_files(data: Path, count: int, keys: int) -> None:
         (data / format_name(stamp, f"k{i % keys}")).write_text("10\n")
 
 
-def rate(data: Path, count: int, processes: int, one_per_key: bool) -> float:
+def drain(data: Path, count: int, processes: int, one_per_key: bool) -> float:
     args = ["--seconds-in-min", "0.001", "--rescan-interval", "0.5"]
     if one_per_key:
         args.append("--one-per-key")
     with workers(data, processes, *args):
         wait_until(lambda: len(manifest(data / ".ingestd")) >= count, timeout=600, poll=0.1)
-    records = manifest(data / ".ingestd")
-    start = min(epoch(r["started_at"]) for r in records)
-    end = max(epoch(r["finished_at"]) for r in records)
-    return len(records) / (end - start)
+    return rate(manifest(data / ".ingestd"))
 
 
 def main() -> None:
@@ -60,7 +57,7 @@ def main() -> None:
                 for one_per_key in (False, True):
                     data = base / f"w{processes}-k{keys}-{int(one_per_key)}"
                     make_files(data, count, keys)
-                    runs[one_per_key] = rate(data, count, processes, one_per_key)
+                    runs[one_per_key] = drain(data, count, processes, one_per_key)
                 figures = {"workers": processes, "keys": keys, "files": count,
                            "files_per_s": round(runs[True], 1),
                            "without_files_per_s": round(runs[False], 1),

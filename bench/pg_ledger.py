@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import epoch, json_log, record, table, wait_until
+from common import epoch, json_log, rate, record, table, wait_until
 from pgcluster import PgCluster
 
 from ingestd.ledgers.postgres import RESTART_GRACE
@@ -111,12 +111,6 @@ def takeover(cluster: PgCluster, base: Path, how: str) -> float:
             proc.kill()
             proc.send_signal(signal.SIGCONT)  # a stopped process dies once continued
             proc.wait()
-
-
-def rate(records: list[dict[str, object]]) -> float:
-    start = min(epoch(str(r["started_at"])) for r in records)
-    end = max(epoch(str(r["finished_at"])) for r in records)
-    return len(records) / (end - start)
 
 
 def main() -> None:
