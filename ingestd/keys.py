@@ -20,7 +20,6 @@ from datetime import datetime
 
 from .naming import key_of, sort_key
 
-
 Order = tuple[datetime, str, str]  # naming.sort_key
 
 
