@@ -501,6 +501,7 @@ class Daemon:
 
         def fleet() -> tuple[int | None, int]:
             try:
+                self.ledger.sync()  # the fleet's records, not only as of our last scan
                 alive: int | None = sum(1 for b in self.ledger.workers() if not b.lost)
             except OSError:
                 alive = None  # unknown this time: the gauge keeps its last value

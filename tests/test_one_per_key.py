@@ -58,7 +58,9 @@ def test_three_workers_three_keys_never_two_files_of_a_key_at_once(data: Path, s
     poison = n("b", 30)
     for name in names:
         (data / name).write_text("not a number\n" if name == poison else f"{rng.randint(5, 30)}\n")
-    args = ("--one-per-key", "--seconds-in-min", "0.01", "--heartbeat-interval", "0.3")
+    # Three kills may all land on one key's file: more attempts than that, so none is poison.
+    args = ("--one-per-key", "--seconds-in-min", "0.01", "--heartbeat-interval", "0.3",
+            "--max-attempts", "10")  # fmt: skip
     workers = [spawn(data, *args, name=f"w{i}") for i in range(3)]
     for kill in range(3):  # SIGKILL one in the middle of a file, start another
         victim = workers[kill]
