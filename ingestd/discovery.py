@@ -53,7 +53,6 @@ class Discovery:
             keys = self.keys
             worker.gate = lambda name: keys.blocked_by(name, ledger.is_finished, ledger.is_done)
         self._late_reported: set[str] = set()
-        self._finished_present: tuple[list[str], list[str]] = ([], [])
 
     def busy(self) -> bool:
         """Anything queued, settling or present and unfinished (for --exit-when-idle)."""
@@ -177,7 +176,12 @@ class Discovery:
         keyed = self.keys is not None
 
         def sync_then_scan() -> tuple[
-            ScanResult, list[str], list[tuple[str, str, str]], int | None, set[str]
+            ScanResult,
+            list[str],
+            list[tuple[str, str, str]],
+            int | None,
+            set[str],
+            tuple[list[str], list[str]],
         ]:
             self.ledger.sync()
             finished: list[str] = []
@@ -194,13 +198,15 @@ class Discovery:
             result = self.source.scan(skip)
             closed = self._closed(result) if self.settling.settle > 0 else set()
             leftovers = self.ledger.leftovers()
-            failed = [n for n in finished if is_data_name(n) and not self.ledger.is_done(n)]
-            self._finished_present = (finished, failed) if keyed else ([], [])
-            return result, leftovers, self._dispose_leftovers(finished), clock, closed
+            disposed = self._dispose_leftovers(finished)
+            # --one-per-key: the finished files still present, and which of them failed.
+            failed = [n for n in finished if keyed and not self.ledger.is_done(n)]
+            present = (finished, failed) if keyed else ([], [])
+            return result, leftovers, disposed, clock, closed, present
 
         try:
             scanned = await asyncio.to_thread(sync_then_scan)  # one thread hop
-            result, leftovers, disposed, clock, closed = scanned
+            result, leftovers, disposed, clock, closed, (finished, failed) = scanned
         except OSError as exc:
             if not self._scan_failing:
                 self.log.error("scan_failed", error=str(exc), data_dir=self.source.description)
@@ -221,9 +227,8 @@ class Discovery:
         now = time.monotonic()
         self.settling.keep_only(result.candidates)
         if self.keys is not None:
-            finished_present, failed_present = self._finished_present
             unfinished = [*result.candidates, *self.worker.in_hand]
-            for name in self.keys.rescanned(unfinished, failed_present, finished_present):
+            for name in self.keys.rescanned(unfinished, failed, finished):
                 self._release(name)
         for name, signature in result.candidates.items():
             self.offer(name, signature, now, clock, name in closed)
