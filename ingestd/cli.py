@@ -280,8 +280,8 @@ def bucket_settings(url: str, values: dict[str, Any], state_dir: Path | None) ->
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .compose import build
-    from .daemon import Daemon, StartupError
+    from .compose import build_daemon
+    from .daemon import StartupError
     from .handlers import HandlerError
 
     settings = settings_from(args)
@@ -289,10 +289,9 @@ def _run(args: argparse.Namespace) -> int:
     logs.configure(settings.log_format, settings.log_level)
     log = logs.get_logger(worker=settings.worker_id)
     try:
-        parts = build(settings, log)
+        daemon = build_daemon(settings, log)
     except HandlerError as exc:
         raise UsageError(str(exc)) from None
-    daemon = Daemon(settings, parts.source, parts.ledger, parts.handler, log, checks=parts.checks)
     try:
         code = asyncio.run(daemon.run())
     except StartupError as exc:

@@ -19,6 +19,7 @@ from .handlers import Handler, handler_prepare, load_handler
 from .ledger import Inspector, Ledger
 from .logs import Log
 from .naming import printable
+from .outputs import Publisher, output_dir
 from .settings import Settings, is_bucket_url, is_database_url, yes_no
 from .source import MOVE, Disposal, Source
 from .sources.local import LocalSource
@@ -35,6 +36,7 @@ class Components:
     ledger: Ledger
     handler: Handler
     checks: list[Callable[[], None]] = field(default_factory=list)  # run at start-up
+    publisher: Publisher | None = None  # --publish-in-order
 
 
 def build(settings: Settings, log: Log) -> Components:
@@ -45,7 +47,27 @@ def build(settings: Settings, log: Log) -> Components:
     source = build_source(settings)
     if isinstance(source, LocalSource):
         checks.append(lambda: prepare_move_targets(source, settings))
-    return Components(source, build_ledger(settings, log), handler, checks)
+    ledger = build_ledger(settings, log)
+    publisher = None
+    if settings.publish_in_order:
+        publisher = Publisher(output_dir(settings), source, ledger)
+        checks.append(lambda: prepare_publisher(publisher, settings))
+    return Components(source, ledger, handler, checks, publisher)
+
+
+def prepare_publisher(publisher: Publisher, settings: Settings) -> None:
+    """The staging dir exists and is writable, the watermark readable; `StartupError` if not."""
+    if settings.source_url is not None and settings.output_dir is None:
+        raise StartupError(f"--publish-in-order on {settings.source_url} needs --output-dir PATH")
+    try:
+        publisher.prepare()
+        probe_writable(publisher.staging)
+    except OSError as exc:
+        raise unusable_dir("output dir", publisher.out_dir, exc) from None
+    except ValueError as exc:
+        raise StartupError(
+            f"--publish-in-order: {exc}; move it away to start the order anew"
+        ) from None
 
 
 def prepare_move_targets(source: LocalSource, settings: Settings) -> None:
@@ -68,7 +90,14 @@ def build_daemon(settings: Settings, log: Log, notifier: Notifier | None = None)
     """A daemon with everything `build` makes. `HandlerError`: a bad `--handler`."""
     parts = build(settings, log)
     return Daemon(
-        settings, parts.source, parts.ledger, parts.handler, log, notifier, checks=parts.checks
+        settings,
+        parts.source,
+        parts.ledger,
+        parts.handler,
+        log,
+        notifier,
+        checks=parts.checks,
+        publisher=parts.publisher,
     )
 
 

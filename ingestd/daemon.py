@@ -3,7 +3,8 @@
 One process runs a small set of named tasks: `tick` (rescans and settle checks through
 `Discovery`, pause flag, observer health, idle exit: the one place that waits for "event,
 timer or stop"), `claim-N` (take the oldest ready files and process one through `Worker`),
-`heartbeat` and, under systemd, `watchdog`.
+`heartbeat`, under systemd `watchdog`, and with `--publish-in-order` `publish` (passes that
+move finished files' outputs into the output dir in order).
 Signal handlers only set the stop event; shutdown happens in `run`, bounded by
 `--drain-timeout`. If a task dies, the daemon stops loudly instead of limping on. It knows no
 backend: `compose.py` builds the source, the ledger and the handler and hands them over.
@@ -26,6 +27,9 @@ from .errors import StartupError
 from .handlers import Handler, HandlerThreads
 from .ledger import PRUNE_AFTER, Heartbeat, Hold, Ledger
 from .logs import Log
+from .naming import key_of
+from .outputs import Publisher
+from .publish import Action
 from .settings import Settings
 from .source import Source, Watch
 from .systemd import Notifier, watchdog_interval
@@ -69,8 +73,10 @@ class Daemon:
         log: Log,
         notifier: Notifier | None = None,
         checks: list[Callable[[], None]] | None = None,
+        publisher: Publisher | None = None,
     ) -> None:
         self.settings = settings
+        self.publisher = publisher
         self.source = source
         self.ledger = ledger
         self.log = log
@@ -100,6 +106,9 @@ class Daemon:
         self._metrics_server: WSGIServer | None = None
         self._metrics_failing = False
         self._scan_seconds: float | None = None
+        self._publish_wake = asyncio.Event()
+        self._publish_failing = False
+        self._published: dict[str, str] = {}  # the watermark after this worker's last pass
 
     # ---- entry point ----
 
@@ -302,6 +311,8 @@ class Daemon:
             asyncio.create_task(self._tick_loop(), name="tick"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
         ]
+        if self.publisher is not None:
+            side.append(asyncio.create_task(self._publish_loop(), name="publish"))
         interval = watchdog_interval()
         if interval is not None and self.notifier.enabled:
             side.append(asyncio.create_task(self._systemd_watchdog(interval), name="watchdog"))
@@ -350,6 +361,8 @@ class Daemon:
                 "kernel releases their claims",
             )
             self.exit_now = True
+        if self.publisher is not None:
+            await self._publish()  # what this worker finished last is not left for a peer
         with contextlib.suppress(OSError):
             await asyncio.to_thread(self.ledger.remove_heartbeat, self.settings.worker_id)
         with contextlib.suppress(OSError):
@@ -408,6 +421,7 @@ class Daemon:
             self._idle_since = time.monotonic()
             if Result.DONE in results.values() or Result.FAILED in results.values():
                 self.notifier.notify(f"STATUS={self._status_line()}")
+                self._publish_wake.set()
 
     async def _check_pause(self) -> None:
         try:
@@ -455,7 +469,46 @@ class Daemon:
         started = time.monotonic()
         recovered = await self.discovery.rescan()
         self._scan_seconds = time.monotonic() - started
+        # A pass at each scan too: a peer may have died between its commit and its pass.
+        self._publish_wake.set()
         return recovered
+
+    async def _publish_loop(self) -> None:
+        """--publish-in-order: a pass after each file this worker finishes and each scan;
+        wake-ups during a pass make one more pass, not one each."""
+        while not self.stop_event.is_set():
+            await self._publish_wake.wait()
+            self._publish_wake.clear()
+            await self._publish()
+
+    async def _publish(self) -> None:
+        assert self.publisher is not None
+        try:
+            report = await asyncio.to_thread(self.publisher.run)
+        except (OSError, ValueError) as exc:
+            if not self._publish_failing:  # once per outage, not once per pass
+                self.log.error("publish_failed", error=str(exc), retry="at the next scan")
+            self._publish_failing = True
+            return
+        if self._publish_failing:
+            self.log.info("publish_recovered")
+            self._publish_failing = False
+        for step in report.steps:
+            if step.action is Action.PUBLISH:
+                self.log.info("file_published", file=step.name, outputs=step.outputs)
+            elif step.action is Action.LATE:
+                watermark = report.marks.published.get(key_of(step.name))
+                self.log.warning("published_late", file=step.name, outputs=step.outputs,
+                                 watermark=watermark)  # fmt: skip
+            elif step.action is Action.SKIP:
+                self.log.warning("publish_skipped", file=step.name, reason="failed")
+            else:
+                self.log.debug("staging_discarded", file=step.name)
+        self._published = report.marks.published
+        if report.moved:
+            self.log.debug("watermark", published=report.marks.published)
+        if report.again:
+            self._publish_wake.set()
 
     def _check_idle(self) -> None:
         busy = bool(self.worker.in_hand) or self.discovery.busy()
@@ -553,6 +606,8 @@ class Daemon:
             files_processed=int(fields["files_processed"]),
             total_time=float(fields["total_time"]),
             sum_of_squares=float(fields["sum_of_squares"]),
+            blocked_keys=self.discovery.keys.blocked() if self.discovery.keys else {},
+            published=dict(self._published),
         )
 
     async def _systemd_watchdog(self, interval: float) -> None:

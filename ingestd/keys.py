@@ -68,6 +68,10 @@ class KeyOrder:
         key = key_of(name)
         return not self._failed.get(key) and self._oldest.get(key) == name
 
+    def blocked(self) -> dict[str, str]:
+        """Block mode: each key held by a failed file, and the oldest such file."""
+        return {key: min(names, key=sort_key) for key, names in self._failed.items() if names}
+
     def hold(self, name: str) -> None:
         self._held.setdefault(key_of(name), set()).add(name)
 

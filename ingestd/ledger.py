@@ -203,6 +203,10 @@ class Heartbeat:
     files_processed: int = 0
     total_time: float = 0.0
     sum_of_squares: float = 0.0
+    # --one-per-key --on-key-failure block: key -> the failed file holding it
+    blocked_keys: dict[str, str] = field(default_factory=dict)
+    # --publish-in-order: key -> the file up to which everything is published (last pass)
+    published: dict[str, str] = field(default_factory=dict)
     heartbeat_at: float | None = None
     age_seconds: float = 0.0
 

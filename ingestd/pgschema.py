@@ -4,7 +4,8 @@ Connections set TCP keepalives (10 s idle, 3 probes 5 s apart), so a dead server
 network surfaces as an error in about 25 s, never as a hang.
 
 One schema (`--pg-schema`, default `ingestd`) holds what the `pg` handler and the PostgreSQL
-ledger keep: `loads` (one row per file loaded into a target table), `records` (the ledger's
+ledger keep: `loads` (one row per file loaded into a target table, with the key and timestamp
+its name stands for: its place in the order), `records` (the ledger's
 records, one per finished attempt, `seq` in commit order), `claims`, `workers` and `flags`.
 Whoever comes first makes them, under a transaction-level advisory lock so peers starting
 together wait instead of colliding. A schema newer than this code is refused (exit 2).
@@ -16,7 +17,8 @@ from typing import Any
 
 from .errors import StartupError
 
-SCHEMA_VERSION = 2  # 2: the ledger's claim and commit are server-side functions
+SCHEMA_VERSION = 3  # 2: the ledger's claim and commit are server-side functions;
+# 3: a load record carries its file's place in the order (file_key, file_time)
 
 
 def require_psycopg(option: str) -> Any:
@@ -46,7 +48,8 @@ def connect(url: str, application_name: str, option: str, autocommit: bool = Fal
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS {s}.loads (target text NOT NULL, file text NOT NULL,"
     " sha256 text NOT NULL, rows bigint NOT NULL, worker text NOT NULL,"
-    " loaded_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (target, file))",
+    " loaded_at timestamptz NOT NULL DEFAULT now(), file_key text, file_time timestamp,"
+    " PRIMARY KEY (target, file))",
     "CREATE TABLE IF NOT EXISTS {s}.records (seq bigserial PRIMARY KEY, file text NOT NULL,"
     " status text NOT NULL, worker text NOT NULL, host text, pid integer, attempt integer,"
     " minutes double precision, size bigint, sha256 text, seen_at text, started_at text,"
@@ -122,6 +125,12 @@ _TABLES = (
 )
 
 
+_LOADS_3 = (
+    "ALTER TABLE {s}.loads ADD COLUMN IF NOT EXISTS file_key text,"
+    " ADD COLUMN IF NOT EXISTS file_time timestamp"
+)
+
+
 def ensure_schema(connection: Any, schema: str) -> None:
     """Make the schema and its tables if missing; `StartupError` if it is newer than us."""
     from psycopg import sql
@@ -146,6 +155,10 @@ def ensure_schema(connection: Any, schema: str) -> None:
             )
         for statement in _TABLES:
             connection.execute(sql.SQL(statement).format(s=name))
+        if version is not None and version < 3:
+            # Only when migrating: an ALTER waits for every open transaction on the table,
+            # and every query on it would queue behind that wait.
+            connection.execute(sql.SQL(_LOADS_3).format(s=name))
         if version is None or version < SCHEMA_VERSION:
             connection.execute(
                 sql.SQL("INSERT INTO {}.schema_version VALUES (%s)").format(name),

@@ -55,6 +55,7 @@ class Settings:
     one_per_key: bool = False  # at most one file of a key in work, in timestamp order
     on_key_failure: str = "continue"  # continue | block
     key_pattern: str | None = None  # None: YYYY_MM_DD_HH_MM.txt and KEY_YYYY_MM_DD_HH_MM.txt
+    publish_in_order: bool = False  # outputs staged, then moved into OUT in name order per key
     on_done: str = "keep"  # keep | delete | move:DIR (source.Disposal)
     on_failed: str = "keep"
     metrics_textfile: Path | None = None  # rewritten with each heartbeat
@@ -281,6 +282,13 @@ OPTIONS: tuple[Option, ...] = (
         str,
         "with --one-per-key: a failed file lets its key continue, or blocks it",
         choices=("continue", "block"),
+    ),
+    Option(
+        "publish_in_order",
+        yes_no,
+        "stage each file's outputs and move them into the output dir in name order per key, "
+        "with OUT/_watermark saying how far",
+        flag=True,
     ),
     Option(
         "key_pattern",

@@ -87,6 +87,10 @@ class Source(Protocol):
     def scan(self, skip: Callable[[str], bool]) -> ScanResult:
         """Every data file not `skip`ped, with its signature; what was ignored and why."""
 
+    def names(self) -> set[str]:
+        """The data-file names present now, finished or not: a listing with no side effects
+        (`--publish-in-order` lists the source itself, at a moment of its own choosing)."""
+
     def signature(self, name: str) -> Signature | None:
         """One file's signature; None if it is gone or not a regular file."""
 

@@ -32,6 +32,7 @@ from .naming import (
     key_of,
     oldest_first,
     parse_name,
+    sort_key,
 )
 from .settings import file_ledger_path, is_bucket_url, is_database_url, state_dir_for
 from .source import Source
@@ -79,6 +80,22 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
     ages = [a for k in keys.values() if (a := k["oldest_unprocessed_age_seconds"]) is not None]
     beats = inspector.workers()
     lost = [b for b in beats if b.lost]
+    # What live workers report: keys a failed file holds (--on-key-failure block), and how
+    # far publishing got (--publish-in-order; the furthest any worker saw, per key).
+    blocked: dict[str, str] = {}
+    published: dict[str, str] = {}
+    for beat in beats:
+        if beat.lost:
+            continue
+        for key, name in beat.blocked_keys.items():
+            if statuses.get(name) == FAILED:  # still (a heartbeat may predate a retry)
+                blocked[key] = min(blocked.get(key, name), name, key=sort_key)
+        for key, name in beat.published.items():
+            if is_data_name(name):
+                published[key] = max(published.get(key, name), name, key=sort_key)
+    for key, report in keys.items():
+        report["blocked_by"] = blocked.get(key)
+        report["published"] = published.get(key)
     return {
         "data_dir": str(args.dir),
         "paused": inspector.paused(),
@@ -98,6 +115,8 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
         "missing_slot_count": default["missing_slot_count"],
         "missing_slots": default["missing_slots"],
         "keys": keys if set(keys) - {DEFAULT_KEY} else {},
+        "blocked_keys": blocked,
+        "published": published,
     }
 
 
@@ -156,6 +175,10 @@ def _print_status(report: dict[str, Any]) -> None:
         print(f"key {key or '(none)':<10} done {each['done']}, waiting {each['waiting']}, "
               f"low watermark {each['low_watermark'] or '-'}, "
               f"missing slots {each['missing_slot_count']}")  # fmt: skip
+    for key, name in sorted(report["published"].items()):
+        print(f"published      {'key ' + key + ': ' if key else ''}up to {name}")
+    for key, name in sorted(report["blocked_keys"].items()):
+        print(f"BLOCKED key    {key or '(none)'} by failed {name} (ingestd retry, or remove it)")
 
 
 def _prometheus(args: argparse.Namespace, report: dict[str, Any]) -> bytes:
@@ -192,7 +215,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         _print_status(report)
-    attention = report["failed"] or report["lost_workers"] or report["problems"]
+    attention = (
+        report["failed"] or report["lost_workers"] or report["problems"] or report["blocked_keys"]
+    )
     return 1 if attention else 0
 
 

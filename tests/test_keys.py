@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import done_names
+from conftest import done_names, wait_for
 
 KEYED = ["acme_2018_06_28_00_00.txt", "2018_06_28_00_00.txt", "beta_2018_06_28_00_15.txt",
          "acme_2018_06_28_00_30.txt", "beta_2018_06_28_00_00.txt"]  # fmt: skip
@@ -62,3 +62,33 @@ def test_a_key_pattern_names_another_scheme(data: Path, spawn) -> None:
     assert bad.wait(timeout=30) == 2 and "lacks the named groups" in bad.text
     typo = ingestd("status", str(data), "--key-pattern", "(")
     assert typo.returncode == 2 and "--key-pattern" in typo.stderr
+
+
+def test_a_key_blocked_by_a_failed_file_shows_in_status_until_it_is_retried(
+    data: Path, spawn
+) -> None:
+    poison, after, other = (
+        "acme_2018_06_28_00_00.txt", "acme_2018_06_28_00_15.txt", "beta_2018_06_28_00_00.txt",
+    )  # fmt: skip
+    (data / poison).write_text("not a number\n")
+    (data / after).write_text("0\n")
+    (data / other).write_text("0\n")
+    w = spawn(data, "--one-per-key", "--on-key-failure", "block", "--max-attempts", "1",
+              "--heartbeat-interval", "0.2")  # fmt: skip
+    wait_for(lambda: set(done_names(data)) == {other} and ingestd("failed", str(data)).stdout
+             and json.loads(ingestd("status", str(data), "--json").stdout)["blocked_keys"],
+             what="acme blocked")  # fmt: skip
+    status = ingestd("status", str(data), "--json")
+    assert status.returncode == 1
+    report = json.loads(status.stdout)
+    assert report["blocked_keys"] == {"acme": poison}
+    assert report["keys"]["acme"]["blocked_by"] == poison
+    assert report["keys"]["beta"]["blocked_by"] is None
+    assert f"BLOCKED key    acme by failed {poison}" in ingestd("status", str(data)).stdout
+    assert after not in done_names(data)  # held: block means block
+    (data / poison).write_text("0\n")  # fixed by the provider, then retried by the operator
+    assert ingestd("retry", str(data), poison).returncode == 0
+    wait_for(lambda: set(done_names(data)) == {poison, after, other}, what="acme going again")
+    wait_for(lambda: not json.loads(ingestd("status", str(data), "--json").stdout)["blocked_keys"],
+             what="acme no longer blocked")  # fmt: skip
+    assert w.terminate() == 0

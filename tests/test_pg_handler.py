@@ -242,3 +242,27 @@ def test_a_table_dropped_mid_run_costs_no_attempt(data: Path, spawn, pg: Any) ->
     assert [r["attempt"] for r in manifest_records(data)] == [1]
     assert rows(pg) == [{"id": 1}]
     assert w.terminate() == 0
+
+
+def test_a_load_record_says_where_its_file_stands_and_an_older_schema_gains_that(
+    data: Path, spawn, pg: Any
+) -> None:
+    pg.psql(
+        "CREATE TABLE t (id bigint)",
+        "CREATE SCHEMA ingestd",
+        "CREATE TABLE ingestd.schema_version (version integer NOT NULL)",
+        "INSERT INTO ingestd.schema_version VALUES (2)",
+        "CREATE TABLE ingestd.loads (target text NOT NULL, file text NOT NULL, sha256 text NOT"
+        " NULL, rows bigint NOT NULL, worker text NOT NULL, loaded_at timestamptz NOT NULL"
+        " DEFAULT now(), PRIMARY KEY (target, file))",
+        f"INSERT INTO ingestd.loads VALUES ('t', '{A}', 'x', 0, 'old')",
+    )
+    (data / "acme_2018_06_28_00_15.txt").write_text('{"id": 1}\n')
+    w = spawn_pg(spawn, data, pg, "--exit-when-idle", "0.5")
+    assert w.wait() == 0
+    got = pg.psql(
+        "SELECT string_agg(concat_ws(' ', file, file_key, file_time), ',' ORDER BY file)"
+        " FROM ingestd.loads"
+    )
+    assert got.strip() == f"{A},acme_2018_06_28_00_15.txt acme 2018-06-28 00:15:00"
+    assert pg.psql("SELECT max(version) FROM ingestd.schema_version").strip() == "3"

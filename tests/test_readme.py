@@ -36,6 +36,6 @@ def test_the_readme_lists_no_event_the_code_does_not_log() -> None:
         "attempt", "taken_over_from", "minutes", "error", "files_processed", "total_time",
         "sum_of_squares", "files", "timestamp", "level", "event", "worker", "file", "retry",
         "signal", "still_running", "released_unfinished", "streak", "hint", "rows", "table",
-            "reason", "action", "via", "earlier", "newest_finished",
+            "reason", "action", "via", "earlier", "newest_finished", "outputs", "published",
     }  # fmt: skip
     assert sorted(events_in_readme() - events_in_code() - fields) == []

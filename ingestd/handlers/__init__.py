@@ -30,12 +30,14 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from types import ModuleType
 from typing import Any, BinaryIO, ParamSpec, TypeVar
 
 from ..errors import BadInput, RetryLater
 from ..ledger import Transaction
 from ..logs import Log
+from ..outputs import output_dir, staging_dir
 from ..settings import Settings
 from ..source import Source
 
@@ -117,6 +119,14 @@ class Job:
     head: bytes
     source: Source | None = None
     threads: HandlerThreads | None = None  # the daemon's; None (tests): asyncio's default pool
+
+    def outputs_dir(self) -> Path:
+        """Where this file's outputs go (made if missing): `--output-dir` (default DIR/out),
+        or with `--publish-in-order` its staging dir there, published in order later."""
+        out = output_dir(self.settings)
+        path = staging_dir(out, self.name) if self.settings.publish_in_order else out
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def open(self) -> BinaryIO:
         """The file's whole content as a stream (blocking: call it in `to_thread` work)."""

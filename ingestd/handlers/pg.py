@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import BadInput, RetryLater, StartupError
+from ..naming import parse
 from ..pgschema import connect, ensure_schema, require_psycopg
 from ..settings import Settings
 from . import Job, Outcome
@@ -294,11 +295,14 @@ def _load(
                 size, sha256 = hashing.finish()
         else:
             rows, size, sha256 = loaded
+        parsed = parse(job.name)  # the file's place in the order, for consumers
+        key, stamp = (parsed.key, parsed.stamp) if parsed else (None, None)
         cursor.execute(
             sql.SQL(
-                "INSERT INTO {} (target, file, sha256, rows, worker) VALUES (%s, %s, %s, %s, %s)"
+                "INSERT INTO {} (target, file, sha256, rows, worker, file_key, file_time)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)"
             ).format(loads),
-            (target.table, job.name, sha256, rows, job.settings.worker_id),
+            (target.table, job.name, sha256, rows, job.settings.worker_id, key, stamp),
         )
     return size, sha256, rows, False
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
 from ..errors import BadInput, StartupError
+from ..outputs import output_dir
 from ..settings import Settings
 from ..startup import probe_writable, unusable_dir
 from . import Job, Outcome
@@ -256,10 +257,6 @@ def convert(
     return target, records, size, sha256
 
 
-def output_dir(settings: Settings) -> Path:
-    return settings.output_dir or settings.data_dir / "out"
-
-
 def prepare(settings: Settings) -> None:
     """Start-up: the output dir exists (or is made) and is writable; `StartupError` if not."""
     if settings.source_url is not None and settings.output_dir is None:
@@ -276,12 +273,12 @@ async def handle(job: Job) -> Outcome:
     settings = job.settings
     started = time.monotonic()
     target, records, size, sha256 = await job.to_thread(
-        convert, job.open, output_dir(settings), settings.columns, settings.tsv_header, job.name
+        convert, job.open, job.outputs_dir(), settings.columns, settings.tsv_header, job.name
     )
     return Outcome(
         minutes=(time.monotonic() - started) / 60,
         size=size,
         sha256=sha256,
-        outputs=[str(target)],
+        outputs=[str(output_dir(settings) / target.name)],  # where it is, or will be, published
         records=records,
     )

@@ -214,6 +214,9 @@ class LocalSource:
     def scan(self, skip: Callable[[str], bool]) -> ScanResult:
         return scan(self.data_dir, skip, self._hide)
 
+    def names(self) -> set[str]:
+        return {name for name in os.listdir(self.data_dir) if is_data_name(name)}
+
     def signature(self, name: str) -> Signature | None:
         return signature_of(self.data_dir / name)
 

@@ -73,6 +73,10 @@ class MemorySource:
                 result.ignored[name] = "name"
         return result
 
+    def names(self) -> set[str]:
+        with self._mutex:
+            return {name for name in self._files if is_data_name(name)}
+
     def signature(self, name: str) -> Signature | None:
         with self._mutex:
             entry = self._files.get(name)

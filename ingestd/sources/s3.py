@@ -242,6 +242,11 @@ class S3Source:
             kwargs["ContinuationToken"] = page["NextContinuationToken"]
             kwargs.pop("StartAfter", None)
 
+    def names(self) -> set[str]:
+        # A full listing of its own: the scan's window and remembered ETags stay the scan's.
+        entries = self._list("", ListingStats(full=True, start_after=""))
+        return {e[0] for e in entries if not isinstance(e, str) and is_data_name(e[0])}
+
     def signature(self, name: str) -> Signature | None:
         try:
             head = self._call(name, self._client.head_object, Bucket=self.location.bucket,

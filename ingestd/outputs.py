@@ -1,0 +1,174 @@
+"""`--publish-in-order` on disk: staging dirs, the publish lock, the moves, `_watermark`.
+
+A handler writes a file's outputs into `OUT/.staging/NAME/`; a publishing pass moves them into
+`OUT` (renames within one filesystem: a reader never sees half a file) in the order
+`publish.plan` gives, then rewrites `OUT/_watermark` (temp file, fsync, rename). Any worker
+runs passes; one at a time in the whole fleet, under an exclusive `flock` on
+`OUT/.staging/.lock`, which a dead worker's kernel (or the NFS server's lease) releases. Every
+step can be repeated, so a pass killed half-way is finished by the next one, whoever runs it:
+a file's outputs leave its staging dir one rename at a time, and the watermark is written
+only once everything up to it is in `OUT`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .ledger import DONE, FAILED, Ledger
+from .publish import Action, Marks, plan
+from .settings import Settings
+from .source import Source
+
+STAGING = ".staging"
+WATERMARK = "_watermark"
+_LOCK = ".lock"
+
+
+def output_dir(settings: Settings) -> Path:
+    """`--output-dir`, by default DIR/out."""
+    return settings.output_dir or settings.data_dir / "out"
+
+
+def staging_dir(out_dir: Path, name: str) -> Path:
+    """Where the outputs of `name` wait to be published."""
+    return out_dir / STAGING / name
+
+
+def read_marks(out_dir: Path) -> Marks:
+    """The watermark file's content; empty marks when there is none yet. ValueError: it is
+    not one this version wrote (a person must look: publishing on would forget the order)."""
+    try:
+        data = (out_dir / WATERMARK).read_bytes()
+    except FileNotFoundError:
+        return Marks()
+    try:
+        return Marks.parse(data)
+    except ValueError as exc:
+        raise ValueError(f"{out_dir / WATERMARK}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Published:
+    action: Action  # PUBLISH, LATE (out of order), SKIP (failed) or DISCARD (stale staging)
+    name: str
+    outputs: list[str] = field(default_factory=list)  # where they are now
+
+
+@dataclass
+class PassReport:
+    steps: list[Published] = field(default_factory=list)  # in the order they were taken
+    marks: Marks = field(default_factory=Marks)
+    moved: bool = False  # the watermark changed
+    again: bool = False  # a file was staged during the pass: run another one
+
+
+class Publisher:
+    """Runs publishing passes for one worker. Blocking: call `run` in a thread."""
+
+    def __init__(self, out_dir: Path, source: Source, ledger: Ledger) -> None:
+        self.out_dir = out_dir
+        self.staging = out_dir / STAGING
+        self.source = source
+        self.ledger = ledger
+
+    def prepare(self) -> None:
+        """Start-up: the staging dir exists and the watermark (if any) is readable.
+        OSError or ValueError with what is wrong."""
+        self.staging.mkdir(parents=True, exist_ok=True)
+        read_marks(self.out_dir)
+
+    def run(self) -> PassReport:
+        """One pass: publish what may be published now. OSError: try again later."""
+        with self._locked():
+            marks = read_marks(self.out_dir)
+            # The order of these four looks is what makes the plan safe (publish.py).
+            before = self._staged()
+            present = self.source.names()
+            self.ledger.sync()
+            now = self._staged()
+            decided = plan(marks, before, present, now, self._status)
+            report = PassReport(marks=decided.marks, again=decided.again)
+            moves = False
+            for step in decided.steps:
+                action, outputs = step.action, []
+                if action is Action.LATE and self._already_published(step.name):
+                    action = Action.DISCARD  # a lost claim's redo, staged after the fact
+                if action in (Action.PUBLISH, Action.LATE):
+                    outputs, moves = self._publish(step.name), True
+                elif action is Action.DISCARD:
+                    self._discard(step.name)
+                report.steps.append(Published(action, step.name, outputs))
+            if moves:
+                _fsync_dir(self.out_dir)  # the renames are durable before the watermark
+            if decided.marks != marks:
+                self._write_marks(decided.marks)
+                report.moved = True
+            return report
+
+    def _status(self, name: str) -> str | None:
+        if self.ledger.is_done(name):
+            return DONE
+        return FAILED if self.ledger.is_finished(name) else None
+
+    def _staged(self) -> set[str]:
+        with os.scandir(self.staging) as entries:
+            return {e.name for e in entries if not e.name.startswith(".") and e.is_dir()}
+
+    def _outputs(self, name: str) -> list[Path]:
+        """A staged file's outputs; a crashed writer's temp files (dot names) are not."""
+        with os.scandir(self.staging / name) as entries:
+            return sorted(Path(e.path) for e in entries if not e.name.startswith("."))
+
+    def _publish(self, name: str) -> list[str]:
+        moved = []
+        for path in self._outputs(name):
+            target = self.out_dir / path.name
+            os.replace(path, target)
+            moved.append(str(target))
+        self._discard(name)
+        return moved
+
+    def _already_published(self, name: str) -> bool:
+        outputs = self._outputs(name)
+        return bool(outputs) and all((self.out_dir / p.name).exists() for p in outputs)
+
+    def _discard(self, name: str) -> None:
+        shutil.rmtree(self.staging / name, ignore_errors=True)
+
+    def _write_marks(self, marks: Marks) -> None:
+        temp = self.staging / f".{WATERMARK}.{secrets.token_hex(8)}.tmp"
+        try:
+            with open(temp, "xb") as out:
+                out.write(marks.to_json(datetime.now(UTC).isoformat(timespec="microseconds")))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, self.out_dir / WATERMARK)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.out_dir)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self.staging / _LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o664)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # a pass takes milliseconds: wait for a peer's
+            yield
+        finally:
+            os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,289 @@
+"""--publish-in-order: the plan (pure), a pass on a real directory, and three workers under
+SIGKILLs watched by inotify."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import manifest_records, wait_for
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers.inotify import InotifyObserver
+
+from ingestd.ledger import DONE, FAILED, Record
+from ingestd.ledgers.memory import MemoryLedger
+from ingestd.naming import key_of
+from ingestd.outputs import STAGING, WATERMARK, Publisher, read_marks, staging_dir
+from ingestd.publish import Action, Marks, Step, plan
+from ingestd.sources.memory import MemorySource
+
+
+def n(key: str, minute: int) -> str:
+    return f"{key}_2018_06_28_{minute // 60:02d}_{minute % 60:02d}.txt"
+
+
+A0, A1, A2, A3 = (n("a", 15 * i) for i in range(4))
+B0, B1 = n("b", 0), n("b", 15)
+
+
+def statuses(done: set[str] = frozenset(), failed: set[str] = frozenset()) -> Any:  # type: ignore[assignment]
+    return lambda name: DONE if name in done else FAILED if name in failed else None
+
+
+def test_a_key_publishes_up_to_its_first_unfinished_file_and_skips_failed_ones() -> None:
+    staged = {A0, A1, A3, B1}
+    decided = plan(
+        Marks(), staged, [A0, A1, A2, A3, B0, B1], staged, statuses({A0, A3, B1}, {A1, B0})
+    )
+    assert decided.steps == [
+        Step(Action.PUBLISH, A0),
+        Step(Action.DISCARD, A1),  # a failed attempt's outputs are never published
+        Step(Action.SKIP, A1),
+        # A2 is not finished: A3 waits, though it is done
+        Step(Action.SKIP, B0),
+        Step(Action.PUBLISH, B1),
+    ]
+    assert decided.marks.published == {"a": A1, "b": B1}
+    assert decided.marks.skipped == {"a": [A1], "b": [B0]}
+    assert not decided.again
+
+
+def test_the_plan_goes_on_from_the_watermark_and_never_back() -> None:
+    marks = Marks(published={"a": A1})
+    decided = plan(marks, {A2, A3}, [A2, A3], {A2, A3}, statuses({A2, A3}))
+    assert decided.steps == [Step(Action.PUBLISH, A2), Step(Action.PUBLISH, A3)]
+    assert decided.marks.published == {"a": A3}
+    assert marks.published == {"a": A1}  # the caller's marks are not changed
+    nothing = plan(decided.marks, set(), [A0, A1], set(), statuses({A0, A1}))
+    assert nothing.steps == [] and nothing.marks == decided.marks
+
+
+def test_a_file_staged_during_the_pass_waits_for_the_next_one() -> None:
+    # A1 was staged after the pass listed the staging area: an earlier file of its key may
+    # have arrived after the source was listed, so this pass must not publish past it.
+    decided = plan(Marks(), {A0}, [A0], {A0, A1}, statuses({A0, A1}))
+    assert decided.steps == [Step(Action.PUBLISH, A0)]
+    assert decided.marks.published == {"a": A0}
+    assert decided.again
+    assert plan(decided.marks, {A1}, [], {A1}, statuses({A0, A1})).steps == [
+        Step(Action.PUBLISH, A1)
+    ]
+
+
+def test_a_late_file_is_published_out_of_order_and_a_stale_staging_is_discarded() -> None:
+    marks = Marks(published={"a": A2}, skipped={"a": [A1]})
+    decided = plan(marks, {A0, A1}, [A0, A1], {A0, A1}, statuses({A0, A1}))
+    assert decided.steps == [Step(Action.LATE, A0), Step(Action.LATE, A1)]
+    assert decided.marks.skipped == {"a": []}  # A1 failed once; retried and done now
+    stale = plan(marks, {A0}, [], {A0}, statuses(failed={A0}))
+    assert stale.steps == [Step(Action.DISCARD, A0)]
+    assert stale.marks.skipped == {"a": [A1, A0]}
+
+
+def test_the_watermark_file_round_trips_and_a_foreign_one_is_refused() -> None:
+    marks = Marks(published={"": "2018_06_28_10_00.txt", "a": A1}, skipped={"a": [A0]})
+    assert Marks.parse(marks.to_json("now")) == marks
+    for bad in (b"{", b"[]", b'{"version": 9}', b'{"version": 1, "keys": {"a": {"published": 3}}}'):
+        with pytest.raises(ValueError):
+            Marks.parse(bad)
+
+
+def finish(ledger: MemoryLedger, name: str, status: str = DONE) -> None:
+    """Record `name` the way a worker does: claim, then commit."""
+    record = Record(
+        file=name, status=status, worker="w", host="h", pid=1, attempt=1,
+        seen_at="s", started_at="s", finished_at="f",
+    )  # fmt: skip
+    ledger.commit(ledger.try_claim(name), record)
+
+
+def stage(out: Path, name: str, text: str = "x") -> Path:
+    path = staging_dir(out, name) / name.replace(".txt", ".out")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_a_pass_moves_staged_outputs_in_order_and_a_rerun_changes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    source, ledger = MemorySource({name: b"" for name in (A0, A1, A2, B0)}), MemoryLedger()
+    publisher = Publisher(out, source, ledger)
+    publisher.prepare()
+    for name in (A0, A2, B0):
+        stage(out, name)
+    (staging_dir(out, A0) / ".a_2018_06_28_00_00.out.1234.tmp").write_text("")  # a dead writer's
+    finish(ledger, A0)
+    finish(ledger, A2)
+    finish(ledger, B0, FAILED)
+    report = publisher.run()
+    assert [(s.action, s.name) for s in report.steps] == [
+        (Action.PUBLISH, A0), (Action.DISCARD, B0), (Action.SKIP, B0),
+    ]  # fmt: skip
+    assert sorted(os.listdir(out)) == [STAGING, WATERMARK, A0.replace(".txt", ".out")]
+    assert read_marks(out) == Marks(published={"a": A0, "b": B0}, skipped={"b": [B0]})
+    assert sorted(os.listdir(out / STAGING)) == [".lock", A2]  # waits for A1
+    assert publisher.run().steps == [] and not publisher.run().moved
+    finish(ledger, A1)  # no outputs of its own: the key moves past it
+    report = publisher.run()
+    assert [(s.action, s.name) for s in report.steps] == [(Action.PUBLISH, A2)]
+    assert read_marks(out).published == {"a": A2, "b": B0}
+
+
+def test_a_pass_killed_half_way_is_finished_by_the_next(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    source, ledger = MemorySource({A0: b"", A1: b""}), MemoryLedger()
+    publisher = Publisher(out, source, ledger)
+    publisher.prepare()
+    first = stage(out, A0, "one")
+    second = first.with_name("second.out")
+    second.write_text("two")
+    stage(out, A1)
+    finish(ledger, A0)
+    finish(ledger, A1)
+    os.replace(first, out / first.name)  # what a pass killed after its first rename did
+    report = publisher.run()
+    assert [s.name for s in report.steps] == [A0, A1]
+    assert (out / first.name).read_text() == "one" and (out / "second.out").read_text() == "two"
+    assert read_marks(out).published == {"a": A1}
+
+
+# ---- three workers, three keys, SIGKILLs, watched by inotify ----
+
+HANDLER = """
+import time
+from ingestd.errors import BadInput
+
+def handle(job):
+    text = job.open().read().decode()
+    if text.startswith("bad"):
+        raise BadInput("a poison file")
+    time.sleep(float(text))
+    target = job.outputs_dir() / job.name.replace(".txt", ".out")
+    temp = target.with_name("." + target.name + ".tmp")
+    temp.write_text(text)
+    temp.replace(target)
+    return 1.0
+"""
+
+
+def status(data: Path) -> dict[str, Any]:
+    return dict(json.loads(status_text(data, "--json")))
+
+
+def status_text(data: Path, *args: str) -> str:
+    command = [sys.executable, "-m", "ingestd", "status", str(data), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60).stdout
+
+
+class OutputWatch(FileSystemEventHandler):
+    """What a downstream reader sees: outputs appearing, and the watermark at each change
+    with the directory listed right after reading it."""
+
+    def __init__(self, out: Path, suffix: str) -> None:
+        self.out, self.suffix = out, suffix
+        self.appeared: list[str] = []
+        self.watermarks: list[tuple[dict[str, str], set[str]]] = []
+        self.mutex = threading.Lock()
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in ("created", "moved") or event.is_directory:
+            return
+        path = Path(str(getattr(event, "dest_path", "") or event.src_path))
+        if path.parent != self.out:
+            return
+        with self.mutex:
+            if path.suffix == self.suffix:
+                self.appeared.append(path.name)
+            elif path.name == WATERMARK:
+                published = json.loads(path.read_text())["keys"]
+                listing = set(os.listdir(self.out))  # read after the watermark
+                marks = {k: v["published"] for k, v in published.items()}
+                self.watermarks.append((marks, listing))
+
+
+def content(handler: str, rng: random.Random) -> str:
+    """A file that takes a random time: seconds to sleep, or up to ~25,000 JSON objects."""
+    if handler != "tsv":
+        return f"{rng.uniform(0.05, 0.6):.3f}"
+    return "".join(f'{{"i": {i}, "s": "\\t{i}"}}\n' for i in range(rng.randint(1, 25_000)))
+
+
+@pytest.mark.parametrize("handler", ["tsv", "slowout:handle"])
+def test_three_workers_publish_each_keys_outputs_in_name_order_through_kills(
+    data: Path, spawn, tmp_path: Path, handler: str
+) -> None:
+    rng = random.Random(20261129)
+    (tmp_path / "slowout.py").write_text(HANDLER)
+    suffix = ".tsv" if handler == "tsv" else ".out"
+    out = tmp_path / "out"
+    out.mkdir()
+    watch = OutputWatch(out, suffix)
+    observer = InotifyObserver()
+    observer.schedule(watch, str(out), recursive=False)
+    observer.start()
+    names = [n(key, 15 * i) for i in range(8) for key in "abc"]
+    poison = n("b", 45)
+    args = ("--handler", handler, "--output-dir", str(out), "--publish-in-order",
+            "--heartbeat-interval", "0.3", "--max-attempts", "10")  # fmt: skip
+    try:
+        workers = [spawn(data, *args, name=f"w{i}") for i in range(3)]
+        for name in names:  # arriving in time order, a few at a time
+            text = "bad\n" if name == poison else content(handler, rng)
+            (data / name).write_text(text)
+            time.sleep(rng.uniform(0, 0.05))
+        for kill in range(3):  # SIGKILL one while it works (or publishes), start another
+            victim = workers[kill]
+            wait_for(lambda v=victim: v.events("file_claimed"), what="at work")
+            time.sleep(rng.uniform(0.05, 0.3))
+            victim.kill()
+            workers.append(spawn(data, *args, name=f"w{kill}-again"))
+        wait_for(lambda: len({r["file"] for r in manifest_records(data)}) == len(names),
+                 timeout=120, what="every file recorded")  # fmt: skip
+        wait_for(
+            lambda: (
+                read_marks(out).published.get("c") == n("c", 105)
+                and read_marks(out).published.get("a") == n("a", 105)
+                and read_marks(out).published.get("b") == n("b", 105)
+            ),
+            timeout=30,
+            what="everything published",
+        )
+        last = {key: n(key, 105) for key in "abc"}
+        wait_for(lambda: status(data)["published"] == last, what="status saying so")
+        assert f"published      key a: up to {last['a']}" in status_text(data)
+        for w in workers[3:]:
+            assert w.terminate() == 0
+    finally:
+        time.sleep(1)  # the observer pairs moves for up to half a second
+        observer.stop()
+        observer.join()
+    records = manifest_records(data)
+    done = {r["file"] for r in records if r["status"] == DONE}
+    assert done == set(names) - {poison}
+    expected = sorted(name.replace(".txt", suffix) for name in done)
+    assert sorted(os.listdir(out)) == sorted([STAGING, WATERMARK, *expected])
+    assert os.listdir(out / STAGING) == [".lock"]
+    assert read_marks(out).skipped == {"b": [poison]}
+    # Per key, each output appeared once, in name order.
+    assert sorted(watch.appeared) == expected
+    for key in "abc":
+        seen = [name for name in watch.appeared if key_of(name.replace(suffix, ".txt")) == key]
+        assert seen == sorted(seen), f"key {key} out of order: {seen}"
+    # The watermark never went back, and everything up to it was there when it was read.
+    assert watch.watermarks
+    newest: dict[str, str] = {}
+    for marks, listing in watch.watermarks:
+        for key, mark in marks.items():
+            assert mark >= newest.get(key, ""), f"key {key}: watermark went back to {mark}"
+            newest[key] = mark
+            behind = [x for x in done if key_of(x) == key and x <= mark]
+            missing = [x for x in behind if x.replace(".txt", suffix) not in listing]
+            assert not missing, f"watermark {mark} passed unpublished {missing}"
