@@ -21,6 +21,7 @@ BENCHES = [
     "s3_source",
     "compact",
     "keys",
+    "publish",
 ]
 
 

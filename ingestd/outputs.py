@@ -119,8 +119,17 @@ class Publisher:
         return FAILED if self.ledger.is_finished(name) else None
 
     def _staged(self) -> set[str]:
+        """Names with a staging dir. Called under the lock, so a watermark temp file here is
+        a killed pass's: it is removed."""
+        staged = set()
         with os.scandir(self.staging) as entries:
-            return {e.name for e in entries if not e.name.startswith(".") and e.is_dir()}
+            for entry in entries:
+                if entry.name.startswith(f".{WATERMARK}."):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                elif not entry.name.startswith(".") and entry.is_dir():
+                    staged.add(entry.name)
+        return staged
 
     def _outputs(self, name: str) -> list[Path]:
         """A staged file's outputs; a crashed writer's temp files (dot names) are not."""

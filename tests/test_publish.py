@@ -120,6 +120,7 @@ def test_a_pass_moves_staged_outputs_in_order_and_a_rerun_changes_nothing(tmp_pa
     for name in (A0, A2, B0):
         stage(out, name)
     (staging_dir(out, A0) / ".a_2018_06_28_00_00.out.1234.tmp").write_text("")  # a dead writer's
+    (out / STAGING / f".{WATERMARK}.5678.tmp").write_text("")  # a pass killed while writing
     finish(ledger, A0)
     finish(ledger, A2)
     finish(ledger, B0, FAILED)
