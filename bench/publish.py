@@ -1,8 +1,10 @@
 """`--publish-in-order`: publication delay and throughput, beside the same files without it.
 
-K keys of N files each, JSON Lines of 1 to 20,000 objects (so conversion takes 0 to ~150 ms
-and files finish out of order), all ready at the start, drained by 2 and 4 workers with the
-`tsv` handler. From the workers' logs, per file:
+K keys of N files each, all ready at the start, drained by 2 and 4 workers with two handlers:
+`tsv` on JSON Lines of 1 to 20,000 objects (conversion takes 0 to ~150 ms, CPU-bound, so the
+publishing thread competes with it for the interpreter), and `sleep`, a handler that sleeps 10
+to 150 ms and writes one small output (the mechanism's own cost). Files finish out of order.
+From the workers' logs, per file:
 
 - delay: its `file_done` to its `file_published` (whoever published it). It includes waiting
   for earlier files of its key, which is the point of the option.
@@ -19,6 +21,7 @@ without the option, in the same run.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -31,24 +34,41 @@ from common import epoch, json_log, manifest, percentile, rate, record, table, w
 
 from ingestd.naming import format_name, key_of, sort_key
 
+SLEEP_HANDLER = """
+import time
 
-def make_files(data: Path, keys: int, per_key: int, seed: int) -> list[str]:
+def handle(job):
+    text = job.open().read().decode()
+    time.sleep(float(text))
+    target = job.outputs_dir() / job.name.replace(".txt", ".out")
+    temp = target.with_name("." + target.name + ".tmp")
+    temp.write_text(text)
+    temp.replace(target)
+    return 1.0
+"""
+HANDLERS = {"tsv": "tsv", "sleep": "bench_sleep:handle"}
+
+
+def make_files(data: Path, keys: int, per_key: int, handler: str, seed: int) -> None:
     rng = random.Random(seed)
     data.mkdir(parents=True)
-    names = []
     for i in range(per_key):
         for k in range(keys):
             name = format_name(datetime(2018, 6, 28) + timedelta(minutes=15 * i), f"k{k}")
-            rows = rng.randint(1, 20_000)
-            (data / name).write_text("".join(f'{{"i": {j}, "s": "x{j}"}}\n' for j in range(rows)))
-            names.append(name)
-    return names
+            if handler == "sleep":
+                text = f"{rng.uniform(0.01, 0.15):.3f}\n"
+            else:
+                rows = rng.randint(1, 20_000)
+                text = "".join(f'{{"i": {j}, "s": "x{j}"}}\n' for j in range(rows))
+            (data / name).write_text(text)
 
 
-def drain(data: Path, count: int, processes: int, in_order: bool) -> tuple[float, Path]:
+def drain(
+    data: Path, count: int, processes: int, handler: str, in_order: bool
+) -> tuple[float, Path]:
     logs = data.parent / f"{data.name}-logs"
     logs.mkdir()
-    args = ["--handler", "tsv", "--rescan-interval", "0.5", "--settle", "0"]
+    args = ["--handler", HANDLERS[handler], "--rescan-interval", "0.5", "--settle", "0"]
     if in_order:
         args.append("--publish-in-order")
     with workers(data, processes, *args, log_dir=logs):
@@ -98,25 +118,31 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="ingestd-bench-") as tmp:
         base = Path(tmp)
-        for processes in [2] if args.quick else [2, 4]:
+        (base / "bench_sleep.py").write_text(SLEEP_HANDLER)
+        # The workers import the sleeping handler from here (they inherit the variable).
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [tmp, os.environ.get("PYTHONPATH")])
+        )
+        combos = [("sleep", 2)] if args.quick else [(h, w) for h in HANDLERS for w in (2, 4)]
+        for handler, processes in combos:
             runs = {}
             for in_order in (False, True):
-                data = base / f"w{processes}-{int(in_order)}"
-                make_files(data, keys, per_key, seed=processes)
-                runs[in_order] = drain(data, count, processes, in_order)
+                data = base / f"{handler}-w{processes}-{int(in_order)}"
+                make_files(data, keys, per_key, handler, seed=processes)
+                runs[in_order] = drain(data, count, processes, handler, in_order)
             total, overhead = delays(runs[True][1])
             ms = [round(1000 * percentile(v, q), 1) for v in (total, overhead) for q in (50, 99)]
-            figures = {"workers": processes, "keys": keys, "files": count,
+            figures = {"handler": handler, "workers": processes, "keys": keys, "files": count,
                        "files_per_s": round(runs[True][0], 1),
                        "without_files_per_s": round(runs[False][0], 1),
                        "ratio": round(runs[True][0] / runs[False][0], 3),
                        "delay_p50_ms": ms[0], "delay_p99_ms": ms[1],
                        "overhead_p50_ms": ms[2], "overhead_p99_ms": ms[3]}  # fmt: skip
             record("publish", figures)
-            rows.append([processes, keys, count, runs[True][0], runs[False][0], figures["ratio"],
-                         *ms])  # fmt: skip
-    print(table(["workers", "keys", "files", "in order files/s", "without files/s", "ratio",
-                 "delay p50 ms", "delay p99 ms", "overhead p50 ms", "overhead p99 ms"],
+            rows.append([handler, processes, keys, count, runs[True][0], runs[False][0],
+                         figures["ratio"], *ms])  # fmt: skip
+    print(table(["handler", "workers", "keys", "files", "in order files/s", "without files/s",
+                 "ratio", "delay p50 ms", "delay p99 ms", "overhead p50 ms", "overhead p99 ms"],
                 rows))  # fmt: skip
 
 
