@@ -362,7 +362,11 @@ class Daemon:
             )
             self.exit_now = True
         if self.publisher is not None:
-            await self._publish()  # what this worker finished last is not left for a peer
+            # What this worker finished last is not left for a peer; bounded, because a
+            # peer's pass may hang on a dead NFS server, and then the next scan of a live
+            # peer publishes it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._publish(), self.settings.drain_timeout)
         with contextlib.suppress(OSError):
             await asyncio.to_thread(self.ledger.remove_heartbeat, self.settings.worker_id)
         with contextlib.suppress(OSError):
@@ -505,6 +509,9 @@ class Daemon:
             else:
                 self.log.debug("staging_discarded", file=step.name)
         self._published = report.marks.published
+        if self.metrics is not None:
+            moved = sum(1 for step in report.steps if step.action in (Action.PUBLISH, Action.LATE))
+            self.metrics.publishing(moved, report.marks.published)
         if report.moved:
             self.log.debug("watermark", published=report.marks.published)
         if report.again:

@@ -17,7 +17,7 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIServer
@@ -36,6 +36,7 @@ from prometheus_client.registry import Collector
 
 from . import __version__
 from .ledger import DONE, FAILED, Record
+from .naming import parse_name
 
 # The `_created` series double every counter for a timestamp nobody here needs.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -141,6 +142,16 @@ class WorkerMetrics:
         )
         self.alive = Gauge("ingestd_workers_alive", "Workers with a fresh heartbeat", registry=r)
         self.paused = Gauge("ingestd_paused", "1 while the fleet is paused", registry=r)
+        # --publish-in-order. A key is a label: keys are a few clients, not files.
+        self.published = Counter(
+            "ingestd_published_files", "Files whose outputs this worker published", registry=r
+        )
+        self.watermark = Gauge(
+            "ingestd_publish_watermark_timestamp_seconds",
+            "The time the newest file published in order stands for (its name), per key",
+            ["key"],
+            registry=r,
+        )
         info = Gauge("ingestd_build_info", "The running version", ["version"], registry=r)
         info.labels(__version__).set(1)
         self._oldest_known = False
@@ -157,6 +168,13 @@ class WorkerMetrics:
                 self.latency.observe(waited)
             if (at := timestamp(record.finished_at)) is not None:
                 self.last_done.set(at)
+
+    def publishing(self, published: int, marks: dict[str, str]) -> None:
+        """After a pass: files it published, and each key's watermark."""
+        self.published.inc(published)
+        for key, name in marks.items():
+            if (stamp := parse_name(name)) is not None:
+                self.watermark.labels(key).set(stamp.replace(tzinfo=UTC).timestamp())
 
     def duplicate(self) -> None:
         self.files.labels(OUTCOME_DUPLICATE).inc()

@@ -17,6 +17,7 @@ import fcntl
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from .source import Source
 STAGING = ".staging"
 WATERMARK = "_watermark"
 _LOCK = ".lock"
+LOCK_TIMEOUT = 10.0  # seconds a pass waits for a peer's before it gives up (tried again later)
 
 
 def output_dir(settings: Settings) -> Path:
@@ -167,9 +169,24 @@ class Publisher:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        """The fleet's publishing lock. A pass takes milliseconds, so a peer's is waited for;
+        but never for ever (a stopped peer, a hung mount): the thread must end, or the
+        process could not."""
         fd = os.open(self.staging / _LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o664)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # a pass takes milliseconds: wait for a peer's
+            deadline = time.monotonic() + LOCK_TIMEOUT
+            pause = 0.002
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(
+                            f"{self.staging / _LOCK} held by a peer for {LOCK_TIMEOUT:g} s"
+                        ) from None
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.05)
             yield
         finally:
             os.close(fd)

@@ -288,3 +288,52 @@ def test_three_workers_publish_each_keys_outputs_in_name_order_through_kills(
             behind = [x for x in done if key_of(x) == key and x <= mark]
             missing = [x for x in behind if x.replace(".txt", suffix) not in listing]
             assert not missing, f"watermark {mark} passed unpublished {missing}"
+
+
+def test_the_source_lists_regular_data_files_only(tmp_path: Path) -> None:
+    from ingestd.sources.local import LocalSource
+
+    (tmp_path / A0).write_text("1")
+    (tmp_path / A1).mkdir()  # never finishes: it must not hold its key's publishing
+    (tmp_path / A2).symlink_to(tmp_path / A0)
+    (tmp_path / "notes.txt").write_text("")
+    assert LocalSource(tmp_path).names() == {A0}
+
+
+def test_a_pass_gives_up_on_a_lock_a_stopped_peer_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+
+    from ingestd import outputs
+
+    out = tmp_path / "out"
+    publisher = Publisher(out, MemorySource({A0: b""}), MemoryLedger())
+    publisher.prepare()
+    monkeypatch.setattr(outputs, "LOCK_TIMEOUT", 0.1)
+    with open(out / STAGING / ".lock", "w") as peer:
+        fcntl.flock(peer, fcntl.LOCK_EX)  # a peer stopped in the middle of its pass
+        with pytest.raises(TimeoutError, match="held by a peer"):
+            publisher.run()
+    assert publisher.run().steps == []  # and goes on once it is free
+
+
+def test_metrics_count_publications_and_show_each_keys_watermark() -> None:
+    from datetime import UTC, datetime
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from ingestd.metrics import WorkerMetrics
+
+    metrics = WorkerMetrics()
+    metrics.publishing(2, {"a": A1, "": "2018_06_28_10_00.txt"})
+    metrics.publishing(1, {"a": A2, "": "2018_06_28_10_00.txt"})
+    samples = {
+        (s.name, s.labels.get("key")): s.value
+        for family in text_string_to_metric_families(metrics.exposition().decode())
+        for s in family.samples
+    }
+    assert samples[("ingestd_published_files_total", None)] == 3
+    watermark = "ingestd_publish_watermark_timestamp_seconds"
+    assert samples[(watermark, "a")] == datetime(2018, 6, 28, 0, 30, tzinfo=UTC).timestamp()
+    assert samples[(watermark, "")] == datetime(2018, 6, 28, 10, 0, tzinfo=UTC).timestamp()

@@ -215,7 +215,12 @@ class LocalSource:
         return scan(self.data_dir, skip, self._hide)
 
     def names(self) -> set[str]:
-        return {name for name in os.listdir(self.data_dir) if is_data_name(name)}
+        # Regular files only, as `scan` takes: a directory with a data file's name never
+        # finishes, and would hold its key's publishing for ever.
+        with os.scandir(self.data_dir) as entries:
+            return {
+                e.name for e in entries if is_data_name(e.name) and e.is_file(follow_symlinks=False)
+            }
 
     def signature(self, name: str) -> Signature | None:
         return signature_of(self.data_dir / name)
