@@ -122,7 +122,8 @@ class Job:
 
     def outputs_dir(self) -> Path:
         """Where this file's outputs go (made if missing): `--output-dir` (default DIR/out),
-        or with `--publish-in-order` its staging dir there, published in order later."""
+        or with `--publish-in-order` its staging dir there, published in order later.
+        Blocking (a mkdir): call it in `to_thread` work."""
         out = output_dir(self.settings)
         path = staging_dir(out, self.name) if self.settings.publish_in_order else out
         path.mkdir(parents=True, exist_ok=True)

@@ -272,9 +272,12 @@ def prepare(settings: Settings) -> None:
 async def handle(job: Job) -> Outcome:
     settings = job.settings
     started = time.monotonic()
-    target, records, size, sha256 = await job.to_thread(
-        convert, job.open, job.outputs_dir(), settings.columns, settings.tsv_header, job.name
-    )
+
+    def run() -> tuple[Path, int, int, str]:
+        out = job.outputs_dir()  # a mkdir: blocking, like the conversion
+        return convert(job.open, out, settings.columns, settings.tsv_header, job.name)
+
+    target, records, size, sha256 = await job.to_thread(run)
     return Outcome(
         minutes=(time.monotonic() - started) / 60,
         size=size,
