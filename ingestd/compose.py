@@ -7,6 +7,7 @@ weigh on a start-up that does not use them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,20 +51,37 @@ def build(settings: Settings, log: Log) -> Components:
     ledger = build_ledger(settings, log)
     publisher = None
     if settings.publish_in_order:
-        publisher = Publisher(output_dir(settings), source, ledger)
+        publisher = build_publisher(settings, source, ledger)
         checks.append(lambda: prepare_publisher(publisher, settings))
     return Components(source, ledger, handler, checks, publisher)
 
 
+def build_publisher(settings: Settings, source: Source, ledger: Ledger) -> Publisher:
+    """The `pg` handler's rows need no moving: its watermark is a table in their database.
+    Any other handler's outputs are published from the output dir's staging area."""
+    if settings.handler == "pg":
+        from .handlers.pg import conninfo
+        from .pgmarks import PgMarks
+
+        marks = PgMarks(conninfo(settings), settings.pg_schema, settings.pg_table or "")
+        return Publisher(None, source, ledger, marks)
+    return Publisher(output_dir(settings), source, ledger)
+
+
 def prepare_publisher(publisher: Publisher, settings: Settings) -> None:
     """The staging dir exists and is writable, the watermark readable; `StartupError` if not."""
+    if publisher.staging is None:
+        # A database that is down at start-up is waited for, pass by pass (publish_failed).
+        with contextlib.suppress(OSError):
+            publisher.prepare()
+        return
     if settings.source_url is not None and settings.output_dir is None:
         raise StartupError(f"--publish-in-order on {settings.source_url} needs --output-dir PATH")
     try:
         publisher.prepare()
         probe_writable(publisher.staging)
     except OSError as exc:
-        raise unusable_dir("output dir", publisher.out_dir, exc) from None
+        raise unusable_dir("output dir", output_dir(settings), exc) from None
     except ValueError as exc:
         raise StartupError(
             f"--publish-in-order: {exc}; move it away to start the order anew"

@@ -1,13 +1,17 @@
-"""`--publish-in-order` on disk: staging dirs, the publish lock, the moves, `_watermark`.
+"""`--publish-in-order` on disk: staging dirs, the moves, and where the watermark lives.
 
 A handler writes a file's outputs into `OUT/.staging/NAME/`; a publishing pass moves them into
 `OUT` (renames within one filesystem: a reader never sees half a file) in the order
-`publish.plan` gives, then rewrites `OUT/_watermark` (temp file, fsync, rename). Any worker
-runs passes; one at a time in the whole fleet, under an exclusive `flock` on
-`OUT/.staging/.lock`, which a dead worker's kernel (or the NFS server's lease) releases. Every
-step can be repeated, so a pass killed half-way is finished by the next one, whoever runs it:
-a file's outputs leave its staging dir one rename at a time, and the watermark is written
-only once everything up to it is in `OUT`.
+`publish.plan` gives, then writes the watermark. Any worker runs passes, one at a time in the
+whole fleet. Every step can be repeated, so a pass killed half-way is finished by the next one,
+whoever runs it: a file's outputs leave its staging dir one rename at a time, and the watermark
+is written only once everything up to it is in `OUT`.
+
+Where the watermark lives, and what makes a pass the fleet's only one, is a `MarksStore`:
+`FileMarks` keeps `OUT/_watermark` (temp file, fsync, rename) under an exclusive `flock` on
+`OUT/.staging/.lock`, which a dead worker's kernel (or the NFS server's lease) releases;
+`pgmarks.PgMarks` keeps a table under a transaction's advisory lock, for the `pg` handler,
+whose rows need no moving and whose fleet may share no directory.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from .ledger import DONE, FAILED, Ledger
 from .publish import Action, Marks, plan
@@ -42,6 +48,22 @@ def output_dir(settings: Settings) -> Path:
 def staging_dir(out_dir: Path, name: str) -> Path:
     """Where the outputs of `name` wait to be published."""
     return out_dir / STAGING / name
+
+
+class MarksStore(Protocol):
+    """Where the watermark lives. Methods block; `read` and `write` are called inside
+    `locked`, which makes the pass the only one in the fleet (OSError: not now)."""
+
+    description: str
+
+    def prepare(self) -> None:
+        """Start-up: create what is needed; OSError or ValueError with what is wrong."""
+
+    def locked(self) -> AbstractContextManager[None]: ...
+
+    def read(self) -> Marks: ...
+
+    def write(self, marks: Marks) -> None: ...
 
 
 def read_marks(out_dir: Path) -> Marks:
@@ -73,24 +95,37 @@ class PassReport:
 
 
 class Publisher:
-    """Runs publishing passes for one worker. Blocking: call `run` in a thread."""
+    """Runs publishing passes for one worker. Blocking: call `run` in a thread.
 
-    def __init__(self, out_dir: Path, source: Source, ledger: Ledger) -> None:
+    `out_dir`: where outputs are published from their staging dirs; None when the handler
+    has none (the `pg` handler), and then a pass only moves the watermark."""
+
+    def __init__(
+        self, out_dir: Path | None, source: Source, ledger: Ledger, marks: MarksStore | None = None
+    ) -> None:
+        if marks is None:
+            if out_dir is None:
+                raise ValueError("a publisher without an output dir needs a marks store")
+            marks = FileMarks(out_dir)
         self.out_dir = out_dir
-        self.staging = out_dir / STAGING
+        self.staging = None if out_dir is None else out_dir / STAGING
         self.source = source
         self.ledger = ledger
+        self.marks = marks
 
     def prepare(self) -> None:
         """Start-up: the staging dir exists and the watermark (if any) is readable.
         OSError or ValueError with what is wrong."""
-        self.staging.mkdir(parents=True, exist_ok=True)
-        read_marks(self.out_dir)
+        if self.staging is not None:
+            self.staging.mkdir(parents=True, exist_ok=True)
+        self.marks.prepare()
+        with self.marks.locked():
+            self.marks.read()
 
     def run(self) -> PassReport:
         """One pass: publish what may be published now. OSError: try again later."""
-        with self._locked():
-            marks = read_marks(self.out_dir)
+        with self.marks.locked():
+            marks = self.marks.read()
             # The order of these four looks is what makes the plan safe (publish.py).
             before = self._staged()
             present = self.source.names()
@@ -108,10 +143,10 @@ class Publisher:
                 elif action is Action.DISCARD:
                     self._discard(step.name)
                 report.steps.append(Published(action, step.name, outputs))
-            if moves:
+            if moves and self.out_dir is not None:
                 _fsync_dir(self.out_dir)  # the renames are durable before the watermark
             if decided.marks != marks:
-                self._write_marks(decided.marks)
+                self.marks.write(decided.marks)
                 report.moved = True
             return report
 
@@ -123,7 +158,9 @@ class Publisher:
     def _staged(self) -> set[str]:
         """Names with a staging dir. Called under the lock, so a watermark temp file here is
         a killed pass's: it is removed."""
-        staged = set()
+        staged: set[str] = set()
+        if self.staging is None:
+            return staged
         with os.scandir(self.staging) as entries:
             for entry in entries:
                 if entry.name.startswith(f".{WATERMARK}."):
@@ -133,15 +170,20 @@ class Publisher:
                     staged.add(entry.name)
         return staged
 
+    def _dirs(self) -> tuple[Path, Path]:
+        # Only a name that is staged gets here, and only an output dir has staging dirs.
+        assert self.out_dir is not None and self.staging is not None
+        return self.out_dir, self.staging
+
     def _outputs(self, name: str) -> list[Path]:
         """A staged file's outputs; a crashed writer's temp files (dot names) are not."""
-        with os.scandir(self.staging / name) as entries:
+        with os.scandir(self._dirs()[1] / name) as entries:
             return sorted(Path(e.path) for e in entries if not e.name.startswith("."))
 
     def _publish(self, name: str) -> list[str]:
         moved = []
         for path in self._outputs(name):
-            target = self.out_dir / path.name
+            target = self._dirs()[0] / path.name
             os.replace(path, target)
             moved.append(str(target))
         self._discard(name)
@@ -149,12 +191,27 @@ class Publisher:
 
     def _already_published(self, name: str) -> bool:
         outputs = self._outputs(name)
-        return bool(outputs) and all((self.out_dir / p.name).exists() for p in outputs)
+        return bool(outputs) and all((self._dirs()[0] / p.name).exists() for p in outputs)
 
     def _discard(self, name: str) -> None:
-        shutil.rmtree(self.staging / name, ignore_errors=True)
+        shutil.rmtree(self._dirs()[1] / name, ignore_errors=True)
 
-    def _write_marks(self, marks: Marks) -> None:
+
+class FileMarks:
+    """The watermark as `OUT/_watermark`, passes serialised by a `flock`."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.staging = out_dir / STAGING
+        self.description = str(out_dir / WATERMARK)
+
+    def prepare(self) -> None:
+        self.staging.mkdir(parents=True, exist_ok=True)
+
+    def read(self) -> Marks:
+        return read_marks(self.out_dir)
+
+    def write(self, marks: Marks) -> None:
         temp = self.staging / f".{WATERMARK}.{secrets.token_hex(8)}.tmp"
         try:
             with open(temp, "xb") as out:
@@ -168,7 +225,7 @@ class Publisher:
         _fsync_dir(self.out_dir)
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def locked(self) -> Iterator[None]:
         """The fleet's publishing lock. A pass takes milliseconds, so a peer's is waited for;
         but never for ever (a stopped peer, a hung mount): the thread must end, or the
         process could not."""

@@ -6,7 +6,8 @@ network surfaces as an error in about 25 s, never as a hang.
 One schema (`--pg-schema`, default `ingestd`) holds what the `pg` handler and the PostgreSQL
 ledger keep: `loads` (one row per file loaded into a target table, with the key and timestamp
 its name stands for: its place in the order), `records` (the ledger's
-records, one per finished attempt, `seq` in commit order), `claims`, `workers` and `flags`.
+records, one per finished attempt, `seq` in commit order), `claims`, `workers`, `flags` and
+`watermarks` (`--publish-in-order` with the `pg` handler).
 Whoever comes first makes them, under a transaction-level advisory lock so peers starting
 together wait instead of colliding. A schema newer than this code is refused (exit 2).
 """
@@ -63,6 +64,11 @@ _TABLES = (
     "CREATE TABLE IF NOT EXISTS {s}.workers (worker text PRIMARY KEY, beat jsonb NOT NULL,"
     " beat_at timestamptz NOT NULL DEFAULT now())",
     "CREATE TABLE IF NOT EXISTS {s}.flags (name text PRIMARY KEY)",
+    # --publish-in-order with the pg handler: per target and key, the file up to which every
+    # file is loaded or failed (pgmarks.py). Made by any version-3 start, no migration needed.
+    "CREATE TABLE IF NOT EXISTS {s}.watermarks (target text NOT NULL, key text NOT NULL,"
+    " published text NOT NULL, skipped jsonb NOT NULL DEFAULT '[]',"
+    " updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (target, key))",
     # The ledger's steps, one round trip each (a claim was five, a commit seven).
     # claim: take `file` unless a live peer (lease running and its session's advisory lock
     # held, or the server restarted less than `grace` seconds ago) or we ourselves hold it.

@@ -159,3 +159,55 @@ def test_rows_load_record_and_done_record_commit_together_through_kills(
     counts = pg.psql("SELECT file, count(*), count(DISTINCT i) FROM t GROUP BY file ORDER BY 1")
     assert counts.split() == [f"{name}|3000|3000" for name in names]
     assert not any(w.events("already_loaded") for w in workers)  # nothing half-finished
+
+
+def test_a_fleet_with_no_shared_dir_publishes_its_watermark_in_the_database(
+    data: Path, spawn, pg: Any
+) -> None:
+    """--publish-in-order with the pg handler and this ledger: in every snapshot, a key's
+    watermark has only moved forward and every file at or before it is loaded (or failed)."""
+    import random
+
+    rng = random.Random(20261129)
+    pg.psql("CREATE TABLE t (file text, i int)")
+    names = [f"{key}_2018_06_28_00_{15 * i:02d}.txt" for i in range(4) for key in "abc"]
+    poison = "b_2018_06_28_00_30.txt"
+    for name in names:
+        rows = rng.randint(1, 20_000)  # files finish out of order
+        text = (
+            "{bad\n"
+            if name == poison
+            else "".join(f'{{"file": "{name}", "i": {i}}}\n' for i in range(rows))
+        )
+        (data / name).write_text(text)
+    args = ["--handler", "pg", "--pg-url", pg.url, "--pg-table", "t", "--ledger", pg.url,
+            "--publish-in-order", "--concurrency", "2", "--heartbeat-interval", "0.3"]  # fmt: skip
+    workers = [spawn(data, *args, name="w0"), spawn(data, *args, name="w1")]
+    for w in workers:
+        wait_for(lambda w=w: w.events("ready"))
+    snapshot = (
+        "SELECT json_build_object("
+        "'marks', (SELECT coalesce(json_object_agg(key, published), '{}') FROM ingestd.watermarks),"
+        "'loaded', (SELECT coalesce(json_agg(file), '[]') FROM ingestd.loads))"
+    )
+    seen: dict[str, str] = {}
+    last = {key: f"{key}_2018_06_28_00_45.txt" for key in "abc"}
+    killed = False
+    while seen != last:
+        state = json.loads(pg.psql(snapshot))
+        loaded = set(state["loaded"])
+        for key, mark in state["marks"].items():
+            assert mark >= seen.get(key, ""), f"{key}: back from {seen[key]} to {mark}"
+            seen[key] = mark
+            behind = [n for n in names if n.startswith(key) and n <= mark and n != poison]
+            assert set(behind) <= loaded, f"{key}: {mark} is past {set(behind) - loaded}"
+        if not killed and len(loaded) >= 3:
+            workers[1].kill()  # mid-file or mid-pass: the other goes on alone
+            killed = True
+        time.sleep(0.02)
+    assert killed
+    skipped = pg.psql("SELECT skipped FROM ingestd.watermarks WHERE key = 'b'")
+    assert json.loads(skipped) == [poison]
+    wait_for(lambda: json.loads(ingestd("status", str(data), "--ledger", pg.url, "--json")
+                                .stdout)["published"] == last, what="status saying so")  # fmt: skip
+    assert workers[0].terminate() == 0
