@@ -59,6 +59,7 @@ def test_a_scan_lists_data_names_and_ignores_folders_and_odd_keys(s3_server: Any
     assert source.signature("2018_01_01_00_00.txt") is None
     client.put_object(Bucket=name, Key=f"in/{B}", Body=b"33")  # same size, new ETag
     assert source.signature(B) != result.candidates[B]
+    assert source.names() == {A, B}  # finished or not; the scan's window is not touched
 
 
 def test_listing_cost_stays_flat_as_finished_objects_pile_up(s3_server: Any) -> None:
