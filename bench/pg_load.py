@@ -14,6 +14,8 @@ One JSON Lines file (default 100 MB), one typed target table, a throwaway cluste
   each object into exactly typed values in C and psycopg writes the rows into `COPY`.
 - `psycopg write_row of rows decoded beforehand`: the rows of the line above, decoded before
   the clock starts: the driver's formatting and sending alone, the bound of any decoder.
+- `pyarrow read_json` (parse alone, if installed): it cannot fill a `jsonb` column (nested
+  values become lists and structs Arrow's CSV writer refuses) and reads numbers as doubles.
 - `jq` (conversion alone, if installed): `jq -r '[...] | @tsv'`, for scale.
 - `duckdb stream`: DuckDB's `read_json` writing CSV into a FIFO that is streamed into `COPY
   ... (FORMAT csv)`, if installed.
@@ -291,6 +293,18 @@ def run(base: Path, megabytes: float, cluster: PgCluster, rounds: int) -> None:
                 pass
             alone = size / (time.perf_counter() - start) / 1e6
         results.append((name, rate, ceiling, alone))
+    try:
+        import pyarrow.json as arrow_json
+
+        # Parse alone: nested values come out as lists and structs, which Arrow's CSV writer
+        # refuses and an explicit string type for them is refused too, so no jsonb column
+        # can be filled without a Python pass over every value; numbers go through doubles.
+        start = time.perf_counter()
+        arrow_json.read_json(source, read_options=arrow_json.ReadOptions(use_threads=False))
+        results.append(("pyarrow read_json, 1 thread (parse alone)", 0.0, 0.0,
+                        size / (time.perf_counter() - start) / 1e6))  # fmt: skip
+    except ImportError:
+        pass
     if shutil.which("jq"):
         start = time.perf_counter()
         for _ in jq_tsv(source):
