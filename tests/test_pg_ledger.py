@@ -22,6 +22,14 @@ def records(pg: Any) -> list[dict[str, Any]]:
     return list(json.loads(out))
 
 
+def started(spawn, data: Path, args: list[str], *names: str) -> list[Any]:  # type: ignore[no-untyped-def]
+    """Workers named `names`, once each has logged `ready`."""
+    workers = [spawn(data, *args, name=name) for name in names]
+    for w in workers:
+        wait_for(lambda w=w: w.events("ready"))
+    return workers
+
+
 def ingestd(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "ingestd", *args], capture_output=True,
                           text=True, timeout=60)  # fmt: skip
@@ -134,9 +142,7 @@ def test_rows_load_record_and_done_record_commit_together_through_kills(
         (data / name).write_text("".join(f'{{"file": "{name}", "i": {i}}}\n' for i in range(3000)))
     (tmp_path / "slow.py").write_text(SLOW_TO_RECORD)
     args = ["--handler", "slow:handle", "--pg-url", pg.url, "--pg-table", "t", "--ledger", pg.url]
-    workers = [spawn(data, *args, name="steady"), spawn(data, *args, name="victim0")]
-    for w in workers:
-        wait_for(lambda w=w: w.events("ready"))
+    workers = started(spawn, data, args, "steady", "victim0")
     snapshot = (
         "SELECT (SELECT count(*) FROM ingestd.loads), (SELECT count(*) FROM ingestd.records"
         " WHERE status = 'done'), (SELECT count(*) FROM t)"
@@ -182,9 +188,7 @@ def test_a_fleet_with_no_shared_dir_publishes_its_watermark_in_the_database(
         (data / name).write_text(text)
     args = ["--handler", "pg", "--pg-url", pg.url, "--pg-table", "t", "--ledger", pg.url,
             "--publish-in-order", "--concurrency", "2", "--heartbeat-interval", "0.3"]  # fmt: skip
-    workers = [spawn(data, *args, name="w0"), spawn(data, *args, name="w1")]
-    for w in workers:
-        wait_for(lambda w=w: w.events("ready"))
+    workers = started(spawn, data, args, "w0", "w1")
     snapshot = (
         "SELECT json_build_object("
         "'marks', (SELECT coalesce(json_object_agg(key, published), '{}') FROM ingestd.watermarks),"
