@@ -156,19 +156,11 @@ class Publisher:
         return FAILED if self.ledger.is_finished(name) else None
 
     def _staged(self) -> set[str]:
-        """Names with a staging dir. Called under the lock, so a watermark temp file here is
-        a killed pass's: it is removed."""
-        staged: set[str] = set()
+        """Names with a staging dir."""
         if self.staging is None:
-            return staged
+            return set()
         with os.scandir(self.staging) as entries:
-            for entry in entries:
-                if entry.name.startswith(f".{WATERMARK}."):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(entry.path)
-                elif not entry.name.startswith(".") and entry.is_dir():
-                    staged.add(entry.name)
-        return staged
+            return {e.name for e in entries if not e.name.startswith(".") and e.is_dir()}
 
     def _dirs(self) -> tuple[Path, Path]:
         # Only a name that is staged gets here, and only an output dir has staging dirs.
@@ -224,6 +216,14 @@ class FileMarks:
             raise
         _fsync_dir(self.out_dir)
 
+    def _remove_temp_files(self) -> None:
+        """Under the lock, a watermark temp file is a killed pass's: nobody else writes one."""
+        with os.scandir(self.staging) as entries:
+            for entry in entries:
+                if entry.name.startswith(f".{WATERMARK}."):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """The fleet's publishing lock. A pass takes milliseconds, so a peer's is waited for;
@@ -244,6 +244,7 @@ class FileMarks:
                         ) from None
                     time.sleep(pause)
                     pause = min(pause * 2, 0.05)
+            self._remove_temp_files()
             yield
         finally:
             os.close(fd)

@@ -32,8 +32,7 @@ class PgMarks:
         self._mutex = threading.Lock()  # one pass at a time through the one connection
 
     def prepare(self) -> None:
-        with self.locked():
-            pass  # connects and makes the tables: a problem shows at start-up
+        pass  # the first `locked` connects and makes the tables (the publisher's prepare)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
