@@ -109,6 +109,9 @@ class Daemon:
         self._publish_wake = asyncio.Event()
         self._publish_failing = False
         self._published: dict[str, str] = {}  # the watermark after this worker's last pass
+        # What the last good pass saw (finished, failed, pending): a scan that changed none
+        # of it cannot let anything be published, and need not list the source again.
+        self._publish_view: tuple[int, int, int] | None = None
 
     # ---- entry point ----
 
@@ -473,9 +476,15 @@ class Daemon:
         started = time.monotonic()
         recovered = await self.discovery.rescan()
         self._scan_seconds = time.monotonic() - started
-        # A pass at each scan too: a peer may have died between its commit and its pass.
-        self._publish_wake.set()
+        # A pass at each scan too, when the scan saw something new: a peer may have died
+        # between its commit and its pass.
+        if self._view() != self._publish_view:
+            self._publish_wake.set()
         return recovered
+
+    def _view(self) -> tuple[int, int, int]:
+        ledger = self.ledger
+        return ledger.finished_count(), ledger.failed_count(), self.discovery.pending
 
     async def _publish_loop(self) -> None:
         """--publish-in-order: a pass after each file this worker finishes and each scan;
@@ -487,9 +496,11 @@ class Daemon:
 
     async def _publish(self) -> None:
         assert self.publisher is not None
+        view = self._view()
         try:
             report = await asyncio.to_thread(self.publisher.run)
         except (OSError, ValueError) as exc:
+            self._publish_view = None  # the next scan tries again
             if not self._publish_failing:  # once per outage, not once per pass
                 self.log.error("publish_failed", error=str(exc), retry="at the next scan")
             self._publish_failing = True
@@ -509,6 +520,7 @@ class Daemon:
             else:
                 self.log.debug("staging_discarded", file=step.name)
         self._published = report.marks.published
+        self._publish_view = None if report.again else view
         if self.metrics is not None:
             moved = sum(1 for step in report.steps if step.action in (Action.PUBLISH, Action.LATE))
             self.metrics.publishing(moved, report.marks.published)
