@@ -100,7 +100,8 @@ def takeover(cluster: PgCluster, base: Path, how: str) -> float:
             procs["holder"].send_signal(signal.SIGSTOP)
             cluster.psql(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN (SELECT pid"
-                " FROM pg_locks WHERE locktype = 'advisory' AND objid = hashtext('holder')::oid)",
+                " FROM pg_locks WHERE locktype = 'advisory' AND objid = "
+                f"hashtext('{os.path.realpath(data)} holder')::oid)",
                 dbname=name,
             )
         wait_until(lambda: "taken_over_from" in logs["heir"].read_text(), 60)

@@ -122,6 +122,12 @@ def _add_dir(parser: argparse.ArgumentParser) -> None:
         help="schema of ingestd's tables in a postgresql:// ledger (ingestd)",
     )
     parser.add_argument(
+        "--fleet",
+        default=os.environ.get("INGESTD_FLEET") or None,
+        metavar="NAME",
+        help="the workers' --fleet, if they have one [env INGESTD_FLEET]",
+    )
+    parser.add_argument(
         "--key-pattern",
         default=os.environ.get("INGESTD_KEY_PATTERN") or None,
         metavar="REGEX",
@@ -356,3 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         return USAGE_ERROR
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `ingestd verify DIR | head -3`: the reader has what it wanted. Point stdout at
+        # /dev/null so the interpreter's final flush does not complain, and say nothing.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # what a shell reports for a process ended by SIGPIPE

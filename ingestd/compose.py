@@ -21,7 +21,7 @@ from .ledger import Inspector, Ledger
 from .logs import Log
 from .naming import printable
 from .outputs import Publisher, output_dir
-from .settings import Settings, is_bucket_url, is_database_url, yes_no
+from .settings import Settings, is_bucket_url, is_database_url, source_identity, yes_no
 from .source import MOVE, Disposal, Source
 from .sources.local import LocalSource
 from .startup import probe_writable, unusable_dir
@@ -63,7 +63,9 @@ def build_publisher(settings: Settings, source: Source, ledger: Ledger) -> Publi
         from .handlers.pg import conninfo
         from .pgmarks import PgMarks
 
-        marks = PgMarks(conninfo(settings), settings.pg_schema, settings.pg_table or "")
+        marks = PgMarks(
+            conninfo(settings), settings.pg_schema, settings.pg_table or "", settings.source_id
+        )
         return Publisher(None, source, ledger, marks)
     return Publisher(output_dir(settings), source, ledger)
 
@@ -156,7 +158,13 @@ def build_ledger(settings: Settings, log: Log) -> Ledger:
 
         # The lease outlives a few missed heartbeats; a dead session is seen sooner.
         lease = max(3 * settings.heartbeat_interval, 10.0)
-        return PostgresLedger(str(settings.ledger), settings.pg_schema, settings.worker_id, lease)
+        return PostgresLedger(
+            str(settings.ledger),
+            settings.pg_schema,
+            settings.worker_id,
+            source=settings.source_id,
+            lease=lease,
+        )
     from .ledgers.file import FileLedger
 
     state_dir = settings.state_dir
@@ -165,8 +173,18 @@ def build_ledger(settings: Settings, log: Log) -> Ledger:
         head = printable(line[:60].decode("ascii", "replace"))
         log.warning("manifest_bad_line", offset=offset, length=len(line), head=head)
 
+    def source_inode() -> int | None:
+        if settings.source_url is not None or settings.fleet:
+            return None
+        try:
+            return os.stat(settings.data_dir).st_ino
+        except OSError:
+            return None
+
     return FileLedger(
         state_dir,
+        source=settings.source_id,
+        source_inode=source_inode,
         on_bad_line=bad_line,
         on_replaced=lambda: log.warning(
             "manifest_replaced", path=str(state_dir / "manifest.jsonl")
@@ -176,7 +194,11 @@ def build_ledger(settings: Settings, log: Log) -> Ledger:
 
 
 def operator_view(
-    data_dir: Path | str, state_dir: Path, ledger: str | None = None, schema: str = "ingestd"
+    data_dir: Path | str,
+    state_dir: Path,
+    ledger: str | None = None,
+    schema: str = "ingestd",
+    fleet: str | None = None,
 ) -> tuple[Source, Inspector]:
     """What the operator commands read: the source (what is there) and the ledger's state."""
     source = (
@@ -185,7 +207,9 @@ def operator_view(
     if is_database_url(ledger):
         from .ledgers.postgres import PostgresInspector
 
-        return source, PostgresInspector(str(ledger), schema)
+        return source, PostgresInspector(
+            str(ledger), schema, source=source_identity(data_dir, fleet)
+        )
     from .ledgers.file import FileInspector
 
     return source, FileInspector(state_dir)

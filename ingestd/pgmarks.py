@@ -16,19 +16,21 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from .pgschema import connect, ensure_schema, require_psycopg
+from .pgschema import connect, ensure_schema, require_psycopg, resolve_table
 from .publish import Marks
 
 LOCK_TIMEOUT = "10s"  # how long a pass waits for a peer's (then tried again at the next scan)
 
 
 class PgMarks:
-    def __init__(self, url: str, schema: str, target: str) -> None:
+    def __init__(self, url: str, schema: str, target: str, source: str) -> None:
         self.url = url
         self.schema = schema
-        self.target = target
+        self.target = target  # as given; the table as PostgreSQL resolves it once connected
+        self.source = source
         self.description = f"{schema}.watermarks for {target}"
         self._connection: Any = None
+        self._resolved = target
         self._mutex = threading.Lock()  # one pass at a time through the one connection
 
     def prepare(self) -> None:
@@ -44,7 +46,7 @@ class PgMarks:
                     connection.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
                     connection.execute(
                         "SELECT pg_advisory_xact_lock(hashtext(%s))",
-                        (f"ingestd publish {self.schema} {self.target}",),
+                        (f"ingestd publish {self.schema} {self._resolved} {self.source}",),
                     )
                     yield
             except psycopg.Error as exc:
@@ -55,10 +57,10 @@ class PgMarks:
         sql = require_psycopg("--publish-in-order").sql
         marks = Marks()
         rows = self._connection.execute(
-            sql.SQL("SELECT key, published, skipped FROM {} WHERE target = %s").format(
-                sql.Identifier(self.schema, "watermarks")
-            ),
-            (self.target,),
+            sql.SQL(
+                "SELECT key, published, skipped FROM {} WHERE target = %s AND source = %s"
+            ).format(sql.Identifier(self.schema, "watermarks")),
+            (self._resolved, self.source),
         ).fetchall()
         for key, published, skipped in rows:
             marks.published[key] = published
@@ -69,8 +71,9 @@ class PgMarks:
     def write(self, marks: Marks) -> None:
         psycopg = require_psycopg("--publish-in-order")
         statement = psycopg.sql.SQL(
-            "INSERT INTO {} (target, key, published, skipped) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (target, key) DO UPDATE SET published = excluded.published,"
+            "INSERT INTO {} (target, source, key, published, skipped)"
+            " VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (target, source, key) DO UPDATE SET published = excluded.published,"
             " skipped = excluded.skipped, updated_at = now()"
         ).format(psycopg.sql.Identifier(self.schema, "watermarks"))
         Jsonb = psycopg.types.json.Jsonb
@@ -78,7 +81,7 @@ class PgMarks:
             cursor.executemany(
                 statement,
                 [
-                    (self.target, key, name, Jsonb(marks.skipped.get(key, [])))
+                    (self._resolved, self.source, key, name, Jsonb(marks.skipped.get(key, [])))
                     for key, name in sorted(marks.published.items())
                 ],
             )
@@ -88,7 +91,8 @@ class PgMarks:
             self._drop()
             connection = connect(self.url, "ingestd publish", "--publish-in-order")
             try:
-                ensure_schema(connection, self.schema)
+                ensure_schema(connection, self.schema, self.source)
+                self._resolved = resolve_table(connection, self.target) or self.target
                 connection.commit()
             except BaseException:
                 connection.close()

@@ -7,9 +7,11 @@ One schema (`--pg-schema`, default `ingestd`) holds what the `pg` handler and th
 ledger keep: `loads` (one row per file loaded into a target table, with the key and timestamp
 its name stands for: its place in the order), `records` (the ledger's
 records, one per finished attempt, `seq` in commit order), `claims`, `workers`, `flags` and
-`watermarks` (`--publish-in-order` with the `pg` handler).
+`watermarks` (`--publish-in-order` with the `pg` handler). Every one is keyed by the source
+too (its canonical location, or `--fleet NAME`): one database serves many sources, each apart.
 Whoever comes first makes them, under a transaction-level advisory lock so peers starting
-together wait instead of colliding. A schema newer than this code is refused (exit 2).
+together wait instead of colliding. A schema newer than this code is refused (exit 2); one
+that is current runs no DDL, so roles without the right to create can run workers.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from typing import Any
 
 from .errors import StartupError
 
-SCHEMA_VERSION = 3  # 2: the ledger's claim and commit are server-side functions;
-# 3: a load record carries its file's place in the order (file_key, file_time)
+SCHEMA_VERSION = 4  # 2: the ledger's claim and commit are server-side functions;
+# 3: a load record carries its file's place in the order (file_key, file_time);
+# 4: every key has the source (many sources on one database), targets as resolved
 
 
 def require_psycopg(option: str) -> Any:
@@ -47,98 +50,196 @@ def connect(url: str, application_name: str, option: str, autocommit: bool = Fal
 
 
 _TABLES = (
-    "CREATE TABLE IF NOT EXISTS {s}.loads (target text NOT NULL, file text NOT NULL,"
-    " sha256 text NOT NULL, rows bigint NOT NULL, worker text NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS {s}.loads (target text NOT NULL, source text NOT NULL,"
+    " file text NOT NULL, sha256 text NOT NULL, rows bigint NOT NULL, worker text NOT NULL,"
     " loaded_at timestamptz NOT NULL DEFAULT now(), file_key text, file_time timestamp,"
-    " PRIMARY KEY (target, file))",
-    "CREATE TABLE IF NOT EXISTS {s}.records (seq bigserial PRIMARY KEY, file text NOT NULL,"
-    " status text NOT NULL, worker text NOT NULL, host text, pid integer, attempt integer,"
-    " minutes double precision, size bigint, sha256 text, seen_at text, started_at text,"
-    " finished_at text, error text, outputs jsonb, records bigint, requested_at text,"
-    " previous_error text, recorded_at timestamptz NOT NULL DEFAULT now())",
-    # At most one done record per file: a database constraint, not only our care.
-    "CREATE UNIQUE INDEX IF NOT EXISTS records_one_done ON {s}.records (file)"
+    " PRIMARY KEY (target, source, file))",
+    "CREATE TABLE IF NOT EXISTS {s}.records (seq bigserial PRIMARY KEY, source text NOT NULL,"
+    " file text NOT NULL, status text NOT NULL, worker text NOT NULL, host text, pid integer,"
+    " attempt integer, minutes double precision, size bigint, sha256 text, seen_at text,"
+    " started_at text, finished_at text, error text, outputs jsonb, records bigint,"
+    " requested_at text, previous_error text, recorded_at timestamptz NOT NULL DEFAULT now())",
+    # At most one done record per file of a source: a database constraint, not only our care.
+    "CREATE UNIQUE INDEX IF NOT EXISTS records_one_done ON {s}.records (source, file)"
     " WHERE status = 'done'",
-    "CREATE TABLE IF NOT EXISTS {s}.claims (file text PRIMARY KEY, token bigint NOT NULL,"
-    " holder text, lease_until timestamptz, owner jsonb)",
-    "CREATE TABLE IF NOT EXISTS {s}.workers (worker text PRIMARY KEY, beat jsonb NOT NULL,"
-    " beat_at timestamptz NOT NULL DEFAULT now())",
-    "CREATE TABLE IF NOT EXISTS {s}.flags (name text PRIMARY KEY)",
-    # --publish-in-order with the pg handler: per target and key, the file up to which every
-    # file is loaded or failed (pgmarks.py). Made by any version-3 start, no migration needed.
-    "CREATE TABLE IF NOT EXISTS {s}.watermarks (target text NOT NULL, key text NOT NULL,"
-    " published text NOT NULL, skipped jsonb NOT NULL DEFAULT '[]',"
-    " updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (target, key))",
-    # The ledger's steps, one round trip each (a claim was five, a commit seven).
+    "CREATE INDEX IF NOT EXISTS records_source_seq ON {s}.records (source, seq)",
+    "CREATE TABLE IF NOT EXISTS {s}.claims (source text NOT NULL, file text NOT NULL,"
+    " token bigint NOT NULL, holder text, lease_until timestamptz, owner jsonb,"
+    " PRIMARY KEY (source, file))",
+    "CREATE TABLE IF NOT EXISTS {s}.workers (source text NOT NULL, worker text NOT NULL,"
+    " beat jsonb NOT NULL, beat_at timestamptz NOT NULL DEFAULT now(),"
+    " PRIMARY KEY (source, worker))",
+    "CREATE TABLE IF NOT EXISTS {s}.flags (source text NOT NULL, name text NOT NULL,"
+    " PRIMARY KEY (source, name))",
+    # --publish-in-order with the pg handler: per target, source and key, the file up to
+    # which every file is loaded or failed (pgmarks.py).
+    "CREATE TABLE IF NOT EXISTS {s}.watermarks (target text NOT NULL, source text NOT NULL,"
+    " key text NOT NULL, published text NOT NULL, skipped jsonb NOT NULL DEFAULT '[]',"
+    " updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (target, source, key))",
+)
+
+# The ledger's steps, one round trip each (a claim was five, a commit seven). Every one names
+# its source: one database serves many sources, each kept apart.
+_FUNCTIONS = (
     # claim: take `file` unless a live peer (lease running and its session's advisory lock
     # held, or the server restarted less than `grace` seconds ago) or we ourselves hold it.
     # Nothing returned: busy (or a peer is taking it right now: SKIP LOCKED).
-    """CREATE OR REPLACE FUNCTION {s}.claim(p_file text, p_worker text, p_lease float8,
-        p_class integer, p_grace float8) RETURNS TABLE (o_token bigint, o_owner jsonb)
+    """CREATE OR REPLACE FUNCTION {s}.claim(p_source text, p_file text, p_worker text,
+        p_lease float8, p_class integer, p_grace float8)
+        RETURNS TABLE (o_token bigint, o_owner jsonb)
     LANGUAGE plpgsql AS $$
     DECLARE
         c record;
     BEGIN
-        INSERT INTO {s}.claims (file, token) VALUES (p_file, 0) ON CONFLICT DO NOTHING;
+        INSERT INTO {s}.claims (source, file, token) VALUES (p_source, p_file, 0)
+            ON CONFLICT DO NOTHING;
         SELECT token, holder, lease_until, owner INTO c FROM {s}.claims
-            WHERE file = p_file FOR UPDATE SKIP LOCKED;
+            WHERE source = p_source AND file = p_file FOR UPDATE SKIP LOCKED;
         IF NOT FOUND THEN
             RETURN;
         END IF;
         IF c.holder IS NOT NULL AND c.lease_until > now() AND (c.holder = p_worker
                 OR EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'
-                    AND l.classid = p_class AND l.objid = hashtext(c.holder)::oid
+                    AND l.classid = p_class
+                    AND l.objid = hashtext(p_source || ' ' || c.holder)::oid
                     AND l.granted)
                 OR pg_postmaster_start_time() > now() - make_interval(secs => p_grace)) THEN
             RETURN;
         END IF;
         UPDATE {s}.claims SET token = c.token + 1, holder = p_worker,
-            lease_until = now() + make_interval(secs => p_lease) WHERE file = p_file;
+            lease_until = now() + make_interval(secs => p_lease)
+            WHERE source = p_source AND file = p_file;
         o_token := c.token + 1;
         o_owner := c.owner;
         RETURN NEXT;
     END $$""",
     # begin: the attempt's owner, not waited for on disk (like the file ledger's owner
     # record): a server crash can lose an attempt's count, never a claim.
-    """CREATE OR REPLACE FUNCTION {s}.begin_attempt(p_file text, p_token bigint,
+    """CREATE OR REPLACE FUNCTION {s}.begin_attempt(p_source text, p_file text, p_token bigint,
         p_owner jsonb) RETURNS void LANGUAGE plpgsql AS $$
     BEGIN
         PERFORM set_config('synchronous_commit', 'off', true);
-        UPDATE {s}.claims SET owner = p_owner WHERE file = p_file AND token = p_token;
+        UPDATE {s}.claims SET owner = p_owner
+            WHERE source = p_source AND file = p_file AND token = p_token;
     END $$""",
     # commit: fenced by the token, at most one done per file, the claim row goes with it.
-    # The advisory lock makes `seq` order commit order (readers keep the last seq they saw);
-    # taken last, so a joined handler transaction holds it only for the record and COMMIT.
-    """CREATE OR REPLACE FUNCTION {s}.commit_record(p_token bigint, p_record jsonb,
-        p_class integer, p_lock integer) RETURNS boolean LANGUAGE plpgsql AS $$
+    # The advisory lock (one per source) makes `seq` order commit order within the source
+    # (readers keep the last seq they saw); taken last, so a joined handler transaction
+    # holds it only for the record and COMMIT.
+    """CREATE OR REPLACE FUNCTION {s}.commit_record(p_source text, p_token bigint,
+        p_record jsonb, p_class integer) RETURNS boolean LANGUAGE plpgsql AS $$
     DECLARE
         v_file text := p_record->>'file';
     BEGIN
-        PERFORM pg_advisory_xact_lock(p_class, p_lock);
-        IF NOT EXISTS (SELECT 1 FROM {s}.claims WHERE file = v_file AND token = p_token
-                FOR UPDATE)
-            OR EXISTS (SELECT 1 FROM {s}.records WHERE file = v_file AND status = 'done') THEN
+        PERFORM pg_advisory_xact_lock(p_class, hashtext(p_source));
+        IF NOT EXISTS (SELECT 1 FROM {s}.claims WHERE source = p_source AND file = v_file
+                AND token = p_token FOR UPDATE)
+            OR EXISTS (SELECT 1 FROM {s}.records WHERE source = p_source AND file = v_file
+                AND status = 'done') THEN
             RETURN false;
         END IF;
-        INSERT INTO {s}.records (file, status, worker, host, pid, attempt, minutes, size,
-                sha256, seen_at, started_at, finished_at, error, outputs, records)
-            SELECT r.file, r.status, r.worker, r.host, r.pid, r.attempt, r.minutes, r.size,
-                r.sha256, r.seen_at, r.started_at, r.finished_at, r.error, r.outputs, r.records
+        INSERT INTO {s}.records (source, file, status, worker, host, pid, attempt, minutes,
+                size, sha256, seen_at, started_at, finished_at, error, outputs, records)
+            SELECT p_source, r.file, r.status, r.worker, r.host, r.pid, r.attempt, r.minutes,
+                r.size, r.sha256, r.seen_at, r.started_at, r.finished_at, r.error, r.outputs,
+                r.records
             FROM jsonb_populate_record(NULL::{s}.records, p_record) r;
-        DELETE FROM {s}.claims WHERE file = v_file;
+        DELETE FROM {s}.claims WHERE source = p_source AND file = v_file;
         RETURN true;
     END $$""",
 )
-
 
 _LOADS_3 = (
     "ALTER TABLE {s}.loads ADD COLUMN IF NOT EXISTS file_key text,"
     " ADD COLUMN IF NOT EXISTS file_time timestamp"
 )
 
+# Version 4: a source in every key. Rows from before belong to the source of the worker that
+# migrates (until then a ledger served one source; two on one was the defect this fixes).
+# A constant default is a catalog change in PostgreSQL 11+, not a rewrite of every row.
+_SOURCE_KEYS = (
+    ("loads", "target, source, file"),
+    ("claims", "source, file"),
+    ("workers", "source, worker"),
+    ("flags", "source, name"),
+    ("watermarks", "target, source, key"),
+)
+_OLD_FUNCTIONS = (
+    "claim(text, text, float8, integer, float8)",
+    "begin_attempt(text, bigint, jsonb)",
+    "commit_record(bigint, jsonb, integer, integer)",
+)
+# Version 4 names a load's target as PostgreSQL resolves it (schema.table, each part quoted
+# as needed), so `--pg-table Events` and `--pg-table public.events` are one target.
+_CANONICAL_TARGETS = (
+    "UPDATE {s}.loads l SET target = format('%I.%I', n.nspname, c.relname)"
+    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE c.oid = to_regclass(l.target) AND NOT EXISTS (SELECT 1 FROM {s}.loads o"
+    " WHERE o.target = format('%I.%I', n.nspname, c.relname) AND o.source = l.source"
+    " AND o.file = l.file)"
+)
 
-def ensure_schema(connection: Any, schema: str) -> None:
-    """Make the schema and its tables if missing; `StartupError` if it is newer than us."""
+# What the roles that run workers need once the schema exists (README: "PostgreSQL roles").
+GRANTS_HINT = (
+    "a role that runs workers needs USAGE on the schema, SELECT/INSERT/UPDATE/DELETE on its "
+    "tables, USAGE on its sequences and EXECUTE on its functions; the first start (or an "
+    "upgrade) must be made by a role that may create in the database"
+)
+
+
+def schema_version(connection: Any, schema: str) -> int | None:
+    """The version of ingestd's schema in this database; None if there is none."""
+    from psycopg import sql
+
+    found = connection.execute(
+        "SELECT to_regclass(%s)", (sql.Identifier(schema, "schema_version").as_string(None),)
+    ).fetchone()
+    if not found or found[0] is None:
+        return None
+    row = connection.execute(
+        sql.SQL("SELECT max(version) FROM {}").format(sql.Identifier(schema, "schema_version"))
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def _refuse_newer(schema: str, version: int | None) -> None:
+    if version is not None and version > SCHEMA_VERSION:
+        raise StartupError(
+            f"schema {schema} is at version {version}, newer than this ingestd "
+            f"understands ({SCHEMA_VERSION}): upgrade ingestd"
+        )
+
+
+def ensure_schema(connection: Any, schema: str, source: str) -> None:
+    """Make the schema if missing, migrate it if older (rows from before belong to `source`).
+
+    The version is read first: a schema already current runs no DDL at all, so a role with
+    only the grants a worker needs (GRANTS_HINT) can run workers. `StartupError` when the
+    schema is newer than this code, or when it must change and this role cannot change it.
+    """
+    psycopg = require_psycopg("PostgreSQL")
+    try:
+        version = schema_version(connection, schema)
+        if not connection.autocommit:
+            connection.rollback()
+        _refuse_newer(schema, version)
+        if version == SCHEMA_VERSION:
+            return
+        _create_or_migrate(connection, schema, source)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        if not connection.autocommit:
+            connection.rollback()
+        raise StartupError(f"schema {schema}: {first_line(exc)}: {GRANTS_HINT}") from None
+    except psycopg.errors.ReadOnlySqlTransaction as exc:
+        if not connection.autocommit:
+            connection.rollback()
+        raise StartupError(
+            f"schema {schema} needs creating or upgrading and the database is read-only "
+            f"({first_line(exc)})"
+        ) from None
+
+
+def _create_or_migrate(connection: Any, schema: str, source: str) -> None:
     from psycopg import sql
 
     name = sql.Identifier(schema)
@@ -150,23 +251,83 @@ def ensure_schema(connection: Any, schema: str) -> None:
                 "CREATE TABLE IF NOT EXISTS {}.schema_version (version integer NOT NULL)"
             ).format(name)
         )
-        row = connection.execute(
-            sql.SQL("SELECT max(version) FROM {}.schema_version").format(name)
-        ).fetchone()
-        version = row[0] if row else None
-        if version is not None and version > SCHEMA_VERSION:
-            raise StartupError(
-                f"schema {schema} is at version {version}, newer than this ingestd "
-                f"understands ({SCHEMA_VERSION}): upgrade ingestd"
-            )
-        for statement in _TABLES:
+        version = schema_version(connection, schema)  # again: a peer may have been first
+        _refuse_newer(schema, version)
+        if version == SCHEMA_VERSION:
+            return
+        if version is not None:
+            _migrate(connection, schema, version, source)
+        for statement in (*_TABLES, *_FUNCTIONS):
             connection.execute(sql.SQL(statement).format(s=name))
-        if version is not None and version < 3:
-            # Only when migrating: an ALTER waits for every open transaction on the table,
-            # and every query on it would queue behind that wait.
-            connection.execute(sql.SQL(_LOADS_3).format(s=name))
-        if version is None or version < SCHEMA_VERSION:
-            connection.execute(
-                sql.SQL("INSERT INTO {}.schema_version VALUES (%s)").format(name),
-                (SCHEMA_VERSION,),
+        connection.execute(
+            sql.SQL("INSERT INTO {}.schema_version VALUES (%s)").format(name), (SCHEMA_VERSION,)
+        )
+
+
+def _migrate(connection: Any, schema: str, version: int, source: str) -> None:
+    """Bring an older schema's tables to the current shape (then `_TABLES` adds what is new).
+
+    Only when migrating: an ALTER waits for every open transaction on the table, and every
+    query on it would queue behind that wait.
+    """
+    from psycopg import sql
+
+    s = sql.Identifier(schema)
+
+    def exists(table: str) -> bool:
+        row = connection.execute(
+            "SELECT to_regclass(%s)", (sql.Identifier(schema, table).as_string(None),)
+        ).fetchone()
+        return row is not None and row[0] is not None
+
+    if version < 3 and exists("loads"):
+        connection.execute(sql.SQL(_LOADS_3).format(s=s))
+    if version >= 4:
+        return
+    for function in _OLD_FUNCTIONS:
+        # Old workers still running fail loudly (and wait) instead of writing rows without
+        # a source.
+        connection.execute(sql.SQL("DROP FUNCTION IF EXISTS {}." + function).format(s))
+    connection.execute(
+        sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(schema, "records_one_done"))
+    )
+    keys = dict(_SOURCE_KEYS)
+    for table in ("records", *keys):
+        if not exists(table):
+            continue  # made fresh by _TABLES
+        t = sql.Identifier(schema, table)
+        connection.execute(
+            sql.SQL("ALTER TABLE {} ADD COLUMN source text NOT NULL DEFAULT {}").format(
+                t, sql.Literal(source)
             )
+        )
+        connection.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN source DROP DEFAULT").format(t))
+        if table in keys:
+            connection.execute(
+                sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(
+                    t, sql.Identifier(f"{table}_pkey")
+                )
+            )
+            connection.execute(
+                sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (" + keys[table] + ")").format(t)
+            )
+    if exists("loads"):
+        connection.execute(sql.SQL(_CANONICAL_TARGETS).format(s=s))
+
+
+def resolve_table(connection: Any, table: str) -> str | None:
+    """`[SCHEMA.]TABLE` as PostgreSQL resolves it (unquoted names fold to lower case, the
+    search path finds the schema): `schema.table`, each part quoted where it must be. None
+    when there is no such table."""
+    row = connection.execute(
+        "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
+        (table,),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def first_line(exc: BaseException) -> str:
+    """An error's message without PostgreSQL's DETAIL/HINT lines."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

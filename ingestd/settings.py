@@ -60,6 +60,12 @@ class Settings:
     on_failed: str = "keep"
     metrics_textfile: Path | None = None  # rewritten with each heartbeat
     metrics_listen: tuple[str, int] | None = None  # (host, port) of the HTTP endpoint
+    fleet: str | None = None  # the source's identity in the ledger, when not its location
+
+    @property
+    def source_id(self) -> str:
+        """What the ledger keys this source's files by (see `source_identity`)."""
+        return source_identity(self.source_url or self.data_dir, self.fleet)
 
 
 S3_RESCAN_INTERVAL = 15.0  # a bucket's default: 4 LISTs a minute, cents a month (README)
@@ -71,6 +77,29 @@ def is_bucket_url(text: str | None) -> bool:
 
 def state_dir_for(data_dir: Path, state_dir: Path | None = None) -> Path:
     return state_dir if state_dir is not None else data_dir / ".ingestd"
+
+
+def source_identity(location: str | Path, fleet: str | None = None) -> str:
+    """The source's identity in a ledger: `fleet` when given, else its canonical location.
+
+    A directory is its real path (symlinks resolved), a bucket `s3://BUCKET/PREFIX/`. Hosts
+    that reach one directory by different paths (NFS mounted at different places) must give
+    the same `--fleet NAME`, or each would be a source of its own.
+    """
+    if fleet:
+        return f"fleet:{fleet}"
+    text = str(location)
+    if is_bucket_url(text):
+        bucket, _, prefix = text.removeprefix("s3://").partition("/")
+        prefix = prefix.strip("/")
+        return f"s3://{bucket}/{prefix + '/' if prefix else ''}"
+    return os.path.realpath(text)
+
+
+def fleet_name(text: str) -> str:
+    if not text or len(text) > 200 or not text.isprintable():
+        raise ValueError(f"{text!r} is not a usable fleet name (printable, max 200)")
+    return text
 
 
 def is_database_url(ledger: str | None) -> bool:
@@ -310,6 +339,13 @@ OPTIONS: tuple[Option, ...] = (
         Path,
         "write Prometheus metrics to this file with each heartbeat (node_exporter textfile)",
         metavar="PATH",
+    ),
+    Option(
+        "fleet",
+        fleet_name,
+        "the source's name in the ledger (default: its real path or s3:// location); give "
+        "the same NAME on hosts that reach one directory by different paths",
+        metavar="NAME",
     ),
     Option(
         "metrics_listen",

@@ -21,6 +21,7 @@ from typing import Any
 
 from .audit import Audit, audit
 from .compose import operator_view
+from .errors import StartupError
 from .health import Verdict, live, ready
 from .ledger import DONE, FAILED, FINISHED, PRUNE_AFTER, Inspector, RetryRequest
 from .naming import (
@@ -48,7 +49,7 @@ def _state(args: argparse.Namespace) -> Path:
 
 
 def _view(args: argparse.Namespace) -> tuple[Source, Inspector]:
-    return operator_view(args.dir, _state(args), args.ledger, args.pg_schema)
+    return operator_view(args.dir, _state(args), args.ledger, args.pg_schema, args.fleet)
 
 
 def _present(source: Source) -> dict[str, tuple[int, int]]:
@@ -434,6 +435,8 @@ def main(args: argparse.Namespace) -> int:
         except OSError as exc:
             where = f": {exc.filename}" if exc.filename else ""
             problem = f"{exc.strerror or exc}{where}"
+        except StartupError as exc:
+            problem = str(exc)
     print(f"ingestd: error: {problem}", file=sys.stderr)
     return 2
 

@@ -121,7 +121,7 @@ PG_PEER = textwrap.dedent(
     import sys, time
     from ingestd.ledger import Owner
     from ingestd.ledgers.postgres import PostgresLedger
-    ledger = PostgresLedger(sys.argv[1], "ingestd", sys.argv[3])
+    ledger = PostgresLedger(sys.argv[1], "ingestd", sys.argv[3], source="contract")
     ledger.prepare()
     ledger.try_claim(sys.argv[2]).begin(Owner(sys.argv[3], "elsewhere", 1, ""))
     print("held", flush=True)
@@ -138,11 +138,11 @@ def postgres_backend(tmp_path: Path, url: str) -> Iterator[Backend]:
     ids = iter(range(1000))
 
     def make() -> Ledger:
-        ledgers.append(PostgresLedger(url, "ingestd", f"worker-{next(ids)}"))
+        ledgers.append(PostgresLedger(url, "ingestd", f"worker-{next(ids)}", source="contract"))
         ledgers[-1].prepare()
         return ledgers[-1]
 
-    inspector = PostgresInspector(url, "ingestd")
+    inspector = PostgresInspector(url, "ingestd", source="contract")
 
     def steal(name: str) -> None:
         # A peer took it over after our lease ran out: the token moved on.
@@ -171,7 +171,9 @@ def postgres_backend(tmp_path: Path, url: str) -> Iterator[Backend]:
                 alive = inspector._run(
                     "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
                     "'ingestd-ledger' AND pid IN (SELECT pid FROM pg_locks WHERE locktype = "
-                    "'advisory' AND objid = hashtext(%s)::oid)", (worker,))  # fmt: skip
+                    "'advisory' AND objid = hashtext(%s)::oid)",
+                    (f"contract {worker}",),
+                )
                 if alive[0][0] == 0:
                     return
                 time.sleep(0.05)

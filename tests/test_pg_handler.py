@@ -4,6 +4,7 @@ table exactly once whatever dies when, and the database's outages cost no attemp
 from __future__ import annotations
 
 import json
+import os
 import signal
 import textwrap
 import time
@@ -263,11 +264,16 @@ def test_a_load_record_says_where_its_file_stands_and_an_older_schema_gains_that
     # Nothing to move: the watermark alone says how far every file of a key is loaded, in
     # the database the rows are in (no output dir).
     marks = pg.psql("SELECT concat_ws(' ', target, key, published) FROM ingestd.watermarks")
-    assert marks.strip() == "t acme acme_2018_06_28_00_15.txt"
+    assert marks.strip() == "public.t acme acme_2018_06_28_00_15.txt"
     assert not (data / "out").exists()
     got = pg.psql(
         "SELECT string_agg(concat_ws(' ', file, file_key, file_time), ',' ORDER BY file)"
         " FROM ingestd.loads"
     )
     assert got.strip() == f"{A},acme_2018_06_28_00_15.txt acme 2018-06-28 00:15:00"
-    assert pg.psql("SELECT max(version) FROM ingestd.schema_version").strip() == "3"
+    assert pg.psql("SELECT max(version) FROM ingestd.schema_version").strip() == "4"
+    # The rows from before belong to the source that migrated them, under the target as
+    # PostgreSQL resolves it.
+    assert pg.psql("SELECT DISTINCT target || ' ' || source FROM ingestd.loads").strip() == (
+        f"public.t {os.path.realpath(data)}"
+    )

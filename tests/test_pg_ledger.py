@@ -4,6 +4,7 @@ server, with nothing written into the data directory."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -88,7 +89,8 @@ def test_a_cut_session_is_taken_over_and_its_late_commit_fenced_out(
     # The database cuts every session of the worker (what a failover or an admin does).
     pg.psql(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN (SELECT pid "
-        "FROM pg_locks WHERE locktype = 'advisory' AND objid = hashtext('cut')::oid)"
+        "FROM pg_locks WHERE locktype = 'advisory' AND objid = "
+        f"hashtext('{os.path.realpath(data)} cut')::oid)"
     )
     wait_for(lambda: heir.events("file_done"), timeout=30, what="takeover")
     wait_for(lambda: cut.events("duplicate_suppressed"), timeout=30, what="the late commit")

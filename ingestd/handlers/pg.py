@@ -53,7 +53,8 @@ _IDENTITY = "SELECT current_database() || '@' || system_identifier FROM pg_contr
 
 @dataclass(frozen=True)
 class Target:
-    table: str  # as given: [schema.]table
+    table: str  # as PostgreSQL resolved --pg-table: schema.table, quoted where it must be
+    parts: tuple[str, str]  # (schema, table) as stored in the catalog, for the COPY
     columns: tuple[str, ...]
     json_columns: frozenset[str]
     kinds: tuple[str, ...]  # each column's type name (int8, numeric, jsonb, ...)
@@ -95,7 +96,7 @@ def _connect(settings: Settings) -> Session:
                 return session
     connection = connect(conninfo(settings), "ingestd", "--handler pg")
     try:
-        ensure_schema(connection, settings.pg_schema)
+        ensure_schema(connection, settings.pg_schema, settings.source_id)
         row = connection.execute(_IDENTITY).fetchone()
         connection.commit()
     except BaseException:
@@ -173,6 +174,14 @@ def _target(connection: psycopg.Connection[Any], settings: Settings) -> Target:
     cache = _pool.targets
     table = settings.pg_table or ""
     if table not in cache:
+        # Resolved once, the way PostgreSQL resolves the name (`Events` is events): the COPY
+        # and the load record use what it found, never the text as typed.
+        found = connection.execute(
+            "SELECT n.nspname, c.relname, format('%%I.%%I', n.nspname, c.relname)"
+            " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.oid = to_regclass(%s)",
+            (table,),
+        ).fetchone()
         rows = connection.execute(
             "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
             " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped"
@@ -180,7 +189,7 @@ def _target(connection: psycopg.Connection[Any], settings: Settings) -> Target:
             (table,),
         ).fetchall()
         connection.rollback()
-        if not rows:
+        if found is None or not rows:
             raise StartupError(f"--pg-table {table}: no such table (create it first)")
         types = {name: kind for name, kind in rows}
         columns = settings.columns or tuple(types)
@@ -190,7 +199,9 @@ def _target(connection: psycopg.Connection[Any], settings: Settings) -> Target:
         json_columns = frozenset(c for c in columns if types[c] in JSON_TYPES)
         kinds = tuple(types[c] for c in columns)
         with _pool.mutex:
-            cache[table] = Target(table, tuple(columns), json_columns, kinds)
+            cache[table] = Target(
+                found[2], (found[0], found[1]), tuple(columns), json_columns, kinds
+            )
     return cache[table]
 
 
@@ -273,9 +284,10 @@ def _load(
     with connection.cursor() as cursor:
         found = cursor.execute(
             sql.SQL(
-                "SELECT sha256, rows FROM {} WHERE target = %s AND file = %s FOR UPDATE"
+                "SELECT sha256, rows FROM {} WHERE target = %s AND source = %s AND file = %s"
+                " FOR UPDATE"
             ).format(loads),
-            (target.table, job.name),
+            (target.table, job.settings.source_id, job.name),
         ).fetchone()
         if found is not None:
             with open_json(job.open) as (stream, hashing):
@@ -299,10 +311,19 @@ def _load(
         key, stamp = (parsed.key, parsed.stamp) if parsed else (None, None)
         cursor.execute(
             sql.SQL(
-                "INSERT INTO {} (target, file, sha256, rows, worker, file_key, file_time)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                "INSERT INTO {} (target, source, file, sha256, rows, worker, file_key,"
+                " file_time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
             ).format(loads),
-            (target.table, job.name, sha256, rows, job.settings.worker_id, key, stamp),
+            (
+                target.table,
+                job.settings.source_id,
+                job.name,
+                sha256,
+                rows,
+                job.settings.worker_id,
+                key,
+                stamp,
+            ),
         )
     return size, sha256, rows, False
 
@@ -333,7 +354,7 @@ def _copy_plain(
 
 def _statement(target: Target, options: str = "") -> psycopg.sql.Composed:
     sql = _psycopg().sql
-    table = sql.Identifier(*target.table.split("."))
+    table = sql.Identifier(*target.parts)
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in target.columns)
     statement: psycopg.sql.Composed = sql.SQL("COPY {} ({}) FROM STDIN" + options).format(
         table, columns

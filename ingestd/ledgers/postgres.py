@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..errors import StartupError
 from ..ledger import (
     Busy,
     Heartbeat,
@@ -42,11 +43,12 @@ from ..ledger import (
     Transaction,
     fold_statuses,
 )
+from ..pgerrors import RETRY, classify, describe, redact
+from ..pgschema import SCHEMA_VERSION, ensure_schema, require_psycopg, schema_version
 from ..pgschema import connect as pg_connect
-from ..pgschema import ensure_schema, require_psycopg
 
-LOCK_CLASS = 0x1D6E  # advisory-lock namespace of ingestd (the first of the two int keys)
-COMMIT_LOCK = 0  # the second key that serialises commits; worker locks use hashtext(id)
+LOCK_CLASS = 0x1D6E  # advisory-lock namespace of workers: (class, hashtext(source id))
+COMMIT_CLASS = 0x1D6F  # commits of one source are serialised by (class, hashtext(source))
 # After a server restart no session holds its lock: holders take theirs again at their next
 # rescan (seconds); until this long after the start, a missing lock proves nothing.
 RESTART_GRACE = 10.0
@@ -58,6 +60,10 @@ _RECORD_COLUMNS = (
 
 class LedgerUnavailable(OSError):
     """The database cannot be reached or refused the statement: not the file's fault."""
+
+
+class WorkerIdInUse(LedgerUnavailable):
+    """Another live session holds this worker id's advisory lock."""
 
 
 def _psycopg() -> Any:
@@ -85,10 +91,12 @@ class _Sql:
             # Composed once: composing on every call cost more than the round trip.
             return sql.SQL(statement).format(s=s).as_string(None)
 
-        self.claim = text("SELECT o_token, o_owner FROM {s}.claim(%s, %s, %s, %s, %s)")
-        self.begin = text("SELECT {s}.begin_attempt(%s, %s, %s::jsonb)")
-        self.commit = text("SELECT {s}.commit_record(%s, %s::jsonb, %s, %s)")
-        self.since = text("SELECT seq, file, status FROM {s}.records WHERE seq > %s ORDER BY seq")
+        self.claim = text("SELECT o_token, o_owner FROM {s}.claim(%s, %s, %s, %s, %s, %s)")
+        self.begin = text("SELECT {s}.begin_attempt(%s, %s, %s, %s::jsonb)")
+        self.commit = text("SELECT {s}.commit_record(%s, %s, %s::jsonb, %s)")
+        self.since = text(
+            "SELECT seq, file, status FROM {s}.records WHERE source = %s AND seq > %s ORDER BY seq"
+        )
         self.identity = (
             "SELECT current_database() || '@' || system_identifier FROM pg_control_system()"
         )
@@ -115,7 +123,8 @@ class PgHold:
         data = _with_attempt(owner, self.attempt).to_json().decode()
         # Not waited for on disk (see begin_attempt): a server crash can lose this attempt's
         # count (one attempt more for a poison file), never a claim.
-        self._ledger.run(self._ledger.q.begin, (self.name, self.token, data))
+        ledger = self._ledger
+        ledger.run(ledger.q.begin, (ledger.source, self.name, self.token, data))
         return self.attempt
 
     def finish(self) -> None:
@@ -124,8 +133,10 @@ class PgHold:
         q = self._ledger.q
         self._ledger.run_or_defer(
             self.name,
-            q.sql.SQL("DELETE FROM {} WHERE file = %s AND token = %s").format(q.claims),
-            (self.name, self.token),
+            q.sql.SQL("DELETE FROM {} WHERE source = %s AND file = %s AND token = %s").format(
+                q.claims
+            ),
+            (self._ledger.source, self.name, self.token),
         )
 
     def abandon(self) -> None:
@@ -145,12 +156,13 @@ class PgHold:
     def _update(self, assignments: str, value: str | None, defer: bool = True) -> None:
         q = self._ledger.q
         statement = q.sql.SQL(
-            "UPDATE {} SET " + assignments + " WHERE file = %s AND token = %s"
+            "UPDATE {} SET " + assignments + " WHERE source = %s AND file = %s AND token = %s"
         ).format(q.claims)
+        params = (value, self._ledger.source, self.name, self.token)
         if defer:
-            self._ledger.run_or_defer(self.name, statement, (value, self.name, self.token))
+            self._ledger.run_or_defer(self.name, statement, params)
         else:
-            self._ledger.run(statement, (value, self.name, self.token))
+            self._ledger.run(statement, params)
 
 
 def _with_attempt(owner: Owner, attempt: int) -> Owner:
@@ -158,12 +170,15 @@ def _with_attempt(owner: Owner, attempt: int) -> Owner:
 
 
 class PostgresLedger:
-    def __init__(self, url: str, schema: str, worker: str, lease: float = 30.0) -> None:
+    def __init__(
+        self, url: str, schema: str, worker: str, *, source: str, lease: float = 30.0
+    ) -> None:
         self.url = url
         self.schema = schema
         self.worker = worker
+        self.source = source  # every row this ledger reads or writes is this source's
         self.lease = lease
-        self.description = _redact(url)
+        self.description = redact(url)
         self.q = _Sql(schema)
         self._local = threading.local()
         self._session: Any = None  # holds our advisory lock: our liveness, seen by peers
@@ -249,8 +264,16 @@ class PostgresLedger:
                     session.close()
             with self._errors():
                 session = connect(self.url)
-                session.execute(
-                    "SELECT pg_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS, self.worker)
+                row = session.execute(
+                    "SELECT pg_try_advisory_lock(%s, hashtext(%s))",
+                    (LOCK_CLASS, f"{self.source} {self.worker}"),
+                ).fetchone()
+            if not (row and row[0]):
+                with contextlib.suppress(Exception):
+                    session.close()
+                raise WorkerIdInUse(
+                    f"worker_id_in_use: another live worker has the id {self.worker!r} on "
+                    f"this ledger for {self.source} (give each worker its own --worker-id)"
                 )
             self._session = session
             self._session_checked = time.monotonic()
@@ -261,11 +284,18 @@ class PostgresLedger:
         psycopg = _psycopg()
         try:
             connection = self._connection()
-            ensure_schema(connection, self.schema)
+            ensure_schema(connection, self.schema, self.source)
             self.database = connection.execute(self.q.identity).fetchone()[0]
-        except psycopg.OperationalError as exc:
-            raise LedgerUnavailable(f"PostgreSQL ledger unreachable: {exc}") from None
-        self._ensure_session()
+        except psycopg.Error as exc:
+            # Only an outage is waited for; anything else the server says at start-up (a
+            # refused login, no such database, a schema it cannot read) needs a person.
+            if classify(exc) != RETRY:
+                raise StartupError(f"--ledger {self.description}: {describe(exc)}") from None
+            raise LedgerUnavailable(f"PostgreSQL ledger unreachable: {describe(exc)}") from None
+        try:
+            self._ensure_session()
+        except WorkerIdInUse as exc:
+            raise StartupError(str(exc)) from None
 
     def close(self) -> None:
         with self._session_mutex:
@@ -281,7 +311,7 @@ class PostgresLedger:
     def sync(self) -> None:
         self._ensure_session()  # every rescan: our lock is back soon after a server restart
         with self._sync_mutex:
-            rows = self.run(self.q.since, (self._seen,))
+            rows = self.run(self.q.since, (self.source, self._seen))
             self.view.apply((name, status) for _, name, status in rows)
             if rows:
                 self._seen = rows[-1][0]
@@ -297,9 +327,9 @@ class PostgresLedger:
 
     def last_record(self, name: str) -> dict[str, Any] | None:
         rows = self.run(
-            self.q.sql.SQL("SELECT row_to_json(r) FROM {} r WHERE file = %s ORDER BY seq DESC"
-                           " LIMIT 1").format(self.q.records),
-            (name,),
+            self.q.sql.SQL("SELECT row_to_json(r) FROM {} r WHERE source = %s AND file = %s"
+                           " ORDER BY seq DESC LIMIT 1").format(self.q.records),
+            (self.source, name),
         )  # fmt: skip
         return dict(rows[0][0]) if rows else None
 
@@ -308,7 +338,9 @@ class PostgresLedger:
     def try_claim(self, name: str) -> PgHold:
         self._ensure_session()
         self._flush_deferred()
-        rows = self.run(self.q.claim, (name, self.worker, self.lease, LOCK_CLASS, RESTART_GRACE))
+        rows = self.run(
+            self.q.claim, (self.source, name, self.worker, self.lease, LOCK_CLASS, RESTART_GRACE)
+        )
         if not rows:
             raise Busy(name)  # a live holder, or a peer taking or giving it back right now
         token, owner = rows[0]
@@ -323,7 +355,7 @@ class PostgresLedger:
         transaction: Transaction | None = None,
     ) -> bool:
         assert isinstance(hold, PgHold)
-        params = (hold.token, json.dumps(record.to_dict()), LOCK_CLASS, COMMIT_LOCK)
+        params = (self.source, hold.token, json.dumps(record.to_dict()), COMMIT_CLASS)
         with self._commit_mutex:
             try:
                 if transaction is None:
@@ -372,22 +404,28 @@ class PostgresLedger:
         q = self.q
         self.run(
             q.sql.SQL(
-                "INSERT INTO {} (worker, beat, beat_at) VALUES (%s, %s::jsonb, now())"
-                " ON CONFLICT (worker) DO UPDATE SET beat = excluded.beat, beat_at = now()"
+                "INSERT INTO {} (source, worker, beat, beat_at)"
+                " VALUES (%s, %s, %s::jsonb, now()) ON CONFLICT (source, worker)"
+                " DO UPDATE SET beat = excluded.beat, beat_at = now()"
             ).format(q.workers),
-            (beat.worker, json.dumps(data)),
+            (self.source, beat.worker, json.dumps(data)),
         )
         # The heartbeat renews the leases of what we hold, on the database's clock.
         self.run(
             q.sql.SQL(
-                "UPDATE {} SET lease_until = now() + make_interval(secs => %s) WHERE holder = %s"
+                "UPDATE {} SET lease_until = now() + make_interval(secs => %s)"
+                " WHERE source = %s AND holder = %s"
             ).format(q.claims),
-            (self.lease, self.worker),
+            (self.lease, self.source, self.worker),
         )
 
     def remove_heartbeat(self, worker: str) -> None:
-        self.run(self.q.sql.SQL("DELETE FROM {} WHERE worker = %s").format(self.q.workers),
-                 (worker,))  # fmt: skip
+        self.run(
+            self.q.sql.SQL("DELETE FROM {} WHERE source = %s AND worker = %s").format(
+                self.q.workers
+            ),
+            (self.source, worker),
+        )
 
     def read_heartbeat(self, worker: str) -> Heartbeat | None:
         beats = PostgresInspector(self.url, self.schema, self).workers(worker)
@@ -403,16 +441,47 @@ class PostgresLedger:
         return PostgresInspector(self.url, self.schema, self).prune_workers(after)
 
     def paused(self) -> bool:
-        return bool(self.run(self.q.sql.SQL("SELECT 1 FROM {} WHERE name = 'paused'")
-                             .format(self.q.flags)))  # fmt: skip
+        return bool(
+            self.run(
+                self.q.sql.SQL("SELECT 1 FROM {} WHERE source = %s AND name = 'paused'").format(
+                    self.q.flags
+                ),
+                (self.source,),
+            )
+        )
 
 
 class PostgresInspector:
-    def __init__(self, url: str, schema: str, ledger: PostgresLedger | None = None) -> None:
-        self._ledger = ledger or PostgresLedger(url, schema, worker="ingestd-operator")
+    def __init__(
+        self, url: str, schema: str, ledger: PostgresLedger | None = None, *, source: str = ""
+    ) -> None:
+        self._ledger = ledger or PostgresLedger(
+            url, schema, worker="ingestd-operator", source=source
+        )
         self.q = self._ledger.q
+        self.source = self._ledger.source
+        self._checked = ledger is not None
+
+    def _check_version(self) -> None:
+        """Operator commands never migrate: an older schema is one line naming the fix."""
+        if self._checked:
+            return
+        with self._ledger._errors():
+            version = schema_version(self._ledger._connection(), self._ledger.schema)
+        if version is not None and version != SCHEMA_VERSION:
+            raise StartupError(
+                f"schema {self._ledger.schema} is at version {version}; this ingestd reads "
+                f"version {SCHEMA_VERSION}: "
+                + (
+                    "start a worker of this version to upgrade it"
+                    if version < SCHEMA_VERSION
+                    else "upgrade ingestd"
+                )
+            )
+        self._checked = True
 
     def _run(self, statement: Any, params: tuple[Any, ...] = ()) -> list[Any]:
+        self._check_version()
         return self._ledger.run(statement, params)
 
     def exists(self) -> bool:
@@ -422,7 +491,10 @@ class PostgresInspector:
     def statuses(self) -> dict[str, str]:
         return fold_statuses(
             self._run(
-                self.q.sql.SQL("SELECT file, status FROM {} ORDER BY seq").format(self.q.records)
+                self.q.sql.SQL("SELECT file, status FROM {} WHERE source = %s ORDER BY seq").format(
+                    self.q.records
+                ),
+                (self.source,),
             )
         )
 
@@ -430,17 +502,25 @@ class PostgresInspector:
         self, on_bad: Callable[[int, bytes], None] | None = None
     ) -> Iterator[dict[str, Any]]:
         rows = self._run(
-            self.q.sql.SQL("SELECT row_to_json(r) FROM {} r ORDER BY seq").format(self.q.records)
+            self.q.sql.SQL("SELECT row_to_json(r) FROM {} r WHERE source = %s ORDER BY seq").format(
+                self.q.records
+            ),
+            (self.source,),
         )
         for (row,) in rows:
-            yield {k: v for k, v in row.items() if v is not None or k in _RECORD_COLUMNS}
+            yield {
+                k: v
+                for k, v in row.items()
+                if k != "source" and (v is not None or k in _RECORD_COLUMNS)
+            }
 
     def holdings(self) -> list[Holding]:
         rows = self._run(
             self.q.sql.SQL(
                 "SELECT file, holder, owner, extract(epoch FROM now() - (owner->>'claimed_at')"
-                "::timestamptz) FROM {} WHERE holder IS NOT NULL ORDER BY file"
-            ).format(self.q.claims)
+                "::timestamptz) FROM {} WHERE source = %s AND holder IS NOT NULL ORDER BY file"
+            ).format(self.q.claims),
+            (self.source,),
         )
         found = []
         for name, holder, owner, age in rows:
@@ -450,10 +530,10 @@ class PostgresInspector:
 
     def claim(self, name: str) -> tuple[bool, Owner | None]:
         rows = self._run(
-            self.q.sql.SQL("SELECT holder IS NOT NULL, owner FROM {} WHERE file = %s").format(
-                self.q.claims
-            ),
-            (name,),
+            self.q.sql.SQL(
+                "SELECT holder IS NOT NULL, owner FROM {} WHERE source = %s AND file = %s"
+            ).format(self.q.claims),
+            (self.source, name),
         )
         if not rows:
             return False, None
@@ -464,9 +544,9 @@ class PostgresInspector:
         rows = self._run(
             self.q.sql.SQL(
                 "SELECT beat, extract(epoch FROM now() - beat_at) FROM {}"
-                " WHERE %s::text IS NULL OR worker = %s ORDER BY worker"
+                " WHERE source = %s AND (%s::text IS NULL OR worker = %s) ORDER BY worker"
             ).format(self.q.workers),
-            (worker, worker),
+            (self.source, worker, worker),
         )
         beats = []
         for data, age in rows:
@@ -490,14 +570,14 @@ class PostgresInspector:
 
     def set_paused(self, paused: bool) -> bool:
         statement = (
-            "INSERT INTO {} (name) VALUES ('paused') ON CONFLICT DO NOTHING RETURNING 1"
+            "INSERT INTO {} (source, name) VALUES (%s, 'paused') ON CONFLICT DO NOTHING RETURNING 1"
             if paused
-            else "DELETE FROM {} WHERE name = 'paused' RETURNING 1"
+            else "DELETE FROM {} WHERE source = %s AND name = 'paused' RETURNING 1"
         )
-        return bool(self._run(self.q.sql.SQL(statement).format(self.q.flags)))
+        return bool(self._run(self.q.sql.SQL(statement).format(self.q.flags), (self.source,)))
 
     def retry(self, request: RetryRequest) -> None:
-        data = request.to_dict()
+        data = {"source": self.source, **request.to_dict()}
         columns = list(data)
         self._run(
             self.q.sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
@@ -507,12 +587,3 @@ class PostgresInspector:
             ),
             tuple(data.values()),
         )
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for logs."""
-    head, at, tail = url.rpartition("@")
-    if not at or ":" not in head.split("//", 1)[-1]:
-        return url
-    scheme, _, user = head.partition("//")
-    return f"{scheme}//{user.split(':', 1)[0]}:***@{tail}"

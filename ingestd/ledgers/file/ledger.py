@@ -36,7 +36,7 @@ from .heartbeat import (
     write_heartbeat,
 )
 from .manifest import DONE, Manifest, read_records
-from .statedir import prepare_state_dir, recreate_state_dir
+from .statedir import claim_source, prepare_state_dir, recreate_state_dir
 
 
 class FileLedger:
@@ -47,8 +47,12 @@ class FileLedger:
         on_bad_line: Callable[[int, bytes], None] | None = None,
         on_replaced: Callable[[], None] | None = None,
         on_recreated: Callable[[], None] | None = None,
+        source: str | None = None,
+        source_inode: Callable[[], int | None] | None = None,
     ) -> None:
         self.state_dir = state_dir
+        self.source = source  # the one source this state dir serves (checked at start-up)
+        self._source_inode = source_inode
         self.description = str(state_dir)
         self.locks_dir = state_dir / "locks"
         self.workers_dir = state_dir / "workers"
@@ -68,6 +72,9 @@ class FileLedger:
             self._prepare()
         else:
             prepare_state_dir(self.state_dir)
+        if self.source is not None:
+            inode = self._source_inode() if self._source_inode is not None else None
+            claim_source(self.state_dir, self.source, inode)
 
     def close(self) -> None:
         self.manifest.close()
