@@ -277,3 +277,77 @@ def test_a_load_record_says_where_its_file_stands_and_an_older_schema_gains_that
     assert pg.psql("SELECT DISTINCT target || ' ' || source FROM ingestd.loads").strip() == (
         f"public.t {os.path.realpath(data)}"
     )
+
+
+def _failed_once(pg: Any, w: Any, data: Path, names: list[str]) -> dict[str, str]:
+    """Each of `names` failed on its first attempt (never retried); their errors by name."""
+    records = {r["file"]: r for r in manifest_records(data)}
+    for name in names:
+        assert records[name]["status"] == "failed", (name, records[name])
+        assert records[name]["attempt"] == 1, (name, records[name])
+    assert not w.events("handler_retry_later"), w.events("handler_retry_later")
+    return {name: records[name]["error"] for name in names}
+
+
+def test_content_postgresql_refuses_fails_once_by_its_sqlstate(data: Path, spawn, pg: Any) -> None:
+    # 54000: an index row over btree's maximum (an OperationalError in psycopg, like an outage);
+    # a lone surrogate no encoder writes; nesting deeper than any parser follows; NaN.
+    pg.psql("CREATE TABLE t (id bigint, k text, doc jsonb)", "CREATE INDEX ON t (k)")
+    noise = os.urandom(9000).hex()
+    deep = "[" * 100_000 + "]" * 100_000
+    files = {
+        "2018_06_28_00_00.txt": f'{{"id": 1, "k": "{noise}"}}\n',
+        "2018_06_28_00_15.txt": '{"id": 2, "k": "\\ud800"}\n',
+        "2018_06_28_00_30.txt": f'{{"id": 3, "doc": {deep}}}\n',
+        "2018_06_28_00_45.txt": '{"id": 4, "doc": NaN}\n',
+        "2018_06_28_01_00.txt": '{"id": 5, "k": "fine"}\n',
+    }
+    for name, text in files.items():
+        (data / name).write_text(text)
+    w = spawn_pg(spawn, data, pg, "--exit-when-idle", "1", "--seconds-in-min", "0")
+    assert w.wait(timeout=120) == 0
+    errors = _failed_once(pg, w, data, sorted(files)[:4])
+    assert "SQLSTATE 54000" in errors["2018_06_28_00_00.txt"]
+    assert "not JSON" in errors["2018_06_28_00_45.txt"]
+    assert rows(pg) == [{"id": 5, "k": "fine", "doc": None}]
+
+
+def test_any_column_name_postgresql_takes_loads(data: Path, spawn, pg: Any) -> None:
+    pg.psql('CREATE TABLE t ("we""ird" text, "note\\x" text, "tab\tname" bigint)')
+    (data / A).write_text('{"we\\"ird": "a", "note\\\\x": "b", "tab\\tname": 7}\n')
+    w = spawn_pg(spawn, data, pg, "--exit-when-idle", "0.5")
+    assert w.wait() == 0
+    assert done_names(data) == [A], w.text
+    assert rows(pg, '"tab\tname"') == [{'we"ird': "a", "note\\x": "b", "tab\tname": 7}]
+
+
+@pytest.mark.parametrize("converter_line", ["plain", "mixed"])
+def test_floats_are_rounded_once_by_postgresql_on_either_path(
+    data: Path, spawn, pg: Any, converter_line: str
+) -> None:
+    """A value's fate does not depend on which path another line sent its file down."""
+    pg.psql("CREATE TABLE t (id bigint, r real, d double precision, s text)")
+    lines = [
+        '{"id": 1, "r": 1.0000000596046447, "d": -0, "s": "x"}',
+        '{"id": 2, "r": 3.4e38, "d": -0.0, "s": "y"}',
+    ]
+    if converter_line == "mixed":
+        lines.append('{"id": 3, "s": 5}')  # a number in a text column: the standard path
+    (data / A).write_text("\n".join(lines) + "\n")
+    (data / B).write_text('{"id": 9, "d": 1e-400}\n')  # out of range for PostgreSQL
+    w = spawn_pg(spawn, data, pg, "--exit-when-idle", "0.5")
+    assert w.wait() == 0
+    got = pg.psql("SELECT string_agg(concat_ws(' ', id, r, d), ',' ORDER BY id) FROM t")
+    expected = "1 1 -0,2 3.4e+38 -0" + (",3" if converter_line == "mixed" else "")
+    assert got.strip() == expected
+    assert "out of range" in _failed_once(pg, w, data, [B])[B]
+
+
+def test_a_table_name_is_resolved_as_postgresql_resolves_it(data: Path, spawn, pg: Any) -> None:
+    pg.psql("CREATE TABLE lower_ev (id bigint)")
+    (data / A).write_text('{"id": 1}\n')
+    w = spawn(data, "--handler", "pg", "--pg-url", pg.url, "--pg-table", "LOWER_EV",
+              "--exit-when-idle", "0.5")  # fmt: skip
+    assert w.wait() == 0
+    assert done_names(data) == [A], w.text
+    assert pg.psql("SELECT target FROM ingestd.loads").strip() == "public.lower_ev"

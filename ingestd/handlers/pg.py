@@ -37,6 +37,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import BadInput, RetryLater, StartupError
 from ..naming import parse
+from ..pgerrors import BAD_INPUT, RETRY, classify, redact
 from ..pgschema import connect, ensure_schema, require_psycopg
 from ..settings import Settings
 from . import Job, Outcome
@@ -219,18 +220,15 @@ def prepare(settings: Settings) -> None:
             ) from None
     try:
         session = _connect(settings)
-    except psycopg.OperationalError:
-        return  # down at start-up: each file waits and retries (RetryLater)
-    except psycopg.Error as exc:  # no right to make the schema, and the like
-        raise StartupError(f"--handler pg: {_describe(exc)}") from None
-    try:
-        _target(session.connection, settings)
-    except psycopg.OperationalError:
-        pass
+        try:
+            _target(session.connection, settings)
+        finally:
+            _close(session.connection)
     except psycopg.Error as exc:
-        raise StartupError(f"--handler pg: {_describe(exc)}") from None
-    finally:
-        _close(session.connection)
+        if classify(exc) == RETRY:
+            return  # down at start-up: each file waits and retries (RetryLater)
+        # A refused login, no such database, no right to make the schema: a person's fix.
+        raise StartupError(f"--handler pg {redact(conninfo(settings))}: {_describe(exc)}") from None
 
 
 async def handle(job: Job) -> Outcome:
@@ -254,13 +252,20 @@ def load(job: Job) -> Outcome:
             # The table went away (or the schema moved on) while we ran: not the file's fault.
             _forget_targets()
             raise RetryLater(str(exc)) from None
-        if isinstance(exc, psycopg.errors.DataError | psycopg.errors.IntegrityError):
-            raise BadInput(_describe(exc)) from None
-        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-            raise RetryLater(f"PostgreSQL unreachable: {_describe(exc)}") from None
+        if isinstance(exc, UnicodeError | RecursionError):
+            # A lone surrogate (`"\ud800"`) no encoder can write, nesting deeper than any
+            # parser follows: the content's fault, whichever converter met it.
+            raise BadInput(f"{type(exc).__name__}: {exc}") from None
         if isinstance(exc, psycopg.Error):
-            # Anything else the server says (a table dropped, privileges taken away) is not
-            # the file's fault either: wait and retry, with the message.
+            # By SQLSTATE, not by exception class: psycopg raises OperationalError for an
+            # index row too big (54000) as for a lost connection (pgerrors.py).
+            kind = classify(exc)
+            if kind == BAD_INPUT:
+                raise BadInput(_describe(exc)) from None
+            if kind == RETRY and isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+                raise RetryLater(f"PostgreSQL unreachable: {_describe(exc)}") from None
+            # Anything else the server says (a table dropped, privileges taken away, a
+            # password changed) is not the file's fault either: wait and retry, with the message.
             _forget_targets()
             raise RetryLater(_describe(exc)) from None
         raise
@@ -509,4 +514,6 @@ def _describe(exc: Any) -> str:
     diag = getattr(exc, "diag", None)
     primary = getattr(diag, "message_primary", None) or str(exc).strip()
     context = getattr(diag, "context", None)
-    return f"{primary} ({context.strip()})" if context else primary
+    text = f"{primary} ({context.strip()})" if context else primary
+    code = getattr(exc, "sqlstate", None)
+    return f"{text} [SQLSTATE {code}]" if code else text

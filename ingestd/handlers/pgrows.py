@@ -2,8 +2,9 @@
 
 Each target column gets the Python type that holds its values exactly, decoded in C by
 msgspec: `int` for integer columns (any size), `Decimal` for `numeric` (the number as written:
-`0.10` stays `0.10`), `float` for `real`/`double precision` (correctly rounded, as PostgreSQL
-rounds), `bool`, the raw JSON text for `json`/`jsonb` (the value as written, a string stays a
+`0.10` stays `0.10`), the number's text as written for `real`/`double precision` (PostgreSQL
+rounds it once, itself: `-0`, `1e-400` and a `real` fare exactly as on the standard path),
+`bool`, the raw JSON text for `json`/`jsonb` (the value as written, a string stays a
 JSON string), and `str` for every other type (`text`, `timestamptz`, `uuid`, ...: PostgreSQL
 parses the string, as it would from the standard converter). psycopg then writes the rows into
 `COPY` in C. Measured at about 5x the standard library converter (bench/README.md).
@@ -48,7 +49,7 @@ class RowDecoder:
             elif kind == "numeric":
                 python = decimal.Decimal
             elif kind in FLOATS:
-                python = float
+                python = msgspec.Raw  # the number's text, checked and sent as written
             elif kind == "bool":
                 python = bool
             elif kind in JSON_TYPES:
@@ -62,6 +63,7 @@ class RowDecoder:
         self._decoder = msgspec.json.Decoder(row)
         self._astuple = msgspec.structs.astuple
         self._json = [i for i, kind in enumerate(kinds) if kind in JSON_TYPES]
+        self._floats = [i for i, kind in enumerate(kinds) if kind in FLOATS]
         self._errors = (msgspec.DecodeError, UnicodeError)
 
     def rows(self, stream: IO[bytes]) -> Iterator[list[Any]]:
@@ -88,11 +90,25 @@ class RowDecoder:
                         if raw is not None:
                             text = bytes(raw).decode()
                             values[i] = None if text == "null" else text
+                    for i in self._floats:
+                        raw = values[i]
+                        if raw is not None:
+                            values[i] = _number_text(bytes(raw))
                     yield values
             if not chunk:
                 return
 
 
+def _number_text(raw: bytes) -> str | None:
+    """A float column's JSON value as the text PostgreSQL parses; NotPlain unless a number."""
+    if raw == b"null":
+        return None
+    if raw[:1] not in _NUMBER_START:
+        raise NotPlain("a non-number in a float column")
+    return raw.decode()
+
+
+_NUMBER_START = frozenset(bytes([c]) for c in b"-0123456789")
 _cache: dict[tuple[tuple[str, ...], tuple[str, ...]], RowDecoder | None] = {}
 _cache_mutex = threading.Lock()
 
@@ -107,5 +123,10 @@ def decoder_for(columns: tuple[str, ...], kinds: tuple[str, ...]) -> RowDecoder 
             except ImportError:
                 _cache[key] = None
             else:
-                _cache[key] = RowDecoder(msgspec, columns, kinds)
+                try:
+                    _cache[key] = RowDecoder(msgspec, columns, kinds)
+                except ValueError:
+                    # msgspec refuses some names PostgreSQL takes (a `\` or `"` in a column
+                    # name): the standard converter takes those.
+                    _cache[key] = None
         return _cache[key]

@@ -55,8 +55,18 @@ class JsonNumber(str):
     __slots__ = ()
 
 
-_decoder = json.JSONDecoder()
-_exact_decoder = json.JSONDecoder(parse_float=JsonNumber)
+def _not_json(token: str) -> Any:
+    # Python's json reads NaN and Infinity, which no JSON writer may produce: a value a
+    # provider's JSON library could not have written is bad input, on every path alike.
+    raise BadInput(f"{token} is not JSON (no JSON number is NaN or infinite)")
+
+
+_decoder = json.JSONDecoder(parse_constant=_not_json)
+# Every number as its text: `-0`, `1e-400` and `0.10` reach PostgreSQL as written, which
+# parses them for the column's type exactly as the fast path's rows are parsed.
+_exact_decoder = json.JSONDecoder(
+    parse_float=JsonNumber, parse_int=JsonNumber, parse_constant=_not_json
+)
 
 
 def exact_json(value: Any) -> str:

@@ -1,0 +1,130 @@
+"""Start-up against PostgreSQL as an operator meets it: a wrong database or role, a role with
+only a worker's grants, a read-only database, a second worker with the same id; passwords
+never printed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import wait_for
+
+from ingestd.pgerrors import BAD_INPUT, CONFIGURATION, RETRY, classify, redact
+
+A = "2018_06_28_00_00.txt"
+WORKER_GRANTS = (
+    "GRANT USAGE ON SCHEMA ingestd TO runner",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ingestd TO runner",
+    "GRANT USAGE ON ALL SEQUENCES IN SCHEMA ingestd TO runner",
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("postgresql://u:s3cr%40t@h:5432/db", "postgresql://u:***@h:5432/db"),
+        ("postgresql://u@/db?host=/run&password=s3cret&port=5", "postgresql://u@/db?host=/run&password=***&port=5"),
+        ("postgres://h/db?PASSWORD=s3cret", "postgres://h/db?PASSWORD=***"),
+        ("host=h password=s3cret dbname=db", "host=h password=*** dbname=db"),
+        ("host=h password = 'it\\'s s3cret' user=u", "host=h password = *** user=u"),
+        ("host=h sslpassword=s3cret", "host=h sslpassword=***"),
+        ("postgresql://h/db", "postgresql://h/db"),
+    ],
+)  # fmt: skip
+def test_every_form_of_password_is_redacted(text: str, shown: str) -> None:
+    assert redact(text) == shown
+    assert "s3cr" not in redact(text)
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "kind"),
+    [("08006", RETRY), ("57P01", RETRY), ("53100", RETRY), ("40001", RETRY), ("55P03", RETRY),
+     ("22003", BAD_INPUT), ("23505", BAD_INPUT), ("54000", BAD_INPUT), ("54001", BAD_INPUT),
+     ("28P01", CONFIGURATION), ("3D000", CONFIGURATION), ("42501", CONFIGURATION)],
+)  # fmt: skip
+def test_errors_are_classified_by_sqlstate(sqlstate: str, kind: str) -> None:
+    class Error(Exception):
+        pass
+
+    error = Error("x")
+    error.sqlstate = sqlstate  # type: ignore[attr-defined]
+    assert classify(error) == kind
+
+
+def test_a_refused_login_without_sqlstate_is_configuration() -> None:
+    refused = Exception('connection failed: FATAL:  password authentication failed for user "x"')
+    assert classify(refused) == CONFIGURATION
+    assert classify(Exception("connection refused")) == RETRY
+
+
+def _url(pg: Any, **params: str) -> str:
+    base = pg.url
+    return base + "".join(f"&{k}={v}" for k, v in params.items())
+
+
+@pytest.mark.parametrize("how", ["database", "role"])
+@pytest.mark.parametrize("option", ["--ledger", "--pg-url"])
+def test_a_wrong_database_or_role_is_one_line_and_exit_2(
+    data: Path, spawn, pg: Any, how: str, option: str
+) -> None:
+    url = pg.url.replace(pg.url.split("?")[0].rsplit("/", 1)[1], "nosuchdb", 1)
+    if how == "role":
+        url = pg.url.replace("postgres@", "nobody@", 1)
+    pg.psql("CREATE TABLE t (id bigint)")
+    (data / A).write_text('{"id": 1}\n')
+    args = [option, url]
+    if option == "--pg-url":
+        args += ["--handler", "pg", "--pg-table", "t"]
+    w = spawn(data, *args)
+    assert w.wait(timeout=30) == 2
+    failed = w.events("startup_failed")
+    assert failed and ("does not exist" in failed[0]["error"]), w.text
+    assert "Traceback" not in w.text
+
+
+def test_a_password_in_the_url_is_never_printed(data: Path, spawn, pg: Any) -> None:
+    (data / A).write_text("1")
+    w = spawn(data, "--ledger", _url(pg, password="s3cretpw"), "--seconds-in-min", "0",
+              "--exit-when-idle", "0.5")  # fmt: skip
+    assert w.wait() == 0
+    assert w.events("worker_started") and "s3cretpw" not in w.text
+
+
+def test_a_role_with_the_documented_grants_runs_workers_and_a_bare_one_is_refused(
+    data: Path, spawn, pg: Any
+) -> None:
+    (data / A).write_text("1")
+    first = spawn(data, "--ledger", pg.url, "--seconds-in-min", "0", "--exit-when-idle", "0.5")
+    assert first.wait() == 0  # the owner made the schema
+    pg.psql("CREATE ROLE runner LOGIN")
+    runner = pg.url.replace("postgres@", "runner@", 1)
+    (data / "2018_06_28_00_15.txt").write_text("1")
+    bare = spawn(data, "--ledger", runner, "--seconds-in-min", "0", "--exit-when-idle", "0.5")
+    assert bare.wait(timeout=30) == 2
+    assert "permission denied" in bare.events("startup_failed")[0]["error"], bare.text
+    pg.psql(*WORKER_GRANTS)
+    granted = spawn(data, "--ledger", runner, "--seconds-in-min", "0", "--exit-when-idle", "0.5")
+    assert granted.wait(timeout=30) == 0, granted.text
+    assert [e["file"] for e in granted.events("file_done")] == ["2018_06_28_00_15.txt"]
+    assert "Traceback" not in bare.text + granted.text
+
+
+def test_a_read_only_database_without_the_schema_is_one_line(data: Path, spawn, pg: Any) -> None:
+    name = pg.url.split("?")[0].rsplit("/", 1)[1]
+    pg.psql(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    w = spawn(data, "--ledger", pg.url)
+    assert w.wait(timeout=30) == 2
+    assert "read-only" in w.events("startup_failed")[0]["error"], w.text
+
+
+def test_a_second_worker_with_the_same_id_is_refused_and_obeys_signals(
+    data: Path, spawn, pg: Any
+) -> None:
+    (data / A).write_text("600")
+    first = spawn(data, "--ledger", pg.url, name="same")
+    wait_for(lambda: first.events("ready"), what="the first worker ready")
+    second = spawn(data, "--ledger", pg.url, "--worker-id", "same", name="second")
+    assert second.wait(timeout=30) == 2
+    assert "worker_id_in_use" in second.events("startup_failed")[0]["error"], second.text
+    assert first.terminate() == 0
