@@ -627,6 +627,7 @@ class Daemon:
             sum_of_squares=float(fields["sum_of_squares"]),
             blocked_keys=self.discovery.keys.blocked() if self.discovery.keys else {},
             published=dict(self._published),
+            changed=dict(self.worker.changed_files),
         )
 
     async def _systemd_watchdog(self, interval: float) -> None:

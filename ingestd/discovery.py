@@ -19,7 +19,7 @@ from .logs import Log
 from .naming import is_data_name, printable
 from .ready import ReadyQueue, Settling
 from .settings import Settings
-from .source import KEEP, TEMP_FILE, ScanResult, Source
+from .source import KEEP, TEMP_FILE, Changed, Content, ScanResult, Source
 from .worker import Result, Worker, utc_now
 
 MAX_BACKOFF = 300.0
@@ -45,7 +45,7 @@ class Discovery:
         self._ignored: set[str] = set()
         self._scan_failing = False
         self._checks: set[asyncio.Task[None]] = set()
-        self._changed_reported: dict[str, str] = {}
+        self._recorded: dict[str, Content] = {}
         self._dispose_failing: set[str] = set()
         self.keys: KeyOrder | None = None
         if settings.one_per_key:
@@ -109,20 +109,15 @@ class Discovery:
         """A done file was written again: report it if its content differs from the record."""
         try:
             recorded = await asyncio.to_thread(self.ledger.last_record, name)
-            size, sha256 = await asyncio.to_thread(self.source.digest, name)
+            version = await asyncio.to_thread(self.source.version, name)
+            _, sha256 = await asyncio.to_thread(self.source.digest, name)
         except OSError:
             return  # gone again, or unreadable: nothing to compare
         if recorded is None or recorded.get("sha256") in (None, sha256):
             return
-        if self._changed_reported.get(name) != sha256:
-            self._changed_reported[name] = sha256
-            self.log.warning(
-                "file_changed_after_done",
-                file=name,
-                recorded_sha256=recorded.get("sha256"),
-                sha256=sha256,
-                size=size,
-            )
+        processed = Content(recorded.get("version"), recorded.get("sha256"))
+        news = Changed(name, version, sha256)
+        self.worker.report_changed(name, self.log.bind(file=name), processed, news)
 
     def _in_turn(self, name: str) -> bool:
         """--one-per-key: whether `name` may be queued now (else it is held back)."""
@@ -178,7 +173,7 @@ class Discovery:
         def sync_then_scan() -> tuple[
             ScanResult,
             list[str],
-            list[tuple[str, str, str]],
+            tuple[list[tuple[str, str, str]], list[tuple[str, Content, Changed]]],
             int | None,
             set[str],
             tuple[list[str], list[str]],
@@ -198,15 +193,18 @@ class Discovery:
             result = self.source.scan(skip)
             closed = self._closed(result) if self.settling.settle > 0 else set()
             leftovers = self.ledger.leftovers()
-            disposed = self._dispose_leftovers(finished)
+            for name in list(self.worker.changed_files):
+                if self.source.version(name) is None:  # gone since: nothing to report
+                    self.worker.changed_files.pop(name, None)
+            disposed, changed = self._dispose_leftovers(finished)
             # --one-per-key: the finished files still present, and which of them failed.
             failed = [n for n in finished if keyed and not self.ledger.is_done(n)]
             present = (finished, failed) if keyed else ([], [])
-            return result, leftovers, disposed, clock, closed, present
+            return result, leftovers, (disposed, changed), clock, closed, present
 
         try:
             scanned = await asyncio.to_thread(sync_then_scan)  # one thread hop
-            result, leftovers, disposed, clock, closed, (finished, failed) = scanned
+            result, leftovers, (disposed, changed), clock, closed, (finished, failed) = scanned
         except OSError as exc:
             if not self._scan_failing:
                 self.log.error("scan_failed", error=str(exc), data_dir=self.source.description)
@@ -220,6 +218,8 @@ class Discovery:
             elif name not in self._dispose_failing:  # once per file, not once per scan
                 self._dispose_failing.add(name)
                 self.log.warning("dispose_failed", file=name, action=action, error=error)
+        for name, processed, news in changed:
+            self.worker.report_changed(name, self.log.bind(file=name), processed, news)
         recovered = self._scan_failing
         if recovered:
             self.log.info("scan_recovered")
@@ -261,10 +261,14 @@ class Discovery:
             and self.source.is_closed(name)
         }
 
-    def _dispose_leftovers(self, finished: list[str]) -> list[tuple[str, str, str]]:
+    def _dispose_leftovers(
+        self, finished: list[str]
+    ) -> tuple[list[tuple[str, str, str]], list[tuple[str, Content, Changed]]]:
         """Finish `--on-done`/`--on-failed` for recorded files still in the source: (name,
-        action, error or ""). Blocking."""
+        action, error or ""); and the ones kept because the source holds other content now
+        (a re-delivery). Blocking."""
         done: list[tuple[str, str, str]] = []
+        changed: list[tuple[str, Content, Changed]] = []
         for name in finished:
             if not is_data_name(name):
                 continue
@@ -272,14 +276,25 @@ class Discovery:
             if disposal.kind == KEEP:
                 continue
             try:
-                self.source.dispose(name, disposal)
+                processed = self._processed(name)
+                self.source.dispose(name, disposal, processed)
             except FileNotFoundError:
                 continue  # a peer was quicker
+            except Changed as exc:
+                changed.append((name, processed, exc))
+                continue
             except OSError as exc:
                 done.append((name, str(disposal), str(exc)))  # tried again next scan
                 continue
             done.append((name, str(disposal), ""))
-        return done
+        return done, changed
+
+    def _processed(self, name: str) -> Content:
+        """The content a finished file's record names (a record never changes: cached)."""
+        if name not in self._recorded:
+            record = self.ledger.last_record(name) or {}
+            self._recorded[name] = Content(record.get("version"), record.get("sha256"))
+        return self._recorded[name]
 
     async def check_settling(self) -> None:
         names = set(self._to_check)

@@ -142,6 +142,7 @@ class Record:
     error: str | None = None
     outputs: tuple[str, ...] = ()
     records: int | None = None
+    version: str | None = None  # the source's version of the file when it was claimed
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest layout: `file` and `status` first, optional fields only when set."""
@@ -165,6 +166,8 @@ class Record:
             data["outputs"] = list(self.outputs)
         if self.records is not None:
             data["records"] = self.records
+        if self.version is not None:
+            data["version"] = self.version
         return data
 
 
@@ -207,6 +210,8 @@ class Heartbeat:
     blocked_keys: dict[str, str] = field(default_factory=dict)
     # --publish-in-order: key -> the file up to which everything is published (last pass)
     published: dict[str, str] = field(default_factory=dict)
+    # finished files whose source holds other content now (kept): name -> sha256 or version
+    changed: dict[str, str] = field(default_factory=dict)
     heartbeat_at: float | None = None
     age_seconds: float = 0.0
 

@@ -22,7 +22,8 @@ from .errors import StartupError
 
 SCHEMA_VERSION = 4  # 2: the ledger's claim and commit are server-side functions;
 # 3: a load record carries its file's place in the order (file_key, file_time);
-# 4: every key has the source (many sources on one database), targets as resolved
+# 4: every key has the source (many sources on one database), targets as resolved, and a
+# record names the source's version of the content it processed
 
 
 def require_psycopg(option: str) -> Any:
@@ -58,7 +59,8 @@ _TABLES = (
     " file text NOT NULL, status text NOT NULL, worker text NOT NULL, host text, pid integer,"
     " attempt integer, minutes double precision, size bigint, sha256 text, seen_at text,"
     " started_at text, finished_at text, error text, outputs jsonb, records bigint,"
-    " requested_at text, previous_error text, recorded_at timestamptz NOT NULL DEFAULT now())",
+    " requested_at text, previous_error text, recorded_at timestamptz NOT NULL DEFAULT now(),"
+    " version text)",
     # At most one done record per file of a source: a database constraint, not only our care.
     "CREATE UNIQUE INDEX IF NOT EXISTS records_one_done ON {s}.records (source, file)"
     " WHERE status = 'done'",
@@ -139,10 +141,11 @@ _FUNCTIONS = (
             RETURN false;
         END IF;
         INSERT INTO {s}.records (source, file, status, worker, host, pid, attempt, minutes,
-                size, sha256, seen_at, started_at, finished_at, error, outputs, records)
+                size, sha256, seen_at, started_at, finished_at, error, outputs, records,
+                version)
             SELECT p_source, r.file, r.status, r.worker, r.host, r.pid, r.attempt, r.minutes,
                 r.size, r.sha256, r.seen_at, r.started_at, r.finished_at, r.error, r.outputs,
-                r.records
+                r.records, r.version
             FROM jsonb_populate_record(NULL::{s}.records, p_record) r;
         DELETE FROM {s}.claims WHERE source = p_source AND file = v_file;
         RETURN true;
@@ -291,6 +294,12 @@ def _migrate(connection: Any, schema: str, version: int, source: str) -> None:
     connection.execute(
         sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(schema, "records_one_done"))
     )
+    if exists("records"):
+        connection.execute(
+            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS version text").format(
+                sql.Identifier(schema, "records")
+            )
+        )
     keys = dict(_SOURCE_KEYS)
     for table in ("records", *keys):
         if not exists(table):

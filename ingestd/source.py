@@ -13,6 +13,8 @@ in a dict, for tests.
 from __future__ import annotations
 
 import asyncio
+import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
@@ -40,6 +42,26 @@ KEEP, DELETE, MOVE = "keep", "delete", "move"
 
 
 @dataclass(frozen=True)
+class Content:
+    """The content a record names: the source's version seen at claim (a directory's inode,
+    size and mtime; a bucket's ETag) and the sha256 of what was processed. Either may be
+    missing in a record from an older release."""
+
+    version: str | None = None
+    sha256: str | None = None
+
+
+class Changed(Exception):
+    """The source no longer holds the content that was processed: a re-delivery or an
+    overwrite. Nothing was moved or deleted."""
+
+    def __init__(self, name: str, version: str | None, sha256: str | None) -> None:
+        super().__init__(f"{name}: the source holds other content now")
+        self.version = version  # what the source holds now
+        self.sha256 = sha256  # its digest, when it was read to tell
+
+
+@dataclass(frozen=True)
 class Disposal:
     """What happens to a source file once its record is durable: `--on-done`/`--on-failed`.
 
@@ -61,6 +83,26 @@ class Disposal:
 
     def __str__(self) -> str:
         return f"{MOVE}:{self.target}" if self.kind == MOVE else self.kind
+
+
+def check_content(
+    name: str, processed: Content, version: str | None, digest: Callable[[], tuple[int, str]]
+) -> None:
+    """`Changed` unless the source still holds what was processed: the same version, or
+    other bytes of the same sha256 (the same file delivered again). A record from before
+    versions and digests (neither known) is taken as it was."""
+    if processed.version is not None and processed.version == version:
+        return
+    if processed.version is None and processed.sha256 is None:
+        return
+    sha256 = digest()[1]
+    if sha256 != processed.sha256:
+        raise Changed(name, version, sha256)
+
+
+def aside_name(name: str) -> str:
+    """A unique name beside `name` for a file that must not replace it."""
+    return f"{name}.{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
 
 
 class Watch(Protocol):
@@ -104,9 +146,19 @@ class Source(Protocol):
     def digest(self, name: str) -> tuple[int, str]:
         """(size, sha256) of the content as it is now."""
 
-    def dispose(self, name: str, disposal: Disposal) -> None:
-        """Delete or move a finished file (not `keep`). Idempotent: a file already gone is
-        FileNotFoundError, which callers ignore (a peer did it)."""
+    def version(self, name: str) -> str | None:
+        """A token that changes whenever the content may have: taken before the content is
+        read, recorded, and compared before a disposal. None if the file is gone."""
+
+    def versions(self) -> dict[str, str]:
+        """Every data file's version, in one listing (for `status`)."""
+
+    def dispose(self, name: str, disposal: Disposal, processed: Content) -> None:
+        """Delete or move a finished file (not `keep`), only while it still holds the content
+        `processed` names (the same version, or else the same sha256); `Changed` if not.
+        Never replaces anything: a move whose target name is taken puts the file beside it
+        under a unique name. Idempotent: a file already gone is FileNotFoundError, which
+        callers ignore (a peer did it)."""
 
     def watch(
         self, loop: asyncio.AbstractEventLoop, on_event: EventCallback, log: Log

@@ -85,6 +85,7 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
     # far publishing got (--publish-in-order; the furthest any worker saw, per key).
     blocked: dict[str, str] = {}
     published: dict[str, str] = {}
+    changed: dict[str, str] = {}  # re-delivered with other content after it was finished
     for beat in beats:
         if beat.lost:
             continue
@@ -94,6 +95,9 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
         for key, name in beat.published.items():
             if is_data_name(name):
                 published[key] = max(published.get(key, name), name, key=sort_key)
+        for name, now in beat.changed.items():
+            if statuses.get(name) in FINISHED and name in present:
+                changed[name] = now
     for key, report in keys.items():
         report["blocked_by"] = blocked.get(key)
         report["published"] = published.get(key)
@@ -118,6 +122,7 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
         "keys": keys if set(keys) - {DEFAULT_KEY} else {},
         "blocked_keys": blocked,
         "published": published,
+        "changed_after_done": changed,
     }
 
 
@@ -180,6 +185,9 @@ def _print_status(report: dict[str, Any]) -> None:
         print(f"published      {'key ' + key + ': ' if key else ''}up to {name}")
     for key, name in sorted(report["blocked_keys"].items()):
         print(f"BLOCKED key    {key or '(none)'} by failed {name} (ingestd retry, or remove it)")
+    for name in sorted(report["changed_after_done"], key=sort_key):
+        print(f"CHANGED        {name} holds other content than was processed (kept; "
+              "ingestd explain DIR NAME)")  # fmt: skip
 
 
 def _prometheus(args: argparse.Namespace, report: dict[str, Any]) -> bytes:
@@ -217,7 +225,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         _print_status(report)
     attention = (
-        report["failed"] or report["lost_workers"] or report["problems"] or report["blocked_keys"]
+        report["failed"]
+        or report["lost_workers"]
+        or report["problems"]
+        or report["blocked_keys"]
+        or report["changed_after_done"]
     )
     return 1 if attention else 0
 

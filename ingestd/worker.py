@@ -28,7 +28,7 @@ from .ledger import DONE, FAILED, Busy, Hold, Ledger, Owner, Record, Transaction
 from .logs import Log
 from .naming import parse_name
 from .settings import Settings
-from .source import KEEP, Disposal, Source
+from .source import KEEP, Changed, Content, Disposal, Source
 from .stats import RunningStats
 
 if TYPE_CHECKING:
@@ -84,6 +84,12 @@ class Worker:
     metrics: WorkerMetrics | None = None  # fed as files finish, when metrics are on
     # --one-per-key: given a file just claimed, an earlier file of its key still to finish.
     gate: Callable[[str], str | None] | None = None
+    # The source's version of each claimed file, taken before its content was read: the
+    # record names it, and a disposal happens only while the source still holds it.
+    versions: dict[str, str | None] = field(default_factory=dict)
+    # Finished files whose source now holds other content (kept, reported): name -> what
+    # it holds now. Heartbeats carry it, so `status` shows it and exits 1.
+    changed_files: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.stall = Streak(base=self.settings.rescan_interval)
@@ -145,6 +151,7 @@ class Worker:
             finally:
                 del self.in_hand[hold.name]
                 del self.working[hold.name]
+                self.versions.pop(hold.name, None)
         return results
 
     async def remove_leftovers(self, names: list[str]) -> list[str]:
@@ -235,6 +242,8 @@ class Worker:
             if self.gate is not None and (earlier := self.gate(name)) is not None:
                 hold.abandon()  # no attempt spent: its turn comes
                 return Result.HELD, f"waiting_for_key: {earlier}"
+            # The version first: content that changes after this is seen as changed.
+            self.versions[name] = self.source.version(name)
             head = _read_head(self.source, name)
             if head == "unreadable":
                 hold.abandon()
@@ -378,7 +387,7 @@ class Worker:
         log.info("file_done", minutes=outcome.minutes, files_processed=report["files_processed"])
         if due:
             log.unbind("file", "attempt").info("stats", **report)
-        await self._dispose(hold.name, DONE, log)
+        await self._dispose(hold.name, DONE, log, Content(record.version, record.sha256))
         return Result.DONE
 
     async def _fail(
@@ -389,18 +398,26 @@ class Worker:
             return refused
         self.failed += 1
         log.error("file_failed", error=error)
-        await self._dispose(hold.name, FAILED, log)
+        await self._dispose(hold.name, FAILED, log, Content(record.version, None))
         return Result.FAILED
 
-    async def _dispose(self, name: str, status: str, log: Log) -> None:
-        """`--on-done`/`--on-failed`, once the record is durable (never before)."""
+    async def _dispose(self, name: str, status: str, log: Log, processed: Content) -> None:
+        """`--on-done`/`--on-failed`, once the record is durable (never before), and only
+        while the source still holds the content processed: else it is reported."""
         disposal = self.disposals[status]
         if disposal.kind == KEEP:
+            if status == DONE and processed.version is not None:
+                now = await asyncio.to_thread(_quietly_version, self.source, name)
+                if now is not None and now != processed.version:
+                    self.report_changed(name, log, processed, Changed(name, now, None))
             return
         try:
-            await asyncio.to_thread(self.source.dispose, name, disposal)
+            await asyncio.to_thread(self.source.dispose, name, disposal, processed)
         except FileNotFoundError:
             return  # a peer's scan was quicker
+        except Changed as changed:
+            self.report_changed(name, log, processed, changed)
+            return
         except OSError as exc:
             log.warning("dispose_failed", action=str(disposal), error=str(exc),
                         retry="at the next scan")  # fmt: skip
@@ -435,6 +452,22 @@ class Worker:
             self.metrics.finished(record)
         return None
 
+    def report_changed(self, name: str, log: Log, processed: Content, news: Changed) -> None:
+        """A finished file whose source now holds other content: kept where it is, reported
+        once per content."""
+        now = news.sha256 or news.version or "?"
+        if self.changed_files.get(name) == now:
+            return
+        self.changed_files[name] = now
+        log.warning(
+            "file_changed_after_done",
+            recorded_sha256=processed.sha256,
+            recorded_version=processed.version,
+            version=news.version,
+            sha256=news.sha256,
+            kept=True,
+        )
+
     def _owner(self) -> Owner:
         s = self.settings
         return Owner(worker=s.worker_id, host=s.host, pid=self.pid, claimed_at=utc_now())
@@ -449,6 +482,7 @@ class Worker:
     ) -> Record:
         s = self.settings
         return Record(
+            version=self.versions.get(hold.name),
             file=hold.name,
             status=status,
             worker=s.worker_id,
@@ -485,6 +519,13 @@ def _read_head(source: Source, name: str) -> bytes | str:
         if exc.errno == errno.ELOOP:  # replaced by a symlink since the scan
             return "not a regular file"
         raise
+
+
+def _quietly_version(source: Source, name: str) -> str | None:
+    try:
+        return source.version(name)
+    except OSError:
+        return None
 
 
 def _describe(exc: BaseException) -> str:

@@ -24,7 +24,18 @@ from typing import BinaryIO
 from ..errors import BadInput
 from ..logs import Log
 from ..naming import is_data_name
-from ..source import DELETE, MOVE, TEMP_FILE, Disposal, EventCallback, ScanResult, Signature
+from ..source import (
+    DELETE,
+    MOVE,
+    TEMP_FILE,
+    Content,
+    Disposal,
+    EventCallback,
+    ScanResult,
+    Signature,
+    aside_name,
+    check_content,
+)
 from .watcher import AppearanceWatcher, Watcher
 
 
@@ -160,32 +171,80 @@ def no_writer(path: Path) -> bool | None:
         os.close(fd)
 
 
-def move_into(path: Path, directory: Path) -> None:
-    """Move `path` into `directory` under its name, never leaving half a file there.
+def version_of(path: Path) -> str | None:
+    """inode-size-mtime of a regular file: a rewrite, a replacement or a touch changes it.
+    The same on every NFS client (the server's inode numbers and times)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return f"{info.st_ino}-{info.st_size}-{info.st_mtime_ns}"
 
-    One rename on the same filesystem. Across filesystems: copy to a temp name, fsync, rename
-    into place, then remove the original; a crash in between leaves the original, and the
-    next scan does it again (the copy is simply replaced).
+
+def move_into(path: Path, directory: Path) -> Path:
+    """Move `path` into `directory` under its name, never replacing a file there and never
+    leaving half a file; where the name is taken, beside it under a unique name. The path
+    it ended at.
+
+    One hard link and an unlink on the same filesystem (a crash between them leaves two names
+    of one file: the next call only unlinks). Across filesystems: copy to a temp name, fsync,
+    link into place, then remove the original; a crash in between leaves the original, and
+    the next scan does it again. Without hard links (some FUSE filesystems): a rename after a
+    look that the name is free.
     """
     target = directory / path.name
     try:
-        os.rename(path, target)
-        return
+        return _link_into(path, path, target)
     except OSError as exc:
-        if exc.errno != errno.EXDEV:
+        if exc.errno == errno.EXDEV:
+            return _copy_into(path, directory, target)
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
             raise
-    temp = directory / f".{path.name}.{os.getpid()}.tmp"
+    if os.path.lexists(target):
+        target = directory / aside_name(path.name)
+    os.rename(path, target)
+    return target
+
+
+def _link_into(path: Path, source: Path, target: Path) -> Path:
+    """Link `source` (the file, or a copy of it) at `target` or beside it; unlink `path`."""
     try:
-        with open_regular(path) as src, open(temp, "wb") as out:
+        os.link(source, target, follow_symlinks=False)
+    except FileExistsError:
+        if _same(path, target):
+            path.unlink()  # linked before a crash: only the unlink was left
+            return target
+        target = target.with_name(aside_name(path.name))
+        os.link(source, target, follow_symlinks=False)
+    path.unlink()
+    return target
+
+
+def _same(path: Path, target: Path) -> bool:
+    """`target` is `path` itself, or a whole copy of its bytes (a move cut short)."""
+    try:
+        if os.path.samefile(path, target):
+            return True
+        return os.path.getsize(path) == os.path.getsize(target) and (
+            file_digest(path) == file_digest(target)
+        )
+    except OSError:
+        return False
+
+
+def _copy_into(path: Path, directory: Path, target: Path) -> Path:
+    temp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    try:
+        with open_regular(path) as src, open(temp, "xb") as out:
             shutil.copyfileobj(src, out, 1 << 20)
             out.flush()
             os.fsync(out.fileno())
-        os.rename(temp, target)
-    except BaseException:
+        return _link_into(path, temp, target)
+    finally:
         with contextlib.suppress(OSError):
             temp.unlink()
-        raise
-    path.unlink()
 
 
 class LocalSource:
@@ -285,12 +344,34 @@ class LocalSource:
         """The directory `move:TARGET` names: relative ones are inside DIR."""
         return self.data_dir / disposal.target  # an absolute target replaces data_dir
 
-    def dispose(self, name: str, disposal: Disposal) -> None:
+    def version(self, name: str) -> str | None:
+        return version_of(self.data_dir / name)
+
+    def versions(self) -> dict[str, str]:
+        found = {}
+        for name in self.names():
+            version = version_of(self.data_dir / name)
+            if version is not None:
+                found[name] = version
+        return found
+
+    def dispose(self, name: str, disposal: Disposal, processed: Content) -> None:
         path = self.data_dir / name
+        version = version_of(path)
+        if version is None:
+            raise FileNotFoundError(errno.ENOENT, "gone", str(path))
+        check_content(name, processed, version, lambda: file_digest(path))
         if disposal.kind == DELETE:
             path.unlink()
         elif disposal.kind == MOVE:
-            move_into(path, self.move_target(disposal))
+            target = self.move_target(disposal)
+            try:
+                move_into(path, target)
+            except FileNotFoundError:
+                if os.path.lexists(path) and not target.is_dir():
+                    # Not "a peer was quicker": the target went away under a running fleet.
+                    raise OSError(f"move target {target} does not exist") from None
+                raise
 
     def watch(
         self, loop: asyncio.AbstractEventLoop, on_event: EventCallback, log: Log

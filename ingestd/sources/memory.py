@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from ..logs import Log
 from ..naming import is_data_name
-from ..source import Disposal, EventCallback, ScanResult, Signature
+from ..source import Content, Disposal, EventCallback, ScanResult, Signature, check_content
 
 
 class MemorySource:
@@ -55,10 +55,24 @@ class MemorySource:
     def is_closed(self, name: str) -> None:
         return None
 
-    def dispose(self, name: str, disposal: Disposal) -> None:
+    def version(self, name: str) -> str | None:
         with self._mutex:
-            if self._files.pop(name, None) is None:
-                raise FileNotFoundError(name)
+            entry = self._files.get(name)
+        return None if entry is None else str(entry[1])
+
+    def versions(self) -> dict[str, str]:
+        with self._mutex:
+            return {n: str(v) for n, (_, v) in self._files.items() if is_data_name(n)}
+
+    def dispose(self, name: str, disposal: Disposal, processed: Content) -> None:
+        with self._mutex:
+            entry = self._files.get(name)
+        if entry is None:
+            raise FileNotFoundError(name)
+        check_content(name, processed, str(entry[1]), lambda: self.digest(name))
+        with self._mutex:
+            if self._files.get(name) is entry:
+                del self._files[name]
 
     def scan(self, skip: Callable[[str], bool]) -> ScanResult:
         result = ScanResult()

@@ -34,7 +34,17 @@ from typing import Any, BinaryIO
 
 from ..errors import RetryLater, StartupError
 from ..naming import default_scheme, format_name, is_data_name, key_of, parse_name
-from ..source import DELETE, MOVE, Disposal, ScanResult, Signature
+from ..source import (
+    DELETE,
+    MOVE,
+    Changed,
+    Content,
+    Disposal,
+    ScanResult,
+    Signature,
+    aside_name,
+    check_content,
+)
 
 LOOK_BACK = timedelta(hours=24)  # how late an upload may land and still be seen at once
 FULL_EVERY = 60  # one scan in this many lists the whole prefix
@@ -280,16 +290,65 @@ class S3Source:
                 size += len(chunk)
         return size, digest.hexdigest()
 
-    def dispose(self, name: str, disposal: Disposal) -> None:
+    def version(self, name: str) -> str | None:
+        return self._etag_of(self._key(name))
+
+    def versions(self) -> dict[str, str]:
+        entries = self._list("", ListingStats(full=True, start_after=""))
+        return {e[0]: e[2] for e in entries if not isinstance(e, str) and is_data_name(e[0])}
+
+    def dispose(self, name: str, disposal: Disposal, processed: Content) -> None:
+        """Only while the object is the one processed: the copy names its ETag
+        (`CopySourceIfMatch`), the delete too (`IfMatch`, where the server has it; a look
+        just before, where it ignores it). A taken target name gets the copy beside it."""
         bucket, key = self.location.bucket, self._key(name)
+        etag = self.version(name)
+        if etag is None:
+            raise FileNotFoundError(errno.ENOENT, f"{name}: gone")
+        check_content(name, processed, etag, lambda: self.digest(name))
         if disposal.kind == MOVE:
             # A copy then a delete: a crash between them leaves the original, and the next
-            # scan does it again (the copy is simply overwritten).
+            # scan does it again (finding its copy already there).
             target = self.move_prefix(disposal) + name
-            self._call(name, self._client.copy_object, Bucket=bucket, Key=target,
-                       CopySource={"Bucket": bucket, "Key": key})  # fmt: skip
+            existing = self._etag_of(target)
+            if existing is not None and existing != etag:
+                target = self.move_prefix(disposal) + aside_name(name)
+            if existing != etag:
+                self._conditional(name, etag, self._client.copy_object, Bucket=bucket,
+                                  Key=target, CopySource={"Bucket": bucket, "Key": key},
+                                  CopySourceIfMatch=etag)  # fmt: skip
         if disposal.kind in (MOVE, DELETE):
-            self._call(name, self._client.delete_object, Bucket=bucket, Key=key)
+            if self._etag_of(key) not in (etag, None):
+                raise Changed(name, None, None)
+            self._conditional(name, etag, self._client.delete_object, Bucket=bucket, Key=key,
+                              IfMatch=etag)  # fmt: skip
+
+    def _etag_of(self, key: str) -> str | None:
+        """The ETag of the object at `key` (a whole key, prefix included); None if none."""
+        try:
+            head = self._call(key, self._client.head_object, Bucket=self.location.bucket,
+                              Key=key)  # fmt: skip
+        except FileNotFoundError:
+            return None
+        return str(head.get("ETag", ""))
+
+    def _conditional(self, name: str, etag: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        """A call conditional on the object's ETag; `Changed` when the server says it moved on."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return fn(**kwargs)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("PreconditionFailed", "412"):
+                raise Changed(name, None, None) from None
+            raise self._os_error(exc, name) from None
+        except Exception as exc:
+            from botocore.exceptions import BotoCoreError
+
+            if isinstance(exc, BotoCoreError):
+                raise self._os_error(exc, name) from None
+            raise
 
     def move_prefix(self, disposal: Disposal) -> str:
         """`move:TARGET` as a key prefix: relative to the source's prefix, `/x` from the root."""
