@@ -232,7 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     compact.add_argument("--archive", action="store_true",
                          help="keep the old manifest as manifest-DATE.jsonl")  # fmt: skip
     compact.add_argument("--retain", type=_days, metavar="DAYS",
-                         help="drop records of files gone and older than DAYS")  # fmt: skip
+                         help="drop records of files gone and older than DAYS, unless "
+                              "publishing still needs them")  # fmt: skip
+    compact.add_argument("--output-dir", type=Path, metavar="PATH",
+                         help="the workers' --output-dir with --publish-in-order "
+                              "(default DIR/out)")  # fmt: skip
 
     workers = sub.add_parser("workers", help="list workers by heartbeat; --prune removes lost ones")
     _add_dir(workers)

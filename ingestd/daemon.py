@@ -109,6 +109,7 @@ class Daemon:
         self._publish_wake = asyncio.Event()
         self._publish_failing = False
         self._published: dict[str, str] = {}  # the watermark after this worker's last pass
+        self._publish_error: str | None = None  # why the last pass failed
         # What the last good pass saw (finished, failed, pending): a scan that changed none
         # of it cannot let anything be published, and need not list the source again.
         self._publish_view: tuple[int, int, int] | None = None
@@ -501,6 +502,7 @@ class Daemon:
             report = await asyncio.to_thread(self.publisher.run)
         except (OSError, ValueError) as exc:
             self._publish_view = None  # the next scan tries again
+            self._publish_error = str(exc)
             if not self._publish_failing:  # once per outage, not once per pass
                 self.log.error("publish_failed", error=str(exc), retry="at the next scan")
             self._publish_failing = True
@@ -508,6 +510,7 @@ class Daemon:
         if self._publish_failing:
             self.log.info("publish_recovered")
             self._publish_failing = False
+        self._publish_error = None
         for step in report.steps:
             if step.action is Action.PUBLISH:
                 self.log.info("file_published", file=step.name, outputs=step.outputs)
@@ -628,6 +631,7 @@ class Daemon:
             blocked_keys=self.discovery.keys.blocked() if self.discovery.keys else {},
             published=dict(self._published),
             changed=dict(self.worker.changed_files),
+            publish_error=self._publish_error,
         )
 
     async def _systemd_watchdog(self, interval: float) -> None:

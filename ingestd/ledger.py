@@ -212,6 +212,8 @@ class Heartbeat:
     published: dict[str, str] = field(default_factory=dict)
     # finished files whose source holds other content now (kept): name -> sha256 or version
     changed: dict[str, str] = field(default_factory=dict)
+    # --publish-in-order: why the last pass failed (passes fail until someone fixes it)
+    publish_error: str | None = None
     heartbeat_at: float | None = None
     age_seconds: float = 0.0
 

@@ -162,6 +162,15 @@ def count_missing_slots(
     return count, first
 
 
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+
+
+def terminal_safe(text: object) -> str:
+    """`text` with every control character escaped (`\\x1b`): a name or an error printed to a
+    terminal can never move the cursor, recolour it or retitle the window."""
+    return str(text).translate(_CONTROLS)
+
+
 def printable(name: str, limit: int = 120) -> str:
     """A safe, bounded rendering of an arbitrary directory entry name for logs."""
     text = ascii(name)[1:-1]

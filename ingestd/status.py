@@ -34,6 +34,7 @@ from .naming import (
     oldest_first,
     parse_name,
     sort_key,
+    terminal_safe,
 )
 from .settings import file_ledger_path, is_bucket_url, is_database_url, state_dir_for
 from .source import Source
@@ -75,9 +76,11 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
     working = [asdict(holding) for holding in inspector.holdings()]
     held = {w["file"] for w in working}
     pending = [n for n in oldest_first(present) if n not in finished and n not in held]
-    keys = {key: _key_report(names, finished, present, args.interval_minutes)
+    keys = {key: _key_report(names, statuses, held, present, args.interval_minutes)
             for key, names in by_key(present.keys() | finished).items()}  # fmt: skip
-    default = keys.get(DEFAULT_KEY) or _key_report([], finished, present, args.interval_minutes)
+    default = keys.get(DEFAULT_KEY) or _key_report(
+        [], statuses, held, present, args.interval_minutes
+    )
     ages = [a for k in keys.values() if (a := k["oldest_unprocessed_age_seconds"]) is not None]
     beats = inspector.workers()
     lost = [b for b in beats if b.lost]
@@ -86,6 +89,7 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
     blocked: dict[str, str] = {}
     published: dict[str, str] = {}
     changed: dict[str, str] = {}  # re-delivered with other content after it was finished
+    publish_errors: dict[str, str] = {}  # worker -> why its last publishing pass failed
     for beat in beats:
         if beat.lost:
             continue
@@ -95,6 +99,8 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
         for key, name in beat.published.items():
             if is_data_name(name):
                 published[key] = max(published.get(key, name), name, key=sort_key)
+        if beat.publish_error:
+            publish_errors[beat.worker] = beat.publish_error
         for name, now in beat.changed.items():
             if statuses.get(name) in FINISHED and name in present:
                 changed[name] = now
@@ -123,27 +129,35 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
         "blocked_keys": blocked,
         "published": published,
         "changed_after_done": changed,
+        "publish_errors": publish_errors,
     }
 
 
 def _key_report(
-    names: list[str], finished: set[str], present: dict[str, tuple[int, int]], minutes: float
+    names: list[str],
+    statuses: dict[str, str],
+    held: set[str],
+    present: dict[str, tuple[int, int]],
+    minutes: float,
 ) -> dict[str, Any]:
     """One key's watermark, oldest waiting file and missing slots; `names` oldest first."""
     watermark = None
     for name in names:
-        if name not in finished:
+        if statuses.get(name) not in FINISHED:
             break
         watermark = name
-    unfinished = [n for n in names if n not in finished]
+    unfinished = [n for n in names if statuses.get(n) not in FINISHED]
+    # Waiting: unfinished and nobody working on it (a file in progress is not waiting).
+    waiting = [n for n in unfinished if n not in held and n in present]
     oldest_age = None
-    if unfinished and unfinished[0] in present:
-        oldest_age = round(time.time() - present[unfinished[0]][1] / 1e9, 1)
+    if waiting:
+        oldest_age = round(time.time() - present[waiting[0]][1] / 1e9, 1)
     stamps = [stamp for n in names if (stamp := parse_name(n)) is not None]
     gap_count, gaps = count_missing_slots(stamps, timedelta(minutes=minutes), LISTED_SLOTS)
     key = key_of(names[0]) if names else DEFAULT_KEY
     return {
-        "done": sum(1 for n in names if n in finished),
+        "done": sum(1 for n in names if statuses.get(n) == DONE),
+        "failed": sum(1 for n in names if statuses.get(n) == FAILED),
         "waiting": len(unfinished),
         "low_watermark": watermark,
         "oldest_unprocessed_age_seconds": oldest_age,
@@ -153,40 +167,53 @@ def _key_report(
 
 
 def _print_status(report: dict[str, Any]) -> None:
-    print(f"data dir       {report['data_dir']}" + ("   [PAUSED]" if report["paused"] else ""))
+    safe = terminal_safe
+    print(
+        f"data dir       {safe(report['data_dir'])}" + ("   [PAUSED]" if report["paused"] else "")
+    )
     print(
         f"files          done {report['done']}, failed {report['failed']}, "
         f"pending {report['pending']}, in progress {len(report['in_progress'])}"
     )
     for item in report["in_progress"]:
-        print(f"  working      {item['file']}  {item['worker']}  {item['age_seconds']} s")
+        print(f"  working      {safe(item['file'])}  {safe(item['worker'])}  "
+              f"{item['age_seconds']} s")  # fmt: skip
     for beat in report["workers"]:
         done = beat.get("files_processed")
-        print(f"worker         {beat['worker']}  {beat.get('state')}  done {done}")
+        print(f"worker         {safe(beat['worker'])}  {beat.get('state')}  done {done}")
     for beat in report["lost_workers"]:
         age = beat["age_seconds"]
-        print(f"LOST worker    {beat['worker']}  (no heartbeat for {age:.0f} s)")
+        print(f"LOST worker    {safe(beat['worker'])}  (no heartbeat for {age:.0f} s)")
     for beat in report["gone_workers"]:
-        print(f"gone worker    {beat['worker']}  (lost long ago: ingestd workers --prune)")
+        print(f"gone worker    {safe(beat['worker'])}  (lost long ago: ingestd workers --prune)")
     for problem in report["problems"]:
-        print(f"PROBLEM        {problem}")
+        print(f"PROBLEM        {safe(problem)}")
+    keyed_only = report["keys"] and DEFAULT_KEY not in report["keys"]
     watermark = report["low_watermark"]
-    print(f"low watermark  {watermark or '- (nothing done yet)'}")
+    if keyed_only:
+        print("low watermark  per key, below")
+    else:
+        print(f"low watermark  {safe(watermark) if watermark else '- (nothing done yet)'}")
     age = report["oldest_unprocessed_age_seconds"]
     print(f"oldest waiting {'-' if age is None else f'{age} s'}")
-    count, gaps = report["missing_slot_count"], report["missing_slots"]
-    more = f" (and {count - 10} more)" if count > 10 else ""
-    print(f"missing slots  {count}" + (f": {', '.join(gaps[:10])}{more}" if gaps else ""))
+    if not keyed_only:
+        count, gaps = report["missing_slot_count"], report["missing_slots"]
+        more = f" (and {count - 10} more)" if count > 10 else ""
+        listed = ", ".join(safe(g) for g in gaps[:10])
+        print(f"missing slots  {count}" + (f": {listed}{more}" if gaps else ""))
     for key, each in report["keys"].items():
-        print(f"key {key or '(none)':<10} done {each['done']}, waiting {each['waiting']}, "
-              f"low watermark {each['low_watermark'] or '-'}, "
+        print(f"key {safe(key) or '(none)':<10} done {each['done']}, failed {each['failed']}, "
+              f"waiting {each['waiting']}, low watermark {safe(each['low_watermark'] or '-')}, "
               f"missing slots {each['missing_slot_count']}")  # fmt: skip
     for key, name in sorted(report["published"].items()):
-        print(f"published      {'key ' + key + ': ' if key else ''}up to {name}")
+        print(f"published      {'key ' + safe(key) + ': ' if key else ''}up to {safe(name)}")
+    for worker, error in sorted(report["publish_errors"].items()):
+        print(f"PUBLISHING     failing on {safe(worker)}: {safe(error)}")
     for key, name in sorted(report["blocked_keys"].items()):
-        print(f"BLOCKED key    {key or '(none)'} by failed {name} (ingestd retry, or remove it)")
+        print(f"BLOCKED key    {safe(key) or '(none)'} by failed {safe(name)} "
+              "(ingestd retry, or remove it)")  # fmt: skip
     for name in sorted(report["changed_after_done"], key=sort_key):
-        print(f"CHANGED        {name} holds other content than was processed (kept; "
+        print(f"CHANGED        {safe(name)} holds other content than was processed (kept; "
               "ingestd explain DIR NAME)")  # fmt: skip
 
 
@@ -230,6 +257,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         or report["problems"]
         or report["blocked_keys"]
         or report["changed_after_done"]
+        or report["publish_errors"]
     )
     return 1 if attention else 0
 
@@ -258,6 +286,8 @@ def cmd_workers(args: argparse.Namespace) -> int:
             )
         for worker in pruned:
             print(f"pruned {worker}")
+        if not rows and not pruned:
+            print("no workers: no heartbeat in the ledger", file=sys.stderr)
     return 1 if any(row["state"] == "lost" for row in rows) else 0
 
 
@@ -282,7 +312,11 @@ def cmd_health(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from .explain import Facts, explain
 
-    name = os.path.basename(args.name)  # a path to the file works too
+    name = os.path.basename(args.name)
+    if name != args.name and not _in_source(args):
+        print(f"ingestd: error: {args.name} is not in {args.dir}: give the file's name "
+              f"(e.g. {name})", file=sys.stderr)  # fmt: skip
+        return 2
     source, inspector = _view(args)
     records = [r for r in inspector.records() if r.get("file") == name]
     present: tuple[int, int | None] | None = None
@@ -300,10 +334,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        print(f"{result.file}: {result.state}: {result.why}")
+        print(terminal_safe(f"{result.file}: {result.state}: {result.why}"))
         for what, detail in result.lines:
-            print(f"  {what:<8} {detail}")
-    return 0 if result.state != "unknown" else 1
+            print(f"  {what:<8} {terminal_safe(detail)}")
+    return 0 if result.state not in ("unknown", "ignored") else 1
+
+
+def _in_source(args: argparse.Namespace) -> bool:
+    """Whether `args.name`, a path, names a file in DIR itself (so its base name is meant)."""
+    if is_bucket_url(args.dir):
+        return False
+    parent = os.path.dirname(os.path.abspath(str(args.name)))
+    return os.path.realpath(parent) == os.path.realpath(str(args.dir))
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
@@ -318,7 +360,11 @@ def cmd_compact(args: argparse.Namespace) -> int:
         print(f"nothing to compact: no manifest in {state}")
         return 0
     source, _ = _view(args)
-    result = compact(state, lambda: set(_present(source)), args.archive, args.retain)
+    try:
+        result = compact(state, lambda: _still_needed(source, args), args.archive, args.retain)
+    except FileExistsError as exc:
+        print(f"ingestd: error: compact: {exc}", file=sys.stderr)
+        return 2
     print(
         f"manifest: {result.records_before} records -> {result.records_after} "
         f"({result.bytes_before} -> {result.bytes_after} bytes); bad lines dropped "
@@ -326,6 +372,39 @@ def cmd_compact(args: argparse.Namespace) -> int:
         + (f"; old manifest kept as {result.archive}" if result.archive else "")
     )
     return 0
+
+
+class _Needed:
+    """Names whose records a compaction must keep: still in the source (a scan needs them),
+    staged for publishing, or after their key's watermark (a publishing pass needs them)."""
+
+    def __init__(self, present: set[str], staged: set[str], marks: dict[str, str] | None):
+        self.present, self.staged, self.marks = present, staged, marks
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        if name in self.present or name in self.staged:
+            return True
+        if self.marks is None:
+            return True  # the watermark cannot be read: expire nothing
+        mark = self.marks.get(key_of(name))
+        return mark is None or bool(sort_key(name) > sort_key(mark))
+
+
+def _still_needed(source: Source, args: argparse.Namespace) -> _Needed:
+    from .outputs import STAGING, read_marks
+
+    present = set(_present(source))
+    out = args.output_dir or (None if is_bucket_url(args.dir) else Path(args.dir) / "out")
+    if out is None or not (out / STAGING).is_dir():
+        return _Needed(present, set(), {})  # no publishing here
+    staged = {entry.name for entry in os.scandir(out / STAGING) if entry.is_dir()}
+    try:
+        marks: dict[str, str] | None = read_marks(out).published
+    except (OSError, ValueError):
+        marks = None
+    return _Needed(present, staged, marks)
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
@@ -386,7 +465,10 @@ def cmd_failed(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
     else:
         for row in rows:
-            print(f"{row['file']}\t{row['error']}")
+            print(f"{terminal_safe(row['file'])}\t{terminal_safe(row['error'])}")
+        if not rows:
+            # On stderr: a script reading the list on stdout gets an empty list.
+            print("no failed files", file=sys.stderr)
     return 0
 
 
@@ -444,6 +526,8 @@ def main(args: argparse.Namespace) -> int:
     if problem is None:
         try:
             return _dispatch(args)
+        except BrokenPipeError:
+            raise  # the reader closed the pipe: not an error (cli.main ends quietly)
         except OSError as exc:
             where = f": {exc.filename}" if exc.filename else ""
             problem = f"{exc.strerror or exc}{where}"

@@ -93,6 +93,21 @@ def _expired(line: bytes, before: datetime) -> bool:
     return finished < before
 
 
+def _link_archive(path: Path, state_dir: Path, now: datetime) -> Path:
+    """The old manifest by a second name before it is replaced: dated, and numbered when a
+    compaction of the same second kept one already."""
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    for number in range(1000):
+        archived = state_dir / (f"manifest-{stamp}.jsonl" if number == 0 else
+                                f"manifest-{stamp}-{number}.jsonl")  # fmt: skip
+        try:
+            os.link(path, archived)
+        except FileExistsError:
+            continue
+        return archived
+    raise FileExistsError(f"{state_dir}: no free archive name for {stamp}")
+
+
 def compact(
     state_dir: Path,
     present: Callable[[], Container[str]],
@@ -136,10 +151,10 @@ def compact(
                 size_after = out.tell()
             size_before = os.fstat(handle.fileno()).st_size
         archived = None
-        if archive:
-            archived = state_dir / f"manifest-{now.strftime('%Y%m%dT%H%M%SZ')}.jsonl"
-            os.link(path, archived)  # the old file, by a second name, before it is replaced
-        os.replace(temp, path)
+        with _removed_on_failure(temp):
+            if archive:
+                archived = _link_archive(path, state_dir, now)
+            os.replace(temp, path)
         dir_fd = os.open(state_dir, os.O_RDONLY)
         try:
             os.fsync(dir_fd)  # the rename itself is durable
