@@ -29,6 +29,7 @@ from .ledger import PRUNE_AFTER, Heartbeat, Hold, Ledger
 from .logs import Log
 from .naming import key_of
 from .outputs import Publisher
+from .probes import Probes
 from .publish import Action
 from .settings import Settings
 from .source import Source, Watch
@@ -104,6 +105,7 @@ class Daemon:
 
             self.metrics = self.worker.metrics = WorkerMetrics()
         self._metrics_server: WSGIServer | None = None
+        self.probes = Probes(settings.heartbeat_interval)
         self._metrics_failing = False
         self._scan_seconds: float | None = None
         self._publish_wake = asyncio.Event()
@@ -144,7 +146,7 @@ class Daemon:
         from .metrics import serve
 
         try:
-            self._metrics_server = serve(self.metrics, *listen)
+            self._metrics_server = serve(self.metrics, *listen, probes=self.probes)
         except OSError as exc:  # the port is taken, the address is not ours: say so, exit 2
             raise StartupError(f"--metrics-listen {listen[0]}:{listen[1]}: {exc}") from None
         self.log.info("metrics_listening", host=listen[0], port=listen[1])
@@ -438,7 +440,7 @@ class Daemon:
             return  # the ledger is unreachable: keep what we knew (the rescan says why)
         if paused == self.paused:
             return
-        self.paused = paused
+        self.paused = self.probes.paused = paused
         if paused:
             self._resumed.clear()
             self.log.info("paused", in_hand=sorted(self.worker.in_hand))
@@ -477,6 +479,8 @@ class Daemon:
         started = time.monotonic()
         recovered = await self.discovery.rescan()
         self._scan_seconds = time.monotonic() - started
+        self.probes.scanned = True
+        self.probes.source_error = self.discovery.scan_error
         # A pass at each scan too, when the scan saw something new: a peer may have died
         # between its commit and its pass.
         if self._view() != self._publish_view:
@@ -551,10 +555,12 @@ class Daemon:
             try:
                 await asyncio.to_thread(self.ledger.write_heartbeat, self._beat())
             except OSError as exc:
+                self.probes.beat_error = str(exc)
                 if not failing:  # once per streak
                     self.log.warning("heartbeat_failed", error=str(exc))
                 failing = True
             else:
+                self.probes.last_beat, self.probes.beat_error = time.monotonic(), None
                 if failing:
                     self.log.info("heartbeat_recovered")
                 failing = False

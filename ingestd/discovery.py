@@ -44,6 +44,7 @@ class Discovery:
         self._to_check: set[str] = set()
         self._ignored: set[str] = set()
         self._scan_failing = False
+        self.scan_error: str | None = None  # why the last scan failed, for the probes
         self._checks: set[asyncio.Task[None]] = set()
         self._recorded: dict[str, Content] = {}
         self._dispose_failing: set[str] = set()
@@ -209,7 +210,9 @@ class Discovery:
             if not self._scan_failing:
                 self.log.error("scan_failed", error=str(exc), data_dir=self.source.description)
             self._scan_failing = True
+            self.scan_error = str(exc)
             return False
+        self.scan_error = None
         for name, action, error in disposed:
             if not error:
                 # Its record was made, but its worker died before the move or delete.

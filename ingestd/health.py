@@ -2,16 +2,22 @@
 
 Live: the worker's heartbeat is fresh by the ledger's clock (younger than three of its own
 intervals). The heartbeat is written by a task on the worker's event loop, so a fresh one also
-says the loop is making progress: a blocked loop stops writing it. Ready, besides: the source
-can be read, the state dir can be written (or the PostgreSQL ledger answers) and the fleet is
-not paused. Exit 0 and one line saying so, or exit 1 and one line saying why; usable as a
-container HEALTHCHECK or an exec probe as it is.
+says the loop is making progress: a blocked loop stops writing it. Without `--worker`, every
+worker on this host is judged, except a lost one that was replaced: a live worker on the same
+host started after its last heartbeat (a crash and a restart under systemd, where each run has
+its own default HOST:PID id). A lost worker nothing replaced is this host's verdict.
+
+Ready, besides: the source can be read, the state dir can be written (or the PostgreSQL ledger
+answers) and the fleet is not paused. Exit 0 and one line saying so, or exit 1 and one line
+saying why; usable as a container HEALTHCHECK or an exec probe as it is.
 """
 
 from __future__ import annotations
 
 import socket
+import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from .errors import StartupError
 from .ledger import STALE_AFTER_BEATS, Heartbeat, Inspector
@@ -24,11 +30,28 @@ class Verdict:
     line: str
 
 
+def replaced(lost: Heartbeat, beats: list[Heartbeat], now: float | None = None) -> bool:
+    """Whether a live worker on `lost`'s host started after `lost`'s last heartbeat. Pure."""
+    now = time.time() if now is None else now
+    last_beat = now - lost.age_seconds
+    for beat in beats:
+        if beat.lost or beat.host != lost.host or beat.worker == lost.worker:
+            continue
+        try:
+            started = datetime.fromisoformat(beat.started_at).timestamp()
+        except ValueError:
+            continue
+        if started >= last_beat - 1.0:  # a second of slack for the two clocks' readings
+            return True
+    return False
+
+
 def live(beats: list[Heartbeat], worker: str | None, host: str | None = None) -> Verdict:
-    """Whether `worker` (default: every worker on this host) has a fresh heartbeat. Pure."""
+    """Whether `worker` (default: every worker on this host, less the replaced) has a fresh
+    heartbeat. Pure."""
     host = host or socket.gethostname()
     chosen = [b for b in beats if b.worker == worker] if worker else [
-        b for b in beats if b.host == host
+        b for b in beats if b.host == host and not (b.lost and replaced(b, beats))
     ]  # fmt: skip
     if not chosen:
         who = f"worker {worker}" if worker else f"no worker on {host}"

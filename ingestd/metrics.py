@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from wsgiref.simple_server import WSGIServer
+from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import (
     CollectorRegistry,
@@ -29,7 +31,7 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
     generate_latest,
-    start_http_server,
+    make_wsgi_app,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -37,6 +39,9 @@ from prometheus_client.registry import Collector
 from . import __version__
 from .ledger import DONE, FAILED, Record
 from .naming import parse_name
+
+if TYPE_CHECKING:
+    from .probes import Probes
 
 # The `_created` series double every counter for a timestamp nobody here needs.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -221,10 +226,42 @@ def write_textfile(path: Path, exposition: bytes) -> None:
         raise
 
 
-def serve(metrics: WorkerMetrics, host: str, port: int) -> WSGIServer:
-    """Serve the registry over HTTP in a daemon thread; the server (`.shutdown()` ends it)."""
-    server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # a scrape every few seconds is not worth a log line
+
+
+def serve(metrics: WorkerMetrics, host: str, port: int, probes: Probes | None = None) -> WSGIServer:
+    """Serve `/metrics`, and `/healthz` and `/readyz` (200 or 503 with the verdict's line),
+    in daemon threads; 404 for any other path. The server (`.shutdown()` ends it)."""
+    exposition = make_wsgi_app(metrics.registry)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            body: Iterable[bytes] = exposition(environ, start_response)
+            return body
+        if path in ("/healthz", "/readyz") and probes is not None:
+            verdict = probes.live() if path == "/healthz" else probes.ready()
+            status = "200 OK" if verdict.healthy else "503 Service Unavailable"
+            return _text(start_response, status, verdict.line)
+        return _text(start_response, "404 Not Found", f"not found: {path} (try /metrics)")
+
+    server = make_server(host, port, app, _Server, handler_class=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
+    thread.start()
     return server
+
+
+def _text(start_response: Any, status: str, line: str) -> list[bytes]:
+    body = (line + "\n").encode()
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
+                            ("Content-Length", str(len(body)))])  # fmt: skip
+    return [body]
 
 
 # ---- the fleet's view, from the ledger alone (`ingestd status --prometheus`) ----

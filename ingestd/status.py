@@ -22,7 +22,7 @@ from typing import Any
 from .audit import Audit, audit
 from .compose import operator_view
 from .errors import StartupError
-from .health import Verdict, live, ready
+from .health import Verdict, live, ready, replaced
 from .ledger import DONE, FAILED, FINISHED, PRUNE_AFTER, Inspector, RetryRequest
 from .naming import (
     DEFAULT_KEY,
@@ -83,7 +83,9 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
     )
     ages = [a for k in keys.values() if (a := k["oldest_unprocessed_age_seconds"]) is not None]
     beats = inspector.workers()
-    lost = [b for b in beats if b.lost]
+    # A lost worker replaced on its host (crashed, restarted) needs nobody: listed apart.
+    lost = [b for b in beats if b.lost and not replaced(b, beats)]
+    swapped = [b for b in beats if b.lost and replaced(b, beats)]
     # What live workers report: keys a failed file holds (--on-key-failure block), and how
     # far publishing got (--publish-in-order; the furthest any worker saw, per key).
     blocked: dict[str, str] = {}
@@ -119,6 +121,7 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
         # the heartbeat, and until then it is only listed.
         "lost_workers": [b.to_dict() for b in lost if b.lost_for <= PRUNE_AFTER],
         "gone_workers": [b.to_dict() for b in lost if b.lost_for > PRUNE_AFTER],
+        "replaced_workers": [b.to_dict() for b in swapped],
         "problems": inspector.problems(),
         # The default key's (names without a key); each key's below, when there are keys.
         "low_watermark": default["low_watermark"],
@@ -186,6 +189,8 @@ def _print_status(report: dict[str, Any]) -> None:
         print(f"LOST worker    {safe(beat['worker'])}  (no heartbeat for {age:.0f} s)")
     for beat in report["gone_workers"]:
         print(f"gone worker    {safe(beat['worker'])}  (lost long ago: ingestd workers --prune)")
+    for beat in report["replaced_workers"]:
+        print(f"replaced       {safe(beat['worker'])}  (restarted on {safe(beat['host'])})")
     for problem in report["problems"]:
         print(f"PROBLEM        {safe(problem)}")
     keyed_only = report["keys"] and DEFAULT_KEY not in report["keys"]

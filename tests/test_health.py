@@ -6,11 +6,12 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from conftest import wait_for
 
-from ingestd.health import live
+from ingestd.health import live, replaced
 from ingestd.ledger import Heartbeat
 
 
@@ -60,3 +61,34 @@ def test_the_probe_follows_a_real_worker(data: Path, spawn) -> None:
     assert w.terminate() == 0
     gone = health(data, "--worker", "probe-me")  # a clean stop removes the heartbeat
     assert gone.returncode == 1 and "no heartbeat" in gone.stdout
+
+
+def test_a_lost_worker_replaced_on_its_host_is_not_the_hosts_verdict() -> None:
+    now = time.time()
+    started = datetime.fromtimestamp(now - 30, UTC).isoformat()
+    dead = beat("h1:100", 60.0)  # last heartbeat a minute ago
+    heir = Heartbeat(worker="h1:200", host="h1", age_seconds=1.0, started_at=started)
+    assert replaced(dead, [dead, heir], now)
+    assert live([dead, heir], None, host="h1").healthy
+    # A peer that was already running when the other died replaced nothing.
+    old = Heartbeat(worker="h1:300", host="h1", age_seconds=1.0,
+                    started_at=datetime.fromtimestamp(now - 3600, UTC).isoformat())  # fmt: skip
+    assert not replaced(dead, [dead, old], now)
+    assert not live([dead, old], None, host="h1").healthy
+    assert not live([dead, heir], "h1:100").healthy  # asked by its id: judged all the same
+
+
+def test_after_a_crash_and_a_restart_health_and_status_are_clean(data: Path, spawn) -> None:
+    (data / "2018_06_28_00_00.txt").write_text("1")
+    first = spawn(data, "--heartbeat-interval", "0.2", "--seconds-in-min", "0")
+    wait_for(lambda: first.events("file_done"))
+    first.kill()  # its heartbeat stays, soon stale
+    second = spawn(data, "--heartbeat-interval", "0.2")
+    wait_for(lambda: second.events("ready"))
+    time.sleep(1.0)  # the first one's heartbeat is past three intervals
+    assert health(data).returncode == 0, health(data).stdout
+    status = subprocess.run([sys.executable, "-m", "ingestd", "status", str(data)],
+                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert status.returncode == 0, status.stdout
+    assert "replaced       w0" in status.stdout
+    assert second.terminate() == 0

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -182,3 +183,30 @@ def test_a_taken_port_is_one_line_and_exit_2(data: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "ingestd", str(data), "--metrics-listen", "9464x"],
                          capture_output=True, text=True, timeout=30)  # fmt: skip
     assert bad.returncode == 2 and "HOST:PORT" in bad.stderr
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_the_port_serves_metrics_and_the_probes_and_nothing_else(data: Path, spawn) -> None:
+    port = _free_port()
+    w = spawn(data, "--metrics-listen", f"127.0.0.1:{port}", "--heartbeat-interval", "0.2")
+    wait_for(lambda: w.events("ready"), what="ready")
+    base = f"http://127.0.0.1:{port}"
+    status, body = _get(base + "/metrics")
+    assert status == 200 and "ingestd_build_info" in body
+    assert _get(base + "/healthz")[0] == 200
+    assert wait_for(lambda: _get(base + "/readyz")[0] == 200, what="ready on /readyz")
+    for other in ("/", "/metrics/x", "/favicon.ico", "/healthz/"):
+        assert _get(base + other)[0] == 404, other
+    # Paused: alive, not ready; the same verdicts as `ingestd health [--ready]`.
+    subprocess.run([sys.executable, "-m", "ingestd", "pause", str(data)], check=True)
+    wait_for(lambda: _get(base + "/readyz")[0] == 503, what="not ready while paused")
+    assert "paused" in _get(base + "/readyz")[1]
+    assert _get(base + "/healthz")[0] == 200
+    assert w.terminate() == 0
