@@ -97,7 +97,9 @@ def prepare_move_targets(source: LocalSource, settings: Settings) -> None:
         if disposal.kind != MOVE:
             continue
         target = source.move_target(disposal)
-        if os.path.abspath(target) == os.path.abspath(source.data_dir):
+        # Real paths: a target that is a symlink to DIR (or DIR reached by another path) is
+        # DIR itself, and a file "moved" there would be moved again at every scan.
+        if os.path.realpath(target) == os.path.realpath(source.data_dir):
             raise StartupError(f"{option} {text}: that is the watched directory itself")
         try:
             target.mkdir(parents=True, exist_ok=True)

@@ -544,7 +544,13 @@ class Daemon:
             return
         limit = self.settings.exit_when_idle
         if limit is not None and now - self._idle_since >= limit and not self.stop_event.is_set():
-            self.log.info("idle_exit", idle_seconds=round(now - self._idle_since, 3))
+            blocked = self.discovery.keys.blocked() if self.discovery.keys is not None else {}
+            self.log.info(
+                "idle_exit",
+                idle_seconds=round(now - self._idle_since, 3),
+                blocked_keys=blocked,  # their later files wait for a person, not for us
+                left_waiting=self.discovery.blocked_pending,
+            )
             self.request_stop()
 
     async def _heartbeat_loop(self) -> None:

@@ -16,7 +16,7 @@ import time
 from .keys import KeyOrder
 from .ledger import DONE, FAILED, Ledger
 from .logs import Log
-from .naming import is_data_name, printable
+from .naming import is_data_name, key_of, printable
 from .ready import ReadyQueue, Settling
 from .settings import Settings
 from .source import KEEP, TEMP_FILE, Changed, Content, ScanResult, Source
@@ -37,7 +37,8 @@ class Discovery:
         self.ready = ReadyQueue()
         # Files from a source that writes them whole need no settling.
         self.settling = Settling(0.0 if source.atomic else settings.settle)
-        self.pending = 0  # data files present and not finished, at the last scan
+        self.pending = 0  # data files present, not finished, not of a blocked key (last scan)
+        self.blocked_pending = 0  # ... and those of a blocked key (--on-key-failure block)
         self.wake = asyncio.Event()  # set when an event asks for a settle check
         self.seen_at: dict[str, str] = {}
         self.retry_at: dict[str, tuple[float, int]] = {}  # name -> (monotonic, failures)
@@ -198,8 +199,9 @@ class Discovery:
                 if self.source.version(name) is None:  # gone since: nothing to report
                     self.worker.changed_files.pop(name, None)
             disposed, changed = self._dispose_leftovers(finished)
-            # --one-per-key: the finished files still present, and which of them failed.
-            failed = [n for n in finished if keyed and not self.ledger.is_done(n)]
+            # --one-per-key: the finished files still present, and the failed ones: from the
+            # ledger, present or not (one moved away by --on-failed still holds its key).
+            failed = self.ledger.failed_names() if keyed else []
             present = (finished, failed) if keyed else ([], [])
             return result, leftovers, (disposed, changed), clock, closed, present
 
@@ -246,7 +248,11 @@ class Discovery:
         for name in result.changed:
             if self.ledger.is_done(name):
                 self._check_later(name)
-        self.pending = len(result.candidates)
+        # A file of a blocked key waits for a person, not for this worker: it does not keep
+        # --exit-when-idle from exiting.
+        blocked = self.keys.blocked() if self.keys is not None else {}
+        self.blocked_pending = sum(1 for n in result.candidates if key_of(n) in blocked)
+        self.pending = len(result.candidates) - self.blocked_pending
         if leftovers and (removed := await self.worker.remove_leftovers(leftovers)):
             self.log.info("leftover_locks_removed", files=removed)
         return recovered

@@ -65,6 +65,14 @@ class StatusView:
     def failed_count(self) -> int:
         return count_failed(self.status)
 
+    def failed_names(self) -> list[str]:
+        return failed_names(self.status)
+
+
+def failed_names(statuses: Mapping[str, str]) -> list[str]:
+    """Files failed and not retried (a copy first, as `count_failed` says why)."""
+    return [name for name, status in list(statuses.items()) if status == FAILED]
+
 
 def count_failed(statuses: Mapping[str, str]) -> int:
     # A copy first: a scan thread may be adding records meanwhile, and a dict must not change
@@ -357,6 +365,9 @@ class Ledger(Protocol):
 
     def failed_count(self) -> int:
         """Files failed and not retried, as of the last `sync`."""
+
+    def failed_names(self) -> list[str]:
+        """Those files' names, whether or not the source still has them."""
 
     def prune_workers(self, after: float) -> list[str]:
         """Remove heartbeats of workers lost for over `after` seconds; their ids."""

@@ -133,6 +133,22 @@ def test_an_unusable_move_target_is_one_line_and_exit_2(data: Path, spawn) -> No
     assert "--on-done target" in w.text and "Traceback" not in w.text
     same = spawn(data, "--on-failed", f"move:{data}")
     assert same.wait(timeout=30) == 2 and "the watched directory itself" in same.text
+    (data.parent / "alias").symlink_to(data)  # a symlink to DIR is DIR
+    alias = spawn(data, "--on-done", f"move:{data.parent / 'alias'}")
+    assert alias.wait(timeout=30) == 2 and "the watched directory itself" in alias.text
+
+
+def test_a_move_target_removed_while_workers_run_is_dispose_failed(data: Path, spawn) -> None:
+    (data / NAMES[0]).write_text("1")
+    w = spawn(data, "--on-done", "move:done", "--seconds-in-min", "0")
+    wait_for(lambda: w.events("file_disposed"), what="the first one moved")
+    (data / "done" / NAMES[0]).unlink()
+    (data / "done").rmdir()  # an operator tidies up under a running fleet
+    (data / NAMES[1]).write_text("1")
+    wait_for(lambda: w.events("dispose_failed"), what="the failure said")
+    assert "does not exist" in w.events("dispose_failed")[0]["error"]
+    assert (data / NAMES[1]).exists()  # kept in place, tried again at the next scan
+    assert w.terminate() == 0
 
 
 def test_move_under_sigkill_storms_never_loses_a_file_or_keeps_two(data: Path, spawn) -> None:

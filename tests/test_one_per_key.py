@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import random
 import time
 from collections import defaultdict
@@ -86,3 +87,20 @@ def test_three_workers_three_keys_never_two_files_of_a_key_at_once(data: Path, s
         for (_, end, first), (start, _, second) in itertools.pairwise(spans):
             assert start >= end, f"key {key}: {second} began before {first} ended"
             assert second >= first, f"key {key}: {second} before {first}"
+
+
+def test_a_failed_file_moved_away_still_blocks_its_key_and_idle_exit_says_so(
+    data: Path, spawn
+) -> None:
+    (data / "acme_2018_06_28_00_00.txt").write_text("not a number")
+    (data / "acme_2018_06_28_00_15.txt").write_text("1")
+    (data / "beta_2018_06_28_00_15.txt").write_text("1")
+    w = spawn(data, "--one-per-key", "--on-key-failure", "block", "--on-failed", "move:failed",
+              "--seconds-in-min", "0", "--exit-when-idle", "1")  # fmt: skip
+    assert w.wait(timeout=60) == 0
+    assert os.listdir(data / "failed") == ["acme_2018_06_28_00_00.txt"]
+    assert [e["file"] for e in w.events("file_done")] == ["beta_2018_06_28_00_15.txt"]
+    assert (data / "acme_2018_06_28_00_15.txt").exists()  # held by its failed predecessor
+    idle = w.events("idle_exit")[0]
+    assert idle["blocked_keys"] == {"acme": "acme_2018_06_28_00_00.txt"}
+    assert idle["left_waiting"] == 1

@@ -212,6 +212,9 @@ class MemoryLedger:
     def failed_count(self) -> int:
         return self.view.failed_count()
 
+    def failed_names(self) -> list[str]:
+        return self.view.failed_names()
+
     def prune_workers(self, after: float) -> list[str]:
         return MemoryInspector(self.store).prune_workers(after)
 

@@ -437,6 +437,9 @@ class PostgresLedger:
     def failed_count(self) -> int:
         return self.view.failed_count()
 
+    def failed_names(self) -> list[str]:
+        return self.view.failed_names()
+
     def prune_workers(self, after: float) -> list[str]:
         return PostgresInspector(self.url, self.schema, self).prune_workers(after)
 

@@ -25,6 +25,7 @@ from ...ledger import (
     RetryRequest,
     Transaction,
     count_failed,
+    failed_names,
 )
 from . import claim as claims
 from .heartbeat import (
@@ -183,6 +184,9 @@ class FileLedger:
 
     def failed_count(self) -> int:
         return count_failed(self.manifest.status)
+
+    def failed_names(self) -> list[str]:
+        return failed_names(self.manifest.status)
 
     def prune_workers(self, after: float) -> list[str]:
         return prune_lost(self.workers_dir, after)
