@@ -174,8 +174,8 @@ class Worker:
     def _log_outcome(self, log: Log, why: str) -> None:
         if why == "busy":
             log.debug("peer_busy")
-        elif why == "unreadable":
-            log.warning("file_unreadable", retry=True)
+        elif why.startswith("unreadable"):
+            log.warning("file_unreadable", error=why.partition(": ")[2], retry=True)
         elif why == "already_finished":
             log.debug("already_finished")
         elif why.startswith("waiting_for_key: "):
@@ -245,7 +245,7 @@ class Worker:
             # The version first: content that changes after this is seen as changed.
             self.versions[name] = self.source.version(name)
             head = _read_head(self.source, name)
-            if head == "unreadable":
+            if isinstance(head, str) and head.startswith("unreadable"):
                 hold.abandon()
                 return Result.RETRY, head
             if isinstance(head, str):
@@ -511,8 +511,10 @@ def _read_head(source: Source, name: str) -> bytes | str:
         return source.read_head(name, HEAD_BYTES)
     except FileNotFoundError:
         return "vanished"
-    except PermissionError:
-        return "unreadable"
+    except PermissionError as exc:
+        # This file's own permissions. (A source that refuses us altogether raises another
+        # OSError: the worker stalls, as for a ledger outage, instead of trying every file.)
+        return f"unreadable: {exc}"
     except BadInput:
         return "not a regular file"
     except OSError as exc:

@@ -5,9 +5,11 @@ server, start it again on the same port) keeps them, as a real server's restart 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 # Test credentials: moto accepts any; set before boto3 reads its configuration.
@@ -55,6 +57,15 @@ class S3Server:
         backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
         for key in keys:
             backend.put_object(bucket, key, body)
+
+    @contextlib.contextmanager
+    def refusing_credentials(self) -> Iterator[None]:
+        """The server checks credentials while inside (moto's IAM mode, where the test keys
+        are unknown): what a worker sees when its keys were rotated away."""
+        from moto.core.authorization import enable_iam_authentication
+
+        with enable_iam_authentication():
+            yield
 
     def stop(self) -> None:
         self._server.stop()

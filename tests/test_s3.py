@@ -74,13 +74,30 @@ def test_listing_cost_stays_flat_as_finished_objects_pile_up(s3_server: Any) -> 
         assert len(result.candidates) == 10_000 - finished  # nothing unfinished is missed
         costs.append((source.last_scan.full, source.last_scan.requests, source.last_scan.keys))
     # The first listing is full (1,000 keys a page); from then on it starts a day (96 names)
-    # before the oldest unfinished object, so its cost is what is unfinished, not the history.
+    # before the oldest unfinished object, so its cost is what is unfinished, not the history
+    # (and one request for the prefixes before the first `_`: has a key appeared?).
     assert costs == [
         (True, 10, 10_000),
-        (False, 6, 96 + 5_000),
-        (False, 6, 96 + 5_000),  # the floor moves up as this scan sees the newly finished
-        (False, 1, 96 + 10),
+        (False, 1 + 6, 96 + 5_000),
+        (False, 1 + 6, 96 + 5_000),  # the floor moves up as this scan sees the newly finished
+        (False, 1 + 1, 96 + 10),
     ]
+
+
+def test_a_keyed_name_sorting_before_the_window_is_found_at_the_next_scan(
+    s3_server: Any,
+) -> None:
+    name = s3_server.bucket()
+    plain = names(200)
+    s3_server.put_many(name, plain)
+    source = S3Source(f"s3://{name}", s3_server.client(), full_every=1000)
+    done = set(plain[:150])
+    assert len(source.scan(done.__contains__).candidates) == 50  # full: the floor is known
+    assert len(source.scan(done.__contains__).candidates) == 50  # windowed
+    assert not source.last_scan.full and source.last_scan.start_after
+    s3_server.put_many(name, ["1_2018_06_05_00_00.txt"])  # key "1": before every plain name
+    result = source.scan(done.__contains__)
+    assert "1_2018_06_05_00_00.txt" in result.candidates
 
 
 def test_late_uploads_inside_the_window_at_once_older_ones_at_the_full_listing(
@@ -305,3 +322,24 @@ def test_keyed_names_make_every_listing_start_at_the_beginning(s3_server: Any) -
     result = source.scan(done.__contains__)
     assert "1999_2018_06_05_00_00.txt" in result.candidates  # not left for the full listing
     assert not source.last_scan.full and source.last_scan.start_after == ""
+
+
+def test_credentials_refused_mid_run_stall_the_worker_once_not_every_file(
+    s3_server: Any, spawn, tmp_path: Path
+) -> None:
+    name = s3_server.bucket()
+    keys = names(8, "2018_06_28_00_00")
+    put_all(s3_server, name, keys, body=b"1")
+    w = spawn(f"s3://{name}", "--state-dir", str(tmp_path / "state"), "--seconds-in-min", "0.5",
+              "--rescan-interval", "0.3")  # fmt: skip
+    wait_for(lambda: w.events("file_done"), what="one done before the keys are rotated")
+    with s3_server.refusing_credentials():
+        wait_for(lambda: w.events("claim_failed"), timeout=30, what="the worker stalls")
+        time.sleep(2)  # several scans and backoffs while refused
+    stalled = w.events("claim_failed")
+    assert len(stalled) == 1 and "InvalidAccessKeyId" in stalled[0]["error"], stalled
+    assert w.events("file_unreadable") == []  # not one event per queued file
+    assert len(w.events("scan_failed")) <= 1
+    wait_for(lambda: len(_records(tmp_path / "state")) == 8, timeout=60, what="all done after")
+    assert w.events("stall_ended")
+    assert w.terminate() == 0

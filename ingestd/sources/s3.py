@@ -26,6 +26,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -46,12 +47,20 @@ from ..source import (
     check_content,
 )
 
+_YEAR_PREFIX = re.compile(r"\d{4}_")
 LOOK_BACK = timedelta(hours=24)  # how late an upload may land and still be seen at once
 FULL_EVERY = 60  # one scan in this many lists the whole prefix
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
-_DENIED = frozenset({"AccessDenied", "403", "Forbidden", "InvalidAccessKeyId",
-                     "SignatureDoesNotMatch", "AllAccessDisabled"})  # fmt: skip
+# The credentials themselves refused (keys rotated, a token expired): every request will fail
+# alike, so it is an outage of the worker, not a trouble of one object.
+_REFUSED = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
+                      "TokenRefreshRequired", "AllAccessDisabled", "InvalidToken"})  # fmt: skip
+_DENIED = frozenset({"AccessDenied", "403", "Forbidden"}) | _REFUSED
 _NO_BUCKET = frozenset({"NoSuchBucket"})
+
+
+class SourceRefused(OSError):
+    """The server refuses our credentials: nothing can be read until someone fixes them."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,8 @@ class S3Source:
             message = f"{what}: {code} {error.get('Message', '')}".strip()
             if code in _MISSING:
                 return FileNotFoundError(errno.ENOENT, message)
+            if code in _REFUSED:
+                return SourceRefused(errno.EACCES, message)
             if code in _DENIED:
                 return PermissionError(errno.EACCES, message)
             return OSError(errno.EIO, message)
@@ -192,6 +203,8 @@ class S3Source:
             self._scans += 1
             start_after = "" if full else self._start_after(self._floor)
         stats = ListingStats(full=full, start_after=start_after)
+        if start_after and self._keys_before_window(stats):
+            start_after = stats.start_after = ""  # a keyed name the window would miss
         result = ScanResult()
         floor: str | None = None
         below_all_finished = True
@@ -222,6 +235,22 @@ class S3Source:
                 self._floor = floor if full else max(floor or "", self._floor or "")
         self.last_scan = stats
         return result
+
+    def _keys_before_window(self, stats: ListingStats) -> bool:
+        """Whether names of a key have appeared: one listing of the prefixes before the first
+        `_` (a year, `2018_`, for names without a key), so a keyed name that sorts before the
+        window (`1_2018_...`) is found at this scan, not at the next full one. A key of four
+        digits looks like a year here; the full listing finds its names."""
+        page = self._call("list", self._client.list_objects_v2, Bucket=self.location.bucket,
+                          Prefix=self.location.prefix, Delimiter="_")  # fmt: skip
+        stats.requests += 1
+        prefix = self.location.prefix
+        for common in page.get("CommonPrefixes", ()):
+            head = common["Prefix"][len(prefix) :]
+            if "/" not in head and not _YEAR_PREFIX.fullmatch(head):
+                self._keyed = True
+                return True
+        return False
 
     def _start_after(self, floor: str | None) -> str:
         stamp = parse_name(floor) if floor else None
