@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import random
+import secrets
 import signal
 import time
 from collections.abc import Callable
@@ -99,6 +100,10 @@ class Daemon:
         self._watcher: Watch | None = None
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._started_at = utc_now()
+        # This process, among any that share its worker id: heartbeats carry it, so two
+        # processes under one id are seen whenever it happens, not only at start-up.
+        self._instance = secrets.token_hex(8)
+        self._id_clash_reported = False
         self.metrics: WorkerMetrics | None = None
         if settings.metrics_textfile is not None or settings.metrics_listen is not None:
             from .metrics import WorkerMetrics
@@ -204,15 +209,14 @@ class Daemon:
             for check in self.checks:
                 await asyncio.to_thread(check)
             other = await asyncio.to_thread(self.ledger.read_heartbeat, s.worker_id)
-            if other is not None and _another_live_worker(other, s.host):
+            if other is not None and _another_live_worker(other, s.host, self._instance):
                 # Two live workers under one id (an id set in a config file copied to two
                 # hosts, or given twice on one): their heartbeats overwrite each other and
-                # `verify` mixes up their totals.
-                self.log.warning(
-                    "worker_id_in_use",
-                    other_host=other.host,
-                    other_pid=other.pid,
-                    hint="give each worker its own --worker-id",
+                # `verify` mixes up their totals. The PostgreSQL ledger refuses it in
+                # `prepare` already (a lock on the id); this is every ledger's check.
+                raise StartupError(
+                    f"worker_id_in_use: a live worker has the id {s.worker_id!r} (host "
+                    f"{other.host}, pid {other.pid}): give each worker its own --worker-id"
                 )
             await self._check_pause()
             await self._rescan()
@@ -373,8 +377,9 @@ class Daemon:
             # peer publishes it.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._publish(), self.settings.drain_timeout)
-        with contextlib.suppress(OSError):
-            await asyncio.to_thread(self.ledger.remove_heartbeat, self.settings.worker_id)
+        if self.exit_code != 2:  # else the heartbeat under our id is the other worker's
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(self.ledger.remove_heartbeat, self.settings.worker_id)
         with contextlib.suppress(OSError):
             await self._refresh_metrics()  # the final counts, for a scrape after the exit
         if self.worker.stats.count % 5:
@@ -559,6 +564,8 @@ class Daemon:
         next_prune = time.monotonic()
         while True:
             try:
+                if await self._id_taken():
+                    return
                 await asyncio.to_thread(self.ledger.write_heartbeat, self._beat())
             except OSError as exc:
                 self.probes.beat_error = str(exc)
@@ -579,6 +586,30 @@ class Daemon:
                     self.log.info("lost_workers_pruned", workers=pruned)
             await self._refresh_metrics()
             await asyncio.sleep(s.heartbeat_interval)
+
+    async def _id_taken(self) -> bool:
+        """Whether another live process writes heartbeats under our id; the one that started
+        later stops (exit 2), the other says so once and goes on."""
+        s = self.settings
+        other = await asyncio.to_thread(self.ledger.read_heartbeat, s.worker_id)
+        if other is None or not other.instance or other.instance == self._instance:
+            return False
+        if not _another_live_worker(other, s.host, self._instance):
+            return False
+        newer = (self._started_at, self._instance) > (other.started_at, other.instance)
+        if newer or not self._id_clash_reported:
+            self.log.error(
+                "worker_id_in_use",
+                other_host=other.host,
+                other_pid=other.pid,
+                action="stopping: started later" if newer else "going on: started first",
+                hint="give each worker its own --worker-id",
+            )
+            self._id_clash_reported = True
+        if newer:
+            self.exit_code = 2
+            self.request_stop(reason="worker_id_in_use")
+        return newer
 
     async def _refresh_metrics(self) -> None:
         """Set the gauges, then rewrite the textfile (with each heartbeat, and at the end)."""
@@ -643,6 +674,7 @@ class Daemon:
             blocked_keys=self.discovery.keys.blocked() if self.discovery.keys else {},
             published=dict(self._published),
             changed=dict(self.worker.changed_files),
+            instance=self._instance,
             publish_error=self._publish_error,
         )
 
@@ -661,9 +693,9 @@ class Daemon:
         )
 
 
-def _another_live_worker(beat: Heartbeat, host: str) -> bool:
+def _another_live_worker(beat: Heartbeat, host: str, instance: str) -> bool:
     """A fresh heartbeat under our id that is not ours: another host, or a live PID here."""
-    if beat.lost:
+    if beat.lost or (beat.instance and beat.instance == instance):
         return False
     if beat.host != host:
         return True

@@ -222,6 +222,7 @@ class Heartbeat:
     changed: dict[str, str] = field(default_factory=dict)
     # --publish-in-order: why the last pass failed (passes fail until someone fixes it)
     publish_error: str | None = None
+    instance: str = ""  # one process among any that share the worker id
     heartbeat_at: float | None = None
     age_seconds: float = 0.0
 

@@ -160,11 +160,31 @@ def test_a_worker_id_live_on_another_host_is_warned_about(data: Path, spawn) -> 
     (workers / "mine.json").write_text(json.dumps(here))
     dup = spawn(data, "--seconds-in-min", "0", name="dup")
     mine = spawn(data, "--seconds-in-min", "0", name="mine")
-    wait_for(lambda: dup.events("ready") and mine.events("ready"), what="both ready")
-    [warning] = dup.events("worker_id_in_use")
-    assert (warning["other_host"], warning["other_pid"]) == ("other-host", 1)
-    assert mine.events("worker_id_in_use") == []
-    assert dup.terminate() == 0 and mine.terminate() == 0
+    assert dup.wait() == 2  # refused: one line, as the PostgreSQL ledger refuses it
+    [refused] = dup.events("startup_failed")
+    assert "worker_id_in_use" in refused["error"] and "other-host" in refused["error"]
+    wait_for(lambda: mine.events("ready"), what="the restarted one ready")
+    assert mine.terminate() == 0
+
+
+def test_two_processes_under_one_id_are_seen_at_any_time_and_the_later_stops(
+    data: Path, spawn
+) -> None:
+    w = spawn(data, "--worker-id", "same", "--heartbeat-interval", "0.2")
+    beat = data / ".ingestd" / "workers" / "same.json"
+    wait_for(beat.exists, what="its first heartbeat")
+    # Another live process (this test's own pid, on this host), started earlier, writes
+    # heartbeats under the same id: the running worker sees it at its next beat.
+    other = {"worker": "same", "host": socket.gethostname(), "pid": os.getpid(),
+             "interval": 60.0, "heartbeat_at": time.time(), "instance": "elsewhere",
+             "started_at": "2000-01-01T00:00:00+00:00"}  # fmt: skip
+    temp = beat.with_suffix(".tmp")
+    temp.write_text(json.dumps(other))
+    temp.rename(beat)
+    assert w.wait(timeout=30) == 2
+    [clash] = w.events("worker_id_in_use")
+    assert clash["action"] == "stopping: started later" and clash["other_pid"] == os.getpid()
+    assert json.loads(beat.read_text())["instance"] == "elsewhere"  # the other's, untouched
 
 
 def test_torn_manifest_line_is_skipped_once_and_closed(data: Path, spawn) -> None:

@@ -182,9 +182,9 @@ def test_two_workers_with_one_id_on_one_host_are_warned(data: Path, spawn) -> No
              "--log-format", "json", "--exit-when-idle", "0.2", "--rescan-interval", "0.2"],
             stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(),
         )  # fmt: skip
-    assert second.wait(timeout=20) == 0
-    events = [json.loads(line)["event"] for line in log.read_text().splitlines()]
-    assert "worker_id_in_use" in events
+    assert second.wait(timeout=20) == 2
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any("worker_id_in_use" in e.get("error", "") for e in events)
     first.terminate()
 
 
