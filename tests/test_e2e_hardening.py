@@ -171,7 +171,7 @@ def test_final_stats_only_when_they_add_something(data: Path, spawn) -> None:
     assert [s["files_processed"] for s in five.events("stats")] == [5]  # not repeated
 
 
-def test_two_workers_with_one_id_on_one_host_are_warned(data: Path, spawn) -> None:
+def test_two_workers_with_one_id_on_one_host_are_refused(data: Path, spawn) -> None:
     first = spawn(data, "--seconds-in-min", "0", name="same")
     wait_for(lambda: first.events("ready"))
     wait_for(lambda: (data / ".ingestd" / "workers" / "same.json").exists())
@@ -183,7 +183,7 @@ def test_two_workers_with_one_id_on_one_host_are_warned(data: Path, spawn) -> No
             stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(),
         )  # fmt: skip
     assert second.wait(timeout=20) == 2
-    events = [json.loads(line) for line in log.read_text().splitlines()]
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     assert any("worker_id_in_use" in e.get("error", "") for e in events)
     first.terminate()
 
