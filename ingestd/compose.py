@@ -168,6 +168,7 @@ def build_ledger(settings: Settings, log: Log) -> Ledger:
             lease=lease,
         )
     from .ledgers.file import FileLedger
+    from .ledgers.file.ledger import RECREATE_GRACE
 
     state_dir = settings.state_dir
 
@@ -191,7 +192,9 @@ def build_ledger(settings: Settings, log: Log) -> Ledger:
         on_replaced=lambda: log.warning(
             "manifest_replaced", path=str(state_dir / "manifest.jsonl")
         ),
-        on_recreated=lambda: log.error("state_dir_recreated", state_dir=str(state_dir)),
+        on_recreated=lambda: log.error(
+            "state_dir_recreated", state_dir=str(state_dir), claims_resume_in=RECREATE_GRACE
+        ),
     )
 
 

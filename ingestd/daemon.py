@@ -26,7 +26,7 @@ from . import __version__, logs
 from .discovery import Discovery
 from .errors import StartupError
 from .handlers import Handler, HandlerThreads
-from .ledger import PRUNE_AFTER, Heartbeat, Hold, Ledger
+from .ledger import PRUNE_AFTER, REASSERT_EVERY, Heartbeat, Hold, Ledger
 from .logs import Log
 from .naming import key_of
 from .outputs import Publisher
@@ -35,7 +35,7 @@ from .publish import Action
 from .settings import Settings
 from .source import Source, Watch
 from .systemd import Notifier, watchdog_interval
-from .worker import Result, Worker, utc_now
+from .worker import Result, Worker, reassert_all, utc_now
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -320,6 +320,7 @@ class Daemon:
         side = [
             asyncio.create_task(self._tick_loop(), name="tick"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self._reassert_loop(), name="reassert"),
         ]
         if self.publisher is not None:
             side.append(asyncio.create_task(self._publish_loop(), name="publish"))
@@ -586,6 +587,21 @@ class Daemon:
                     self.log.info("lost_workers_pruned", workers=pruned)
             await self._refresh_metrics()
             await asyncio.sleep(s.heartbeat_interval)
+
+    async def _reassert_loop(self) -> None:
+        """Check every held claim is still ours, often: a removed state dir takes the lock
+        files with it, and each holder must put its own back before a peer may claim."""
+        while True:
+            await asyncio.sleep(REASSERT_EVERY)
+            holds = list(self.worker.holds.items())
+            if not holds:
+                continue
+            lost, again = await asyncio.to_thread(reassert_all, holds)
+            for name in again:
+                why = "its lock file left its path (the state dir removed?)"
+                self.log.warning("claim_reasserted", file=name, reason=why)
+            for name in lost:
+                self.worker.lose(name)
 
     async def _id_taken(self) -> bool:
         """Whether another live process writes heartbeats under our id; the one that started

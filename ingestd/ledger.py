@@ -25,6 +25,9 @@ from typing import Any, Protocol
 
 STALE_AFTER_BEATS = 3  # a heartbeat older than this many of its intervals: the worker is lost
 PRUNE_AFTER = 3600.0  # seconds a lost worker stays listed as LOST before its heartbeat goes
+# How often a worker checks that each claim it holds is still provably its own (`reassert`);
+# a worker that recreated a removed state dir claims nothing for a few of these.
+REASSERT_EVERY = 0.5
 
 DONE = "done"
 FAILED = "failed"
@@ -283,6 +286,10 @@ class Hold(Protocol):
 
     def restore(self) -> None:
         """Put the previous owner back but keep holding (the process is about to end)."""
+
+    def reassert(self) -> bool:
+        """Whether the claim is still provably ours (taken again where a ledger can lose it
+        under a live holder: a removed state dir); False: stop the work, a peer has it."""
 
 
 class Transaction(Protocol):

@@ -90,6 +90,11 @@ class Worker:
     # Finished files whose source now holds other content (kept, reported): name -> what
     # it holds now. Heartbeats carry it, so `status` shows it and exits 1.
     changed_files: dict[str, str] = field(default_factory=dict)
+    # The claims of the files being processed, and their handlers' tasks: a claim that can no
+    # longer be proven ours (`Hold.reassert`) has its handler cancelled.
+    holds: dict[str, Hold] = field(default_factory=dict)
+    handler_tasks: dict[str, asyncio.Future[Outcome]] = field(default_factory=dict)
+    claims_lost: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.stall = Streak(base=self.settings.rescan_interval)
@@ -146,12 +151,15 @@ class Worker:
         if won is not None:
             hold, head = won
             self.working[hold.name] = time.monotonic()
+            self.holds[hold.name] = hold
             try:
                 results[hold.name] = await self._run(hold, head, seen_at.get(hold.name), handled)
             finally:
                 del self.in_hand[hold.name]
                 del self.working[hold.name]
                 self.versions.pop(hold.name, None)
+                self.holds.pop(hold.name, None)
+                self.claims_lost.discard(hold.name)
         return results
 
     async def remove_leftovers(self, names: list[str]) -> list[str]:
@@ -291,14 +299,21 @@ class Worker:
             self.threads,
         )
         try:
-            outcome = await self.handler(job)
+            outcome = await self._handle(job)
+        except asyncio.CancelledError:
+            if name not in self.claims_lost or _cancelling():
+                if self.threads is not None and self.threads.running(name):
+                    self.stranded[name] = hold
+                raise
+            # Our claim went with a removed state dir and a peer holds the file now: stop.
+            running = self.threads is not None and self.threads.running(name)
+            log.error("claim_lost", reason="the lock file left its path and a peer holds it",
+                      handler_thread_still_running=running)  # fmt: skip
+            await asyncio.to_thread(_quietly, hold.abandon)
+            return Result.BUSY
         except BadInput as exc:
             handled()
             return await self._fail(hold, seen_at, started_at, f"bad input: {exc}", log)
-        except asyncio.CancelledError:
-            if self.threads is not None and self.threads.running(name):
-                self.stranded[name] = hold
-            raise
         except (RetryLater, OSError) as exc:
             if isinstance(exc, OSError) and exc.errno not in ENVIRONMENT_ERRNOS:
                 handled()
@@ -319,6 +334,22 @@ class Worker:
             if (transaction := outcome.transaction) is not None:
                 # Never handed to the ledger (which closes it itself): roll it back.
                 await asyncio.shield(asyncio.to_thread(_quietly, transaction.close))
+
+    async def _handle(self, job: Job) -> Outcome:
+        """The handler, as a task of its own: `lose` can cancel it alone."""
+        task = asyncio.ensure_future(self.handler(job))
+        self.handler_tasks[job.name] = task
+        try:
+            return await task
+        finally:
+            self.handler_tasks.pop(job.name, None)
+
+    def lose(self, name: str) -> None:
+        """`name`'s claim is no longer ours: cancel its handler (it is given back)."""
+        task = self.handler_tasks.get(name)
+        if task is not None and not task.done():
+            self.claims_lost.add(name)
+            task.cancel()
 
     async def _crashed(self, hold: Hold, exc: BaseException, log: Log) -> Result:
         """A crash of this attempt: the owner record stays (with the error), the attempt counts."""
@@ -521,6 +552,28 @@ def _read_head(source: Source, name: str) -> bytes | str:
         if exc.errno == errno.ELOOP:  # replaced by a symlink since the scan
             return "not a regular file"
         raise
+
+
+def _cancelling() -> bool:
+    """Whether the running task itself is being cancelled (a shutdown), not a task it awaits."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def reassert_all(holds: list[tuple[str, Hold]]) -> tuple[list[str], list[str]]:
+    """(the names whose claims can no longer be proven ours, the names whose claims were
+    taken again). Blocking: run in a thread."""
+    lost, again = [], []
+    for name, hold in holds:
+        before = hold.lost
+        try:
+            if not hold.reassert():
+                lost.append(name)
+            elif hold.lost != before:
+                again.append(name)
+        except OSError:
+            continue  # cannot tell now (the filesystem is in trouble): look again soon
+    return lost, again
 
 
 def _quietly_version(source: Source, name: str) -> str | None:

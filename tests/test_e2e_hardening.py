@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -199,3 +200,21 @@ def test_atomic_writers_temp_files_are_not_reported(data: Path, spawn, provider)
     time.sleep(0.5)
     assert [e["entry"] for e in w.events("entry_ignored")] == ["notes.md"]
     w.terminate()
+
+
+def test_a_state_dir_removed_under_a_holder_never_lets_a_peer_run_its_file(
+    data: Path, spawn
+) -> None:
+    name = "2018_06_28_00_00.txt"
+    (data / name).write_text("4")  # four seconds of work
+    holder = spawn(data, "--seconds-in-min", "1", name="holder")
+    wait_for(lambda: holder.events("file_claimed"), what="held")
+    peer = spawn(data, "--seconds-in-min", "1", name="peer")
+    wait_for(lambda: peer.events("ready"), what="the peer ready")
+    shutil.rmtree(data / ".ingestd")  # an operator "cleans up" under a running fleet
+    wait_for(lambda: holder.events("claim_reasserted"), timeout=10, what="the claim put back")
+    wait_for(lambda: holder.events("file_done"), timeout=30, what="the holder finishes")
+    time.sleep(1.0)  # the peer's scans go on
+    assert peer.events("file_claimed") == []  # never two at once, not even for a moment
+    assert holder.events("claim_lost") == [] and peer.events("duplicate_suppressed") == []
+    assert holder.terminate() == 0 and peer.terminate() == 0

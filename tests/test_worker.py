@@ -258,10 +258,15 @@ async def test_a_symlink_at_the_lock_path_blocks_only_that_file(
 async def test_a_removed_state_dir_is_made_again(worker: Worker, tmp_path: Path) -> None:
     import shutil
 
+    from ingestd.ledgers.file.ledger import RECREATE_GRACE
+
     (tmp_path / NAME).write_text("1")
     shutil.rmtree(worker.settings.state_dir)
     with capture_logs() as logs:
         assert await worker.process(NAME) is Result.STALLED
     assert "state_dir_recreated" in [e["event"] for e in logs]
     assert worker.ledger.locks_dir.is_dir()
+    # Live holders get a moment to put their lock files back before we claim anything.
+    assert await worker.process(NAME) is Result.BUSY
+    await asyncio.sleep(RECREATE_GRACE)
     assert await worker.process(NAME) is Result.DONE

@@ -106,6 +106,9 @@ class MemoryHold:
             current = dataclasses.replace(current, error=error[:2000])
         self._close(current)
 
+    def reassert(self) -> bool:
+        return True  # a claim here is lost only by its lease or session: fenced at commit
+
     def restore(self) -> None:
         self._close(self._previous, keep=True)
 

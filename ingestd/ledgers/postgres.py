@@ -148,6 +148,9 @@ class PgHold:
         self._update("owner = coalesce(owner, '{{}}'::jsonb) || %s::jsonb, holder = NULL, "
                      "lease_until = NULL", patch)  # fmt: skip
 
+    def reassert(self) -> bool:
+        return True  # a claim here is lost only by its lease or session: fenced at commit
+
     def restore(self) -> None:
         # The process ends next: its session's advisory lock goes with it, so peers take over.
         previous = self._previous.to_json().decode() if self._previous else None

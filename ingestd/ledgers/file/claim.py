@@ -115,6 +115,53 @@ class Claim:
             if not self._closed:
                 self._write(self.previous if self.previous else b"\n")
 
+    def reassert(self) -> bool:
+        """Whether we still hold the lock file at our path, taking it again if it is gone.
+
+        The state dir removed under a running fleet (`rm -rf DIR/.ingestd`) takes our lock
+        file's path with it: a peer would then create a fresh one and claim the file while we
+        still work on it. So a holder checks its path often; when it no longer names our
+        inode, it creates the lock file again and locks it (keeping our owner record), before
+        the peer that recreated the state dir may claim anything (`RECREATE_GRACE`). False:
+        a peer holds the path's lock now; we can no longer prove the file is ours.
+        """
+        with self._mutex:
+            if self._closed:
+                return True
+            try:
+                held = os.fstat(self.fd)
+                current = os.stat(self.path, follow_symlinks=False)
+                if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
+                    return True
+            except FileNotFoundError:
+                pass
+            # locks/ and the state dir, never the state dir's parents: if the data dir is
+            # gone (a mount away), nobody can make a lock file there, and neither do we.
+            for directory in (self.path.parent.parent, self.path.parent):
+                try:
+                    os.mkdir(directory, 0o775)
+                except FileExistsError:
+                    continue
+                except OSError:
+                    return True
+            try:
+                fd = os.open(
+                    self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o664
+                )
+            except OSError:
+                return False
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                return False
+            record = os.pread(self.fd, _OWNER_MAX, 0)
+            os.pwrite(fd, record.split(b"\n", 1)[0] + b"\n", 0)
+            os.close(self.fd)  # the old inode: unreachable, nobody can lock it now
+            self.fd = fd
+            self.lost += 1
+            return True
+
     def _close(self) -> None:
         self._closed = True
         os.close(self.fd)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Any
 
 from ...ledger import (
     FINISHED,
+    REASSERT_EVERY,
+    Busy,
     Heartbeat,
     Hold,
     Holding,
@@ -38,6 +41,10 @@ from .heartbeat import (
 )
 from .manifest import DONE, Manifest, read_records
 from .statedir import claim_source, prepare_state_dir, recreate_state_dir
+
+# Live holders check their claims every REASSERT_EVERY seconds: a few of those after we made
+# the state dir again, every one still at work has put its lock file back.
+RECREATE_GRACE = 4 * REASSERT_EVERY
 
 
 class FileLedger:
@@ -65,6 +72,7 @@ class FileLedger:
         )
         self._prepare = prepare
         self._on_recreated = on_recreated
+        self._claims_resume_at = 0.0  # monotonic: no claims before (after a recreation)
 
     # ---- lifecycle ----
 
@@ -100,6 +108,10 @@ class FileLedger:
     # ---- claims ----
 
     def try_claim(self, name: str) -> claims.Claim:
+        if time.monotonic() < self._claims_resume_at:
+            # We made the state dir again: live holders have not yet put their lock files
+            # back, and a fresh lock file here would let us run a file they still work on.
+            raise Busy(name)
         try:
             return claims.try_claim(self.locks_dir, name)
         except OSError as exc:
@@ -132,8 +144,10 @@ class FileLedger:
     def _recreate_if_gone(self, exc: OSError) -> None:
         # Someone removed the state dir while we ran: make it again (never its parents).
         recreated = exc.errno == errno.ENOENT and recreate_state_dir(self.state_dir)
-        if recreated and self._on_recreated is not None:
-            self._on_recreated()
+        if recreated:
+            self._claims_resume_at = time.monotonic() + RECREATE_GRACE
+            if self._on_recreated is not None:
+                self._on_recreated()
 
     def leftovers(self) -> list[str]:
         return [name for name in claims.lock_names(self.locks_dir) if self.is_finished(name)]
