@@ -17,6 +17,7 @@ import math
 import os
 import socket
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -150,6 +151,30 @@ def _interval_minutes(text: str) -> float:
     return value
 
 
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> timedelta:
+    number, unit = text[:-1], text[-1:].lower()
+    try:
+        value = float(number) * _UNITS[unit]
+    except (KeyError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a span: a number and s, m, h or d (e.g. 90m, 6h, 2d)"
+        ) from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive span")
+    return timedelta(seconds=value)
+
+
 def _days(text: str) -> float:
     try:
         return non_negative(text)
@@ -218,6 +243,19 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the picture: a .png or .svg file")  # fmt: skip
     timeline.add_argument(
         "--machines", type=int, metavar="N", help="machines in the ideal schedule (its workers)"
+    )
+    window = timeline.add_mutually_exclusive_group()
+    window.add_argument(
+        "--since",
+        type=_moment,
+        metavar="TIME",
+        help="only files finished at or after TIME (ISO 8601, UTC if no zone)",
+    )
+    window.add_argument(
+        "--last",
+        type=_duration,
+        metavar="SPAN",
+        help="only files finished in the last SPAN (e.g. 90m, 6h, 2d)",
     )
 
     explain = sub.add_parser("explain", help="everything known about one file, and why")

@@ -14,10 +14,11 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .audit import Audit, audit
 from .compose import operator_view
@@ -412,6 +413,9 @@ def _still_needed(source: Source, args: argparse.Namespace) -> _Needed:
     return _Needed(present, staged, marks)
 
 
+T = TypeVar("T")
+
+
 def cmd_timeline(args: argparse.Namespace) -> int:
     from . import timeline
 
@@ -425,17 +429,50 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         from . import plot
     except ImportError:
         raise OSError("timeline needs: pip install 'ingestd[plot]'") from None
+    since = args.since
+    if args.last is not None:
+        since = datetime.now(UTC) - args.last
     _, inspector = _view(args)
-    drawn = timeline.build(inspector.records(), args.machines)
+    progress = Progress("reading records")
+    drawn = timeline.build(progress.counted(inspector.records()), args.machines, since)
+    progress.say(f"drawing {len(drawn.actual)} files")
     plot.draw(drawn, args.output, str(args.dir))
+    progress.done()
     actual, ideal = drawn.actual, drawn.ideal
-    if actual and drawn.makespan(ideal) > 0:
+    if actual:
         span, best = drawn.makespan(actual), drawn.makespan(ideal)
+        unit = drawn.unit
+        ratio = f" ({span / best:.3f}x)" if best > 0 else ""
         print(f"{args.output}: {len(actual)} files on {len(drawn.lanes)} workers; makespan "
-              f"{span:.1f} s, ideal FIFO {best:.1f} s ({span / best:.3f}x)")  # fmt: skip
+              f"{span:.1f} {unit}, ideal FIFO {best:.1f} {unit}{ratio}")  # fmt: skip
     else:
-        print(f"{args.output}: no finished files yet")
+        print(f"{args.output}: no finished files" + (" in that time" if since else " yet"))
     return 0
+
+
+class Progress:
+    """A line on stderr saying what a long command is doing, only when stderr is a terminal
+    (a script or a log file gets nothing)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.on = sys.stderr.isatty()
+        self._last = 0.0
+
+    def counted(self, items: Iterable[T]) -> Iterator[T]:
+        for count, item in enumerate(items, 1):
+            if self.on and count % 10_000 == 0 and time.monotonic() - self._last > 0.2:
+                self._last = time.monotonic()
+                self.say(f"{self.what}: {count:,}")
+            yield item
+
+    def say(self, text: str) -> None:
+        if self.on:
+            print(f"\r\x1b[K{text} ...", end="", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.on:
+            print("\r\x1b[K", end="", file=sys.stderr, flush=True)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -5,6 +5,10 @@ started and finished, and who ran it. The ideal is the textbook FIFO schedule of
 arrivals and durations on as many machines as there were workers: each file, in arrival order,
 starts on the first machine free, as soon as it has arrived. Times are seconds since the first
 arrival. `plot.py` draws it.
+
+Lanes are the workers in name order. When the run's records show a steady number of wall
+seconds per simulated minute (the simulation's `--seconds-in-min`: each file's duration over
+its `minutes`), times are given in simulated minutes, and the picture says so.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .ledger import DONE, FAILED
@@ -35,10 +39,20 @@ class Bar:
 
 @dataclass
 class Timeline:
-    lanes: list[str] = field(default_factory=list)  # worker ids, in order of first work
+    lanes: list[str] = field(default_factory=list)  # worker ids, in name order
     actual: list[Bar] = field(default_factory=list)
     ideal: list[Bar] = field(default_factory=list)
     origin: datetime | None = None  # the first arrival
+    # Wall seconds per simulated minute, when the records show a steady one: times are then
+    # in simulated minutes. None: times are seconds.
+    seconds_per_minute: float | None = None
+    machine_count: int = 0  # the ideal schedule's machines
+
+    @property
+    def unit(self) -> str:
+        if self.seconds_per_minute is None:
+            return "s"
+        return "simulated min"
 
     @property
     def arrivals(self) -> list[float]:
@@ -56,11 +70,44 @@ class Timeline:
         return sum(b.latency for b in bars) / len(bars) if bars else 0.0
 
 
-def _when(record: dict[str, Any], key: str) -> datetime | None:
+@dataclass(frozen=True)
+class Run:
+    """What the picture needs of a file's standing record: small, one per file (a record
+    dict per file cost gigabytes at a million records)."""
+
+    file: str
+    status: str
+    worker: str
+    seen: float  # epoch seconds
+    start: float
+    end: float
+    attempt: int
+    minutes: float | None
+
+
+def _epoch(record: dict[str, Any], key: str) -> float | None:
     try:
-        return datetime.fromisoformat(str(record[key]))
+        moment = datetime.fromisoformat(str(record[key]))
     except (KeyError, ValueError):
         return None
+    return _aware(moment).timestamp()
+
+
+def _run(record: dict[str, Any]) -> Run | None:
+    seen, start, end = (_epoch(record, k) for k in ("seen_at", "started_at", "finished_at"))
+    if seen is None or start is None or end is None:
+        return None  # a hand-edited or foreign record: nothing to draw
+    minutes = record.get("minutes")
+    return Run(
+        file=str(record["file"]),
+        status=str(record["status"]),
+        worker=str(record.get("worker")),
+        seen=seen,
+        start=start,
+        end=end,
+        attempt=int(record.get("attempt") or 1),
+        minutes=float(minutes) if isinstance(minutes, int | float) else None,
+    )
 
 
 def final_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -75,37 +122,75 @@ def final_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(final.values())
 
 
-def build(records: Iterable[dict[str, Any]], machines: int | None = None) -> Timeline:
-    """The run's timeline from its records; the ideal on `machines` (default: its workers)."""
-    rows = []
-    for record in final_records(records):
-        seen, start, end = (_when(record, k) for k in ("seen_at", "started_at", "finished_at"))
-        if seen is None or start is None or end is None:
-            continue  # a hand-edited or foreign record: nothing to draw
-        rows.append((min(seen, start), start, end, record))
+def final_runs(records: Iterable[dict[str, Any]], since: float | None = None) -> list[Run]:
+    """`final_records`, streamed into `Run`s, of files finished at or after `since`."""
+    final: dict[str, Run | None] = {}
+    for record in records:
+        status, name = record.get("status"), record.get("file")
+        if not isinstance(name, str) or status not in (DONE, FAILED):
+            continue
+        standing = final.get(name)
+        if standing is not None and standing.status == DONE:
+            continue
+        final[name] = _run(record)
+    return [r for r in final.values() if r is not None and (since is None or r.end >= since)]
+
+
+def build(
+    records: Iterable[dict[str, Any]],
+    machines: int | None = None,
+    since: datetime | None = None,
+) -> Timeline:
+    """The run's timeline from its records (those finished at or after `since`); the ideal
+    on `machines` (default: its workers)."""
+    runs = final_runs(records, None if since is None else _aware(since).timestamp())
     timeline = Timeline()
-    if not rows:
+    if not runs:
         return timeline
-    rows.sort(key=lambda row: (row[1], row[3]["file"]))
-    origin = min(row[0] for row in rows)
-    timeline.origin = origin
-    for seen, start, end, record in rows:
-        worker = str(record.get("worker"))
-        if worker not in timeline.lanes:
-            timeline.lanes.append(worker)
-        timeline.actual.append(
-            Bar(
-                file=record["file"],
-                lane=timeline.lanes.index(worker),
-                start=(start - origin).total_seconds(),
-                end=(end - origin).total_seconds(),
-                arrival=(seen - origin).total_seconds(),
-                status=record["status"],
-                redone=int(record.get("attempt") or 1) > 1,
-            )
+    origin = min(min(run.seen, run.start) for run in runs)
+    timeline.origin = datetime.fromtimestamp(origin, UTC)
+    timeline.lanes = sorted({run.worker for run in runs})
+    lane_of = {worker: index for index, worker in enumerate(timeline.lanes)}
+    scale = steady_seconds_per_minute(runs)
+    timeline.seconds_per_minute = scale
+    per = 1.0 if scale is None else scale  # wall seconds per drawn unit
+    runs.sort(key=lambda run: (run.start, run.file))
+    timeline.actual = [
+        Bar(
+            file=run.file,
+            lane=lane_of[run.worker],
+            start=(run.start - origin) / per,
+            end=(run.end - origin) / per,
+            arrival=(min(run.seen, run.start) - origin) / per,
+            status=run.status,
+            redone=run.attempt > 1,
         )
-    timeline.ideal = ideal_fifo(timeline.actual, machines or len(timeline.lanes))
+        for run in runs
+    ]
+    timeline.machine_count = machines or len(timeline.lanes)
+    timeline.ideal = ideal_fifo(timeline.actual, timeline.machine_count)
     return timeline
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def steady_seconds_per_minute(runs: list[Run]) -> float | None:
+    """The wall seconds per simulated minute the done files show, when they agree (within
+    10% of their median: a simulation with `--seconds-in-min`); None otherwise."""
+    ratios = sorted(
+        (run.end - run.start) / run.minutes
+        for run in runs
+        if run.status == DONE and run.minutes is not None and run.minutes > 0
+    )
+    if len(ratios) < 2:
+        return None
+    median = ratios[len(ratios) // 2]
+    if median <= 0:
+        return None
+    steady = sum(1 for r in ratios if abs(r - median) <= 0.1 * median + 0.005)
+    return round(median, 4) if steady >= 0.9 * len(ratios) else None
 
 
 def ideal_fifo(bars: list[Bar], machines: int) -> list[Bar]:

@@ -95,3 +95,78 @@ def test_the_command_draws_a_real_runs_manifest(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode == 2 and ".png or .svg" in bad.stderr
+
+
+def test_lanes_are_in_name_order() -> None:
+    records = [rec("f1", "w-b", 0, 0, 5), rec("f2", "w-a", 1, 1, 3), rec("f3", "w-c", 2, 2, 4)]
+    timeline = build(records)
+    assert timeline.lanes == ["w-a", "w-b", "w-c"]
+    assert [(b.file, timeline.lanes[b.lane]) for b in timeline.actual] == [
+        ("f1", "w-b"), ("f2", "w-a"), ("f3", "w-c")
+    ]  # fmt: skip
+
+
+def test_a_simulation_is_drawn_in_simulated_minutes() -> None:
+    # --seconds-in-min 0.01: 12 simulated minutes took 0.12 s, 30 took 0.30 s.
+    records = [rec("f1", "a", 0, 0, 0.12, minutes=12), rec("f2", "a", 0.1, 0.12, 0.42, minutes=30)]
+    timeline = build(records)
+    assert timeline.seconds_per_minute == 0.01 and timeline.unit == "simulated min"
+    assert [b.end - b.start for b in timeline.actual] == pytest.approx([12, 30], abs=1e-3)
+    # Durations that do not follow their minutes (a real handler): plain seconds.
+    real = build([rec("f1", "a", 0, 0, 5, minutes=12), rec("f2", "a", 0, 5, 6, minutes=30)])
+    assert real.seconds_per_minute is None and real.unit == "s"
+
+
+def test_since_keeps_the_files_finished_from_then() -> None:
+    records = [rec(f"f{i}", "a", i, i, i + 1) for i in range(10)]
+    timeline = build(records, since=T0 + timedelta(seconds=5))
+    assert [b.file for b in timeline.actual] == ["f4", "f5", "f6", "f7", "f8", "f9"]
+
+
+def test_the_ideal_panel_never_uses_a_workers_colour() -> None:
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    from ingestd.plot import render
+
+    timeline = build([rec(f"f{i}", "ab"[i % 2], i, i, i + 3) for i in range(12)])
+    figure = render(timeline, "x")
+    try:
+        actual_ax, ideal_ax = figure.axes[0], figure.axes[1]
+
+        def colours(ax: Any) -> set[str]:
+            return {to_hex(c) for coll in ax.collections for c in coll.get_facecolor()}
+
+        workers = {to_hex(c) for c in colormaps["tab10"](range(10))}
+        assert colours(actual_ax) & workers
+        assert not colours(ideal_ax) & workers
+        labels = [t.get_text() for t in actual_ax.get_legend().get_texts()]
+        assert any("neighbouring files" in label for label in labels)  # the shades explained
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+
+
+def test_timeline_since_and_last_on_the_command_line(tmp_path: Path) -> None:
+    data = tmp_path / "drop"
+    (data / ".ingestd").mkdir(parents=True)
+    now = datetime.now(UTC)
+    lines = []
+    for i, age in enumerate((7200, 60)):  # two hours ago, a minute ago
+        at = (now - timedelta(seconds=age)).isoformat()
+        lines.append(json.dumps({"file": f"2018_06_28_00_{i * 15:02d}.txt", "status": "done",
+                                 "worker": "a", "attempt": 1, "minutes": 1.0, "seen_at": at,
+                                 "started_at": at, "finished_at": at}))  # fmt: skip
+    (data / ".ingestd" / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+
+    def timeline(*args: str) -> subprocess.CompletedProcess[str]:
+        command = ["timeline", str(data), "-o", str(tmp_path / "t.svg"), *args]
+        return subprocess.run([sys.executable, "-m", "ingestd", *command],
+                              capture_output=True, text=True)  # fmt: skip
+
+    assert "2 files" in timeline().stdout
+    assert "1 files" in timeline("--last", "1h").stdout
+    assert "1 files" in timeline("--since", (now - timedelta(minutes=30)).isoformat()).stdout
+    bad = timeline("--last", "soon")
+    assert bad.returncode == 2 and "not a span" in bad.stderr
