@@ -8,21 +8,25 @@ as the stats log computes them (same order, same running moments).
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .ledger import DONE, FAILED, RETRY
 from .naming import is_data_name, oldest_first
 from .stats import RunningStats
 
+Records = Iterable[dict[str, Any]] | Callable[[], Iterable[dict[str, Any]]]
+
 
 @dataclass
 class Audit:
+    """What one pass over the records found. Kept small (a name per done file, the standing
+    record of failed files only): a million records must not cost a record dict each."""
+
     records: int = 0
-    done: dict[str, dict[str, Any]] = field(default_factory=dict)
+    done: set[str] = field(default_factory=set)
     failed: dict[str, dict[str, Any]] = field(default_factory=dict)
     duplicates: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     overlaps: list[tuple[str, str, str]] = field(default_factory=list)  # file, worker a, worker b
@@ -30,6 +34,8 @@ class Audit:
     unfinished: list[str] = field(default_factory=list)
     per_worker: dict[str, RunningStats] = field(default_factory=dict)
     expected: int | None = None
+    redone: int = 0  # files whose standing done record is not their first attempt
+    last_done_at: datetime | None = None  # the newest standing done record's finished_at
 
     def violations(self) -> list[str]:
         found = [
@@ -66,37 +72,74 @@ def _interval(record: dict[str, Any]) -> tuple[datetime, datetime] | None:
         return None
 
 
+def _finished(record: dict[str, Any]) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(record["finished_at"]))
+    except (KeyError, ValueError):
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def audit(
-    records: Iterable[dict[str, Any]], present: Iterable[str] = (), expected: int | None = None
+    records: Records,
+    present: Iterable[str] = (),
+    expected: int | None = None,
+    full: Records | None = None,
 ) -> Audit:
+    """Audit the records, streamed (summaries will do: file, status, worker, attempt,
+    minutes, finished_at). A second pass over `full` (whole records; default `records`,
+    when it is a callable giving them anew or a list) collects the done records of the rare
+    files done more than once, for their overlaps, instead of keeping every record."""
+    first = records if callable(records) else (lambda: records)
+    source = full if full is not None else records
+    again = source if callable(source) else (lambda: source)
     result = Audit(expected=expected)
-    done_by: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in records:
+    doubled: set[str] = set()
+    last_done: str | None = None
+    for record in first():
         result.records += 1
         name, status = record["file"], record["status"]
         if not is_data_name(name):
             result.invalid_names.append(name)
             continue
         if status == DONE:
-            done_by[name].append(record)
-            result.done.setdefault(name, record)
-            result.failed.pop(name, None)
+            if name in result.done:
+                doubled.add(name)
+            else:
+                result.done.add(name)
+                result.failed.pop(name, None)
+                if int(record.get("attempt") or 1) > 1:
+                    result.redone += 1
+                finished = record.get("finished_at")
+                if isinstance(finished, str) and (last_done is None or finished > last_done):
+                    last_done = finished
             minutes = record.get("minutes")
             if isinstance(minutes, int | float):
                 worker = str(record.get("worker"))
-                result.per_worker.setdefault(worker, RunningStats()).add(float(minutes))
+                stats = result.per_worker.get(worker)  # not setdefault: no object per record
+                if stats is None:
+                    stats = result.per_worker[worker] = RunningStats()
+                stats.add(float(minutes))
         elif status == FAILED and name not in result.done:
             result.failed[name] = record
         elif status == RETRY:
             result.failed.pop(name, None)
-    for name, done in done_by.items():
-        if len(done) > 1:
-            result.duplicates[name] = done
-            for i, first in enumerate(done):
-                for second in done[i + 1 :]:
-                    a, b = _interval(first), _interval(second)
-                    if a and b and (a == b or (a[0] < b[1] and b[0] < a[1])):
-                        result.overlaps.append((name, first["worker"], second["worker"]))
-    finished = result.done.keys() | result.failed.keys()
-    result.unfinished = [n for n in oldest_first(present) if n not in finished]
+    if last_done is not None:
+        result.last_done_at = _finished({"finished_at": last_done})
+    if doubled:
+        for record in again():
+            if record.get("status") == DONE and record.get("file") in doubled:
+                result.duplicates.setdefault(record["file"], []).append(record)
+        _overlaps(result)
+    result.unfinished = [n for n in oldest_first(present) if n not in result.done]
+    result.unfinished = [n for n in result.unfinished if n not in result.failed]
     return result
+
+
+def _overlaps(result: Audit) -> None:
+    for name, done in result.duplicates.items():
+        for i, first in enumerate(done):
+            for second in done[i + 1 :]:
+                a, b = _interval(first), _interval(second)
+                if a and b and (a == b or (a[0] < b[1] and b[0] < a[1])):
+                    result.overlaps.append((name, first["worker"], second["worker"]))

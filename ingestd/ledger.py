@@ -72,6 +72,22 @@ class StatusView:
         return failed_names(self.status)
 
 
+def standing_failed(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """`Inspector.failed_records` from records in commit order (`fold_statuses`'s rule)."""
+    status: dict[str, str] = {}
+    failed: dict[str, dict[str, Any]] = {}
+    for record in records:
+        name, state = record.get("file"), record.get("status")
+        if not isinstance(name, str) or not isinstance(state, str) or status.get(name) == DONE:
+            continue
+        status[name] = state
+        if state == FAILED:
+            failed[name] = dict(record)
+        else:
+            failed.pop(name, None)
+    return failed
+
+
 def failed_names(statuses: Mapping[str, str]) -> list[str]:
     """Files failed and not retried (a copy first, as `count_failed` says why)."""
     return [name for name, status in list(statuses.items()) if status == FAILED]
@@ -396,6 +412,16 @@ class Inspector(Protocol):
         self, on_bad: Callable[[int, bytes], None] | None = None
     ) -> Iterator[dict[str, Any]]:
         """Every record in commit order, for audits."""
+
+    def summaries(
+        self, on_bad: Callable[[int, bytes], None] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every record in commit order, with only `file`, `status`, `worker`, `attempt`,
+        `minutes` and `finished_at`: what an audit reads of each (cheaper than `records`)."""
+
+    def failed_records(self) -> dict[str, dict[str, Any]]:
+        """The standing record of each file failed and not retried or done since: what
+        `ingestd failed` and `retry` need, without parsing every record."""
 
     def holdings(self) -> list[Holding]: ...
 

@@ -143,6 +143,10 @@ class Source(Protocol):
     def read_head(self, name: str, limit: int) -> bytes:
         """Up to `limit + 1` bytes from the start (errors as `open`)."""
 
+    def read_start(self, name: str, limit: int) -> tuple[bytes, str | None]:
+        """`read_head`, and the version of the content it read (taken before the read, or
+        from the same response): what a claim records and disposal compares."""
+
     def digest(self, name: str) -> tuple[int, str]:
         """(size, sha256) of the content as it is now."""
 

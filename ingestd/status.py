@@ -64,8 +64,11 @@ def _present(source: Source) -> dict[str, tuple[int, int]]:
 def _audit(args: argparse.Namespace, expected: int | None = None) -> tuple[Audit, int]:
     source, inspector = _view(args)
     bad: list[int] = []
-    records = inspector.records(on_bad=lambda offset, _: bad.append(offset))
-    return audit(records, _present(source), expected), len(bad)
+
+    def summaries() -> Iterator[dict[str, Any]]:
+        return inspector.summaries(on_bad=lambda offset, _: bad.append(offset))
+
+    return audit(summaries, _present(source), expected, full=inspector.records), len(bad)
 
 
 def status_report(args: argparse.Namespace) -> dict[str, Any]:
@@ -225,22 +228,30 @@ def _print_status(report: dict[str, Any]) -> None:
 
 def _prometheus(args: argparse.Namespace, report: dict[str, Any]) -> bytes:
     try:
-        from .metrics import Fleet, fleet_exposition, fleet_outcomes, timestamp
+        from .metrics import (
+            OUTCOME_DONE,
+            OUTCOME_REDONE,
+            Fleet,
+            fleet_exposition,
+            fleet_outcomes,
+        )
     except ImportError:
         raise OSError("--prometheus needs: pip install 'ingestd[metrics]'") from None
     result, _ = _audit(args)
-    final = [*result.done.values(), *result.failed.values()]
-    done_at = [t for r in result.done.values() if (t := timestamp(r.get("finished_at")))]
+    outcomes = fleet_outcomes(result.failed.values())
+    outcomes[OUTCOME_REDONE] = result.redone
+    outcomes[OUTCOME_DONE] = len(result.done) - result.redone
+    last = result.last_done_at
     age = report["oldest_unprocessed_age_seconds"]
     return fleet_exposition(
         Fleet(
-            outcomes=fleet_outcomes(final),
+            outcomes=outcomes,
             in_progress=len(report["in_progress"]),
             pending=report["pending"],
             failed=report["failed"],
             oldest_pending=None if age is None else round(time.time() - age, 1),
-            last_done=max(done_at) if done_at else None,
-            ledger_files=len(final),
+            last_done=None if last is None else last.timestamp(),
+            ledger_files=len(result.done) + len(result.failed),
             workers_alive=len(report["workers"]),
             paused=report["paused"],
         )
@@ -498,10 +509,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_failed(args: argparse.Namespace) -> int:
-    result, _ = _audit(args)
+    _, inspector = _view(args)
+    failed = inspector.failed_records()
     rows = [
         {"file": n, "error": r.get("error"), "worker": r.get("worker")}
-        for n, r in sorted(result.failed.items())
+        for n, r in sorted(failed.items(), key=lambda item: _order(item[0]))
+        if is_data_name(n)
     ]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -514,12 +527,17 @@ def cmd_failed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _order(name: str) -> tuple[int, Any]:
+    """Oldest first; names this scheme does not take last, by name."""
+    return (0, sort_key(name)) if is_data_name(name) else (1, name)
+
+
 def cmd_retry(args: argparse.Namespace) -> int:
     _, inspector = _view(args)
-    result, _ = _audit(args)
+    failed = inspector.failed_records()
     problems = 0
     for name in args.names:
-        if name not in result.failed:
+        if name not in failed:
             print(f"ingestd: {name}: not a failed file", file=sys.stderr)
             problems += 1
             continue
@@ -528,7 +546,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
                 file=name,
                 worker=f"{socket.gethostname()}:{os.getpid()}",
                 requested_at=datetime.now(UTC).isoformat(timespec="microseconds"),
-                previous_error=result.failed[name].get("error"),
+                previous_error=failed[name].get("error"),
             )
         )
         print(f"{name}: will be processed again")

@@ -250,9 +250,7 @@ class Worker:
             if self.gate is not None and (earlier := self.gate(name)) is not None:
                 hold.abandon()  # no attempt spent: its turn comes
                 return Result.HELD, f"waiting_for_key: {earlier}"
-            # The version first: content that changes after this is seen as changed.
-            self.versions[name] = self.source.version(name)
-            head = _read_head(self.source, name)
+            head = _read_head(self.source, name, self.versions)
             if isinstance(head, str) and head.startswith("unreadable"):
                 hold.abandon()
                 return Result.RETRY, head
@@ -532,14 +530,16 @@ def disposals(settings: Settings) -> dict[str, Disposal]:
     return {DONE: Disposal.parse(settings.on_done), FAILED: Disposal.parse(settings.on_failed)}
 
 
-def _read_head(source: Source, name: str) -> bytes | str:
-    """The first HEAD_BYTES + 1 bytes of a claimed file, or why it cannot be processed.
+def _read_head(source: Source, name: str, versions: dict[str, str | None]) -> bytes | str:
+    """The first HEAD_BYTES + 1 bytes of a claimed file, or why it cannot be processed; its
+    version goes into `versions` (content that changes after it is seen as changed).
 
     Opening it here proves it readable before an attempt is spent; what is read on the way
     is handed to the handler (all the simulation needs), saving it a second open.
     """
     try:
-        return source.read_head(name, HEAD_BYTES)
+        head, versions[name] = source.read_start(name, HEAD_BYTES)
+        return head
     except FileNotFoundError:
         return "vanished"
     except PermissionError as exc:

@@ -213,3 +213,24 @@ def test_a_crash_between_record_and_move_is_finished_by_the_next_scan(data: Path
     assert not (data / NAMES[0]).exists()
     assert second.events("file_disposed")[0]["via"] == "scan"
     wait_for(lambda: len(manifest_records(data)) == 1, what="still one record")
+
+
+@pytest.mark.parametrize("noreplace", [True, False])
+def test_a_move_never_replaces_with_or_without_renameat2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, noreplace: bool
+) -> None:
+    """Where the C library or the filesystem has no RENAME_NOREPLACE (NFS), a hard link and
+    an unlink do the same; either way a taken name is never replaced."""
+    from ingestd.sources import local
+
+    if not noreplace:
+        monkeypatch.setattr(local, "_renameat2", None)
+    (tmp_path / "done").mkdir()
+    for content in ("first\n", "second\n", "first\n"):
+        (tmp_path / NAMES[0]).write_text(content)
+        local.move_into(tmp_path / NAMES[0], tmp_path / "done")
+        assert not (tmp_path / NAMES[0]).exists()
+    names = sorted(os.listdir(tmp_path / "done"))
+    assert names[0] == NAMES[0] and len(names) == 2  # the same bytes again: not kept twice
+    assert (tmp_path / "done" / NAMES[0]).read_text() == "first\n"
+    assert (tmp_path / "done" / names[1]).read_text() == "second\n"

@@ -210,6 +210,7 @@ def record(name: str, worker: str, attempt: int = 1, status: str = "done") -> Re
     return Record(
         file=name, status=status, worker=worker, host="h", pid=1, attempt=attempt,
         seen_at="s", started_at="s", finished_at="f", minutes=1.0,
+        error="why" if status == "failed" else None,
     )  # fmt: skip
 
 
@@ -309,14 +310,17 @@ def test_finished_means_done_or_failed_and_retry_reopens_only_failed(backend: Ba
     assert b.is_finished(A) and b.is_finished(B) and not b.is_finished(C)
     assert b.is_done(A) and not b.is_done(B)
     assert b.failed_count() == 1  # for the fleet's metrics
+    assert b.failed_names() == [B]
     inspector = backend.inspector()
+    assert {n: r["error"] for n, r in inspector.failed_records().items()} == {B: "why"}
     for name in (A, B):
         inspector.retry(RetryRequest(file=name, worker="op", requested_at="t", previous_error=None))
     b.sync()
     assert b.is_finished(A)  # done is final
     assert not b.is_finished(B)  # failed, then retried: eligible again
-    assert b.failed_count() == 0
+    assert b.failed_count() == 0 and b.failed_names() == []
     assert inspector.statuses()[B] == "retry"
+    assert inspector.failed_records() == {}
 
 
 def test_records_of_each_worker_come_back_in_commit_order(backend: Backend) -> None:

@@ -5,6 +5,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ingestd.ledgers.file.manifest import (
     DONE,
@@ -13,6 +15,7 @@ from ingestd.ledgers.file.manifest import (
     Manifest,
     encode,
     parse_head,
+    parse_record,
     read_records,
 )
 
@@ -232,3 +235,28 @@ def test_records_written_to_the_old_file_just_before_a_switch_are_not_missed(
         assert all(reader.is_finished(n) for n in "abc")
     finally:
         reader.close()
+
+
+@given(
+    worker=st.text(max_size=30),
+    status=st.sampled_from(["done", "failed", "retry"]),
+    attempt=st.one_of(st.none(), st.integers(-5, 10**6)),
+    minutes=st.one_of(st.none(), st.integers(0, 10**9), st.floats(allow_nan=False,
+                                                                 allow_infinity=False)),
+    host=st.one_of(st.none(), st.text(max_size=10)),
+    error=st.one_of(st.none(), st.text(max_size=40)),
+)  # fmt: skip
+def test_an_audits_summary_of_a_line_is_what_the_json_parser_reads(
+    worker: str, status: str, attempt: int | None, minutes: float | None, host: str | None,
+    error: str | None,
+) -> None:  # fmt: skip
+    from ingestd.ledgers.file.manifest import SUMMARY_FIELDS, summary_of
+
+    record = {"file": "2018_06_28_00_00.txt", "status": status, "worker": worker,
+              "host": host, "pid": 7, "attempt": attempt, "minutes": minutes,
+              "finished_at": "2026-01-01T00:00:00+00:00", "error": error}  # fmt: skip
+    line = encode(record).rstrip(b"\n")
+    parsed = parse_record(line)
+    assert parsed is not None
+    summary = summary_of(line)
+    assert summary == {key: parsed.get(key) for key in SUMMARY_FIELDS}

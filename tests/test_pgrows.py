@@ -108,7 +108,7 @@ def test_both_paths_load_the_same_rows(pg: Any, tmp_path: Path) -> None:
         with open(path, "rb") as stream, cursor.copy("COPY fast FROM STDIN") as sink:
             for row in decoder.rows(stream):
                 sink.write_row(row)
-        standard = Target("standard", COLUMNS, frozenset({"doc"}), KINDS)
+        standard = Target("standard", ("public", "standard"), COLUMNS, frozenset({"doc"}), KINDS)
         with open_json(path) as (stream, _):
             assert _copy(cursor, standard, stream, "exact") == 4
     query = "SELECT json_agg(t ORDER BY id)::text FROM {} t"

@@ -28,6 +28,7 @@ from ..ledger import (
     StatusView,
     Transaction,
     fold_statuses,
+    standing_failed,
 )
 
 
@@ -245,6 +246,14 @@ class MemoryInspector:
     ) -> Iterator[dict[str, Any]]:
         with self.store.mutex:
             return iter(list(self.store.records))
+
+    def summaries(
+        self, on_bad: Callable[[int, bytes], None] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        return self.records(on_bad)  # already cheap: rows, not lines to parse
+
+    def failed_records(self) -> dict[str, dict[str, Any]]:
+        return standing_failed(self.records())
 
     def holdings(self) -> list[Holding]:
         with self.store.mutex:

@@ -42,6 +42,7 @@ from ..ledger import (
     StatusView,
     Transaction,
     fold_statuses,
+    standing_failed,
 )
 from ..pgerrors import RETRY, classify, describe, redact
 from ..pgschema import SCHEMA_VERSION, ensure_schema, require_psycopg, schema_version
@@ -519,6 +520,14 @@ class PostgresInspector:
                 for k, v in row.items()
                 if k != "source" and (v is not None or k in _RECORD_COLUMNS)
             }
+
+    def summaries(
+        self, on_bad: Callable[[int, bytes], None] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        return self.records(on_bad)  # already cheap: rows, not lines to parse
+
+    def failed_records(self) -> dict[str, dict[str, Any]]:
+        return standing_failed(self.records())
 
     def holdings(self) -> list[Holding]:
         rows = self._run(

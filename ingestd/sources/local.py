@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import fcntl
 import hashlib
@@ -19,7 +20,7 @@ import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ..errors import BadInput
 from ..logs import Log
@@ -183,43 +184,91 @@ def version_of(path: Path) -> str | None:
     return f"{info.st_ino}-{info.st_size}-{info.st_mtime_ns}"
 
 
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+# Filesystems (NFS among them) that do not take the flag: a hard link and an unlink instead.
+_NO_NOREPLACE = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP})
+
+
+def _libc_renameat2() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+
+
+_renameat2 = _libc_renameat2()
+
+
+def rename_noreplace(source: Path, target: Path) -> None:
+    """`rename(2)` that fails with FileExistsError instead of replacing `target` (Linux's
+    `renameat2(RENAME_NOREPLACE)`: atomic, the file is in one place at every instant).
+    OSError ENOSYS where the C library has no such call."""
+    if _renameat2 is None:
+        raise OSError(errno.ENOSYS, "renameat2 is not available")
+    if _renameat2(
+        _AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE
+    ):
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), str(source), None, str(target))
+
+
 def move_into(path: Path, directory: Path) -> Path:
     """Move `path` into `directory` under its name, never replacing a file there and never
     leaving half a file; where the name is taken, beside it under a unique name. The path
     it ended at.
 
-    One hard link and an unlink on the same filesystem (a crash between them leaves two names
-    of one file: the next call only unlinks). Across filesystems: copy to a temp name, fsync,
-    link into place, then remove the original; a crash in between leaves the original, and
-    the next scan does it again. Without hard links (some FUSE filesystems): a rename after a
-    look that the name is free.
+    One rename that refuses to replace (`rename_noreplace`), on the same filesystem. Where
+    the filesystem does not take that flag: a hard link and an unlink (a crash between them
+    leaves two names of one file, and the next call only unlinks). Across filesystems: copy
+    to a temp name, fsync, put it in place the same way, then remove the original; a crash in
+    between leaves the original, and the next scan does it again.
     """
     target = directory / path.name
     try:
-        return _link_into(path, path, target)
+        return _place(path, path, target)
     except OSError as exc:
-        if exc.errno == errno.EXDEV:
-            return _copy_into(path, directory, target)
-        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+        if exc.errno != errno.EXDEV:
             raise
-    if os.path.lexists(target):
-        target = directory / aside_name(path.name)
-    os.rename(path, target)
-    return target
+    return _copy_into(path, directory, target)
 
 
-def _link_into(path: Path, source: Path, target: Path) -> Path:
-    """Link `source` (the file, or a copy of it) at `target` or beside it; unlink `path`."""
+def _place(path: Path, source: Path, target: Path) -> Path:
+    """Put `source` (the file, or a whole copy of it) at `target`, or beside it when the
+    name is taken by other content; `path` is gone afterwards."""
+    for attempt in (target, target.with_name(aside_name(path.name))):
+        try:
+            _no_replace(source, attempt)
+        except FileExistsError:
+            if attempt == target and _same(path, target):
+                path.unlink()  # placed before a crash: only the original was left
+                return target
+            continue
+        if source != path:
+            path.unlink()
+        return attempt
+    raise FileExistsError(errno.EEXIST, "no free name beside it", str(target))
+
+
+def _no_replace(source: Path, target: Path) -> None:
+    try:
+        rename_noreplace(source, target)
+        return
+    except OSError as exc:
+        if exc.errno not in _NO_NOREPLACE:
+            raise
     try:
         os.link(source, target, follow_symlinks=False)
-    except FileExistsError:
-        if _same(path, target):
-            path.unlink()  # linked before a crash: only the unlink was left
-            return target
-        target = target.with_name(aside_name(path.name))
-        os.link(source, target, follow_symlinks=False)
-    path.unlink()
-    return target
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+            raise
+        # No hard links either (some FUSE filesystems): a look that the name is free, then
+        # a rename (a peer moving the same file at the same instant moves the same bytes).
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, "exists", str(target)) from None
+        os.rename(source, target)
+        return
+    source.unlink()
 
 
 def _same(path: Path, target: Path) -> bool:
@@ -241,7 +290,7 @@ def _copy_into(path: Path, directory: Path, target: Path) -> Path:
             shutil.copyfileobj(src, out, 1 << 20)
             out.flush()
             os.fsync(out.fileno())
-        return _link_into(path, temp, target)
+        return _place(path, temp, target)
     finally:
         with contextlib.suppress(OSError):
             temp.unlink()
@@ -289,6 +338,10 @@ class LocalSource:
 
     def read_head(self, name: str, limit: int) -> bytes:
         return read_capped(self.data_dir / name, limit)
+
+    def read_start(self, name: str, limit: int) -> tuple[bytes, str | None]:
+        version = version_of(self.data_dir / name)  # first: a rewrite after it shows
+        return read_capped(self.data_dir / name, limit), version
 
     def digest(self, name: str) -> tuple[int, str]:
         return file_digest(self.data_dir / name)

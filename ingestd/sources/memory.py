@@ -109,6 +109,13 @@ class MemorySource:
     def read_head(self, name: str, limit: int) -> bytes:
         return self._content(name)[: limit + 1]
 
+    def read_start(self, name: str, limit: int) -> tuple[bytes, str | None]:
+        with self._mutex:
+            entry = self._files.get(name)
+        if entry is None:
+            raise FileNotFoundError(name)
+        return entry[0][: limit + 1], str(entry[1])
+
     def digest(self, name: str) -> tuple[int, str]:
         content = self._content(name)
         return len(content), hashlib.sha256(content).hexdigest()

@@ -300,15 +300,20 @@ class S3Source:
         return io.BufferedReader(_Body(response["Body"], name), 1 << 20)
 
     def read_head(self, name: str, limit: int) -> bytes:
+        return self.read_start(name, limit)[0]
+
+    def read_start(self, name: str, limit: int) -> tuple[bytes, str | None]:
+        """One ranged GET: the bytes and the ETag of the very object they came from (no
+        HEAD beside it, whose refusals carry no error code)."""
         try:
             response = self._call(name, self._client.get_object, Bucket=self.location.bucket,
                                   Key=self._key(name), Range=f"bytes=0-{limit}")  # fmt: skip
         except OSError as exc:
             if "InvalidRange" in str(exc):  # an empty object has no byte 0
-                return b""
+                return b"", self.version(name)
             raise
         with _Body(response["Body"], name) as body:
-            return body.read(limit + 1)
+            return body.read(limit + 1), str(response.get("ETag", "")) or None
 
     def digest(self, name: str) -> tuple[int, str]:
         digest = hashlib.sha256()

@@ -39,7 +39,13 @@ from .heartbeat import (
     set_paused,
     write_heartbeat,
 )
-from .manifest import DONE, Manifest, read_records
+from .manifest import (
+    DONE,
+    Manifest,
+    read_records,
+    read_summaries,
+    standing_failed_records,
+)
 from .statedir import claim_source, prepare_state_dir, recreate_state_dir
 
 # Live holders check their claims every REASSERT_EVERY seconds: a few of those after we made
@@ -235,6 +241,14 @@ class FileInspector:
         self, on_bad: Callable[[int, bytes], None] | None = None
     ) -> Iterator[dict[str, Any]]:
         return read_records(self.manifest_path, on_bad)
+
+    def summaries(
+        self, on_bad: Callable[[int, bytes], None] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        return read_summaries(self.manifest_path, on_bad)
+
+    def failed_records(self) -> dict[str, dict[str, Any]]:
+        return standing_failed_records(self.manifest_path)
 
     def holdings(self) -> list[Holding]:
         found = []
