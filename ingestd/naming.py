@@ -115,6 +115,24 @@ def _valid_day(year: str, month: str, day: str) -> bool:
     return True
 
 
+def _default_order(name: str) -> tuple[str, str, str]:
+    """`sort_key`'s order for the default scheme, from the text alone: its fixed-width
+    timestamp sorts as the time does (operator commands order a million names)."""
+    return (name[-20:], name[:-21], name)
+
+
+def stamp_of(name: str) -> datetime:
+    """The timestamp of a name known to be a data-file name (a fast path for the default
+    scheme's fixed layout)."""
+    if _name is _DEFAULT:
+        t = name[-20:]
+        return datetime(int(t[0:4]), int(t[5:7]), int(t[8:10]), int(t[11:13]), int(t[14:16]))
+    stamp = parse_name(name)
+    if stamp is None:
+        raise ValueError(f"not a data-file name: {name!r}")
+    return stamp
+
+
 def sort_key(name: str) -> tuple[datetime, str, str]:
     """Order key: timestamp first, then the key; the name breaks ties so the order is total."""
     parsed = parse(name)
@@ -125,12 +143,22 @@ def sort_key(name: str) -> tuple[datetime, str, str]:
 
 def oldest_first(names: Iterable[str]) -> list[str]:
     """The valid data-file names among `names`, oldest first."""
-    return sorted((n for n in names if is_data_name(n)), key=sort_key)
+    valid = (n for n in names if is_data_name(n))
+    return sorted(valid, key=_default_order if _name is _DEFAULT else sort_key)
 
 
-def by_key(names: Iterable[str]) -> dict[str, list[str]]:
-    """The valid data-file names among `names`, per key, each list oldest first."""
+def by_key(names: Iterable[str], checked: bool = False) -> dict[str, list[str]]:
+    """The valid data-file names among `names` (`checked`: all of them are), per key, each
+    list oldest first."""
     keyed: dict[str, list[str]] = {}
+    if _name is _DEFAULT:
+        # A key's names differ only in their timestamps: their text sorts as their time.
+        for name in names:
+            if checked or is_data_name(name):
+                keyed.setdefault(name[:-21], []).append(name)
+        for group in keyed.values():
+            group.sort()
+        return keyed
     for name in oldest_first(names):
         keyed.setdefault(key_of(name), []).append(name)
     return keyed
@@ -156,7 +184,7 @@ def missing_slots(stamps: Iterable[datetime], interval: timedelta) -> Iterator[d
 
 
 def count_missing_slots(
-    stamps: Iterable[datetime], interval: timedelta, listed: int = 100
+    stamps: Iterable[datetime], interval: timedelta, listed: int = 100, ordered: bool = False
 ) -> tuple[int, list[datetime]]:
     """How many slots `missing_slots` would yield, and the first `listed` of them.
 
@@ -166,10 +194,11 @@ def count_missing_slots(
     """
     if interval <= timedelta(0):
         raise ValueError("interval must be positive")
-    ordered = sorted(set(stamps))
+    # `ordered`: strictly ascending already (a key's names), so streamed, never held.
+    series = stamps if ordered else sorted(set(stamps))
     count = 0
     first: list[datetime] = []
-    for earlier, later in itertools.pairwise(ordered):
+    for earlier, later in itertools.pairwise(series):
         # Slots earlier + k*interval with 0 < k and earlier + k*interval < later.
         in_gap = -((earlier - later) // interval) - 1  # ceil((later - earlier) / interval) - 1
         if in_gap <= 0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import socket
@@ -33,8 +34,8 @@ from .naming import (
     is_data_name,
     key_of,
     oldest_first,
-    parse_name,
     sort_key,
+    stamp_of,
     terminal_safe,
 )
 from .settings import file_ledger_path, is_bucket_url, is_database_url, state_dir_for
@@ -75,13 +76,22 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
     source, inspector = _view(args)
     present = _present(source)
     # One definition with `verify` (audit.py): a record counts only for a data-file name.
-    statuses = {name: st for name, st in inspector.statuses().items() if is_data_name(name)}
-    finished = {name for name, status in statuses.items() if status in FINISHED}
+    statuses = inspector.statuses()
+    for name in [n for n in statuses if not is_data_name(n)]:
+        del statuses[name]  # in place: a copy of a million entries is a hundred megabytes
     working = [asdict(holding) for holding in inspector.holdings()]
     held = {w["file"] for w in working}
-    pending = [n for n in oldest_first(present) if n not in finished and n not in held]
-    keys = {key: _key_report(names, statuses, held, present, args.interval_minutes)
-            for key, names in by_key(present.keys() | finished).items()}  # fmt: skip
+    pending = [
+        n for n in oldest_first(present) if statuses.get(n) not in FINISHED and n not in held
+    ]
+    # Every name once: the finished ones, and those present that are not (yet) finished;
+    # all data-file names already (the filter above, and the scan's own).
+    names = itertools.chain(
+        (n for n, st in statuses.items() if st in FINISHED),
+        (n for n in present if statuses.get(n) not in FINISHED),
+    )
+    keys = {key: _key_report(group, statuses, held, present, args.interval_minutes)
+            for key, group in by_key(names, checked=True).items()}  # fmt: skip
     default = keys.get(DEFAULT_KEY) or _key_report(
         [], statuses, held, present, args.interval_minutes
     )
@@ -159,8 +169,11 @@ def _key_report(
     oldest_age = None
     if waiting:
         oldest_age = round(time.time() - present[waiting[0]][1] / 1e9, 1)
-    stamps = [stamp for n in names if (stamp := parse_name(n)) is not None]
-    gap_count, gaps = count_missing_slots(stamps, timedelta(minutes=minutes), LISTED_SLOTS)
+    # Oldest first and unique already: the stamps are streamed, never held.
+    stamps = (stamp_of(n) for n in names)
+    gap_count, gaps = count_missing_slots(
+        stamps, timedelta(minutes=minutes), LISTED_SLOTS, ordered=True
+    )
     key = key_of(names[0]) if names else DEFAULT_KEY
     return {
         "done": sum(1 for n in names if statuses.get(n) == DONE),
