@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .ledger import DONE, FAILED, RETRY
+from .ledger import DONE, FAILED, REDO, RETRY
 from .naming import is_data_name, oldest_first
 from .stats import RunningStats
 
@@ -123,6 +123,11 @@ def audit(
         elif status == FAILED and name not in result.done:
             result.failed[name] = record
         elif status == RETRY:
+            result.failed.pop(name, None)
+        elif status == REDO:
+            # An operator reopened a done file (its content changed): the next done record
+            # is its own, not a duplicate of the one before.
+            result.done.discard(name)
             result.failed.pop(name, None)
     if last_done is not None:
         result.last_done_at = _finished({"finished_at": last_done})

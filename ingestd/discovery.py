@@ -196,7 +196,8 @@ class Discovery:
             closed = self._closed(result) if self.settling.settle > 0 else set()
             leftovers = self.ledger.leftovers()
             for name in list(self.worker.changed_files):
-                if self.source.version(name) is None:  # gone since: nothing to report
+                # Gone since, or reopened by an operator (`retry`): nothing to report.
+                if not self.ledger.is_finished(name) or self.source.version(name) is None:
                     self.worker.changed_files.pop(name, None)
             disposed, changed = self._dispose_leftovers(finished)
             # --one-per-key: the finished files still present, and the failed ones: from the

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .ledger import DONE, FAILED, RETRY, Owner
+from .ledger import DONE, FAILED, REDO, RETRY, Owner
 from .naming import is_data_name
 
 
@@ -46,6 +46,11 @@ def _record_line(record: dict[str, Any]) -> tuple[str, str]:
     status = record.get("status")
     if status == RETRY:
         return "retry", f"requested by {record.get('worker')} at {record.get('requested_at')}"
+    if status == REDO:
+        return "redo", (
+            f"requested by {record.get('worker')} at {record.get('requested_at')}: the content "
+            f"processed before (sha256 {record.get('previous_sha256')}) had changed"
+        )
     parts = [
         f"{status} by {record.get('worker')} (host {record.get('host')}, pid {record.get('pid')})",
         f"attempt {record.get('attempt')}",
@@ -90,7 +95,11 @@ def explain(facts: Facts) -> Explanation:
 
 
 def _standing(records: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The record that decides the file's state: the first done, else the last record."""
+    """The record that decides the file's state: the first done, else the last record (of
+    those after the last `redo`, when an operator reopened the file)."""
+    redone = [i for i, r in enumerate(records) if r.get("status") == REDO]
+    if redone:
+        records = records[redone[-1] :]
     done = [r for r in records if r.get("status") == DONE]
     if done:
         return done[0]
@@ -104,12 +113,17 @@ def _verdict(facts: Facts) -> tuple[str, str]:
     status = standing.get("status") if standing else None
     if status == DONE and standing is not None:
         said = f"done by {standing.get('worker')} at {standing.get('finished_at')}"
-        if len([r for r in facts.records if r.get("status") == DONE]) > 1:
+        since = facts.records[facts.records.index(standing) :]
+        if len([r for r in since if r.get("status") == DONE]) > 1:
             return "done", said + "; more than one done record (ingestd verify reports it)"
         if facts.present is None:
             return "done", said + "; the source file is gone since (moved or deleted)"
         if facts.sha256 is not None and standing.get("sha256") not in (None, facts.sha256):
-            return "done", said + "; the file changed after it was done (not processed again)"
+            return "done", (
+                f"{said}; the file changed after it was done: the content processed had "
+                f"sha256 {standing.get('sha256')}, the source holds {facts.sha256} now (kept, "
+                f"not processed again; 'ingestd retry DIR {name}' processes the new content)"
+            )
         return "done", said
     if status == FAILED and standing is not None:
         return "failed", (
@@ -131,4 +145,7 @@ def _verdict(facts: Facts) -> tuple[str, str]:
         )
     if status == RETRY:
         return waiting, "retry requested; the next free worker takes it"
+    if status == REDO:
+        return waiting, "its new content is to be processed (ingestd retry); the next free "\
+            "worker takes it"  # fmt: skip
     return waiting, "present and unclaimed; the next free worker takes it, oldest first"

@@ -32,6 +32,9 @@ REASSERT_EVERY = 0.5
 DONE = "done"
 FAILED = "failed"
 RETRY = "retry"
+# An operator's `ingestd retry` of a done file whose source now holds other content: the file
+# is open again, and its next done record is the one that stands.
+REDO = "redo"
 FINISHED = frozenset({DONE, FAILED})
 
 
@@ -39,10 +42,11 @@ def fold_statuses(
     records: Iterable[tuple[str, str]], into: dict[str, str] | None = None
 ) -> dict[str, str]:
     """Each file's status after `records` (name, status) in commit order: a later record wins,
-    except over `done`, which is final. The one rule every ledger's reader applies."""
+    except over `done`, which is final but for an operator's `redo`. The one rule every
+    ledger's reader applies."""
     found = {} if into is None else into
     for name, status in records:
-        if found.get(name) != DONE:
+        if found.get(name) != DONE or status == REDO:
             found[name] = status
     return found
 
@@ -78,7 +82,9 @@ def standing_failed(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str,
     failed: dict[str, dict[str, Any]] = {}
     for record in records:
         name, state = record.get("file"), record.get("status")
-        if not isinstance(name, str) or not isinstance(state, str) or status.get(name) == DONE:
+        if not isinstance(name, str) or not isinstance(state, str):
+            continue
+        if status.get(name) == DONE and state != REDO:
             continue
         status[name] = state
         if state == FAILED:
@@ -206,16 +212,20 @@ class RetryRequest:
     worker: str
     requested_at: str
     previous_error: str | None
-    status: str = RETRY
+    status: str = RETRY  # or REDO: a done file whose source holds other content now
+    previous_sha256: str | None = None  # REDO: the content that was processed before
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "file": self.file,
             "status": self.status,
             "worker": self.worker,
             "requested_at": self.requested_at,
             "previous_error": self.previous_error,
         }
+        if self.previous_sha256 is not None:
+            data["previous_sha256"] = self.previous_sha256
+        return data
 
 
 @dataclass

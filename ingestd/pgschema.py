@@ -60,10 +60,12 @@ _TABLES = (
     " attempt integer, minutes double precision, size bigint, sha256 text, seen_at text,"
     " started_at text, finished_at text, error text, outputs jsonb, records bigint,"
     " requested_at text, previous_error text, recorded_at timestamptz NOT NULL DEFAULT now(),"
-    " version text)",
-    # At most one done record per file of a source: a database constraint, not only our care.
-    "CREATE UNIQUE INDEX IF NOT EXISTS records_one_done ON {s}.records (source, file)"
-    " WHERE status = 'done'",
+    " version text, previous_sha256 text, generation integer NOT NULL DEFAULT 0)",
+    # At most one done record per file of a source (per `redo` an operator asked for): a
+    # database constraint, not only our care.
+    "CREATE UNIQUE INDEX IF NOT EXISTS records_one_done ON {s}.records (source, file,"
+    " generation) WHERE status = 'done'",
+    "CREATE INDEX IF NOT EXISTS records_redo ON {s}.records (source, file) WHERE status = 'redo'",
     "CREATE INDEX IF NOT EXISTS records_source_seq ON {s}.records (source, seq)",
     "CREATE TABLE IF NOT EXISTS {s}.claims (source text NOT NULL, file text NOT NULL,"
     " token bigint NOT NULL, holder text, lease_until timestamptz, owner jsonb,"
@@ -132,20 +134,24 @@ _FUNCTIONS = (
         p_record jsonb, p_class integer) RETURNS boolean LANGUAGE plpgsql AS $$
     DECLARE
         v_file text := p_record->>'file';
+        v_generation integer;
     BEGIN
         PERFORM pg_advisory_xact_lock(p_class, hashtext(p_source));
+        -- Each `redo` an operator asked for opens the file for one more done record.
+        SELECT count(*) INTO v_generation FROM {s}.records
+            WHERE source = p_source AND file = v_file AND status = 'redo';
         IF NOT EXISTS (SELECT 1 FROM {s}.claims WHERE source = p_source AND file = v_file
                 AND token = p_token FOR UPDATE)
             OR EXISTS (SELECT 1 FROM {s}.records WHERE source = p_source AND file = v_file
-                AND status = 'done') THEN
+                AND status = 'done' AND generation = v_generation) THEN
             RETURN false;
         END IF;
         INSERT INTO {s}.records (source, file, status, worker, host, pid, attempt, minutes,
                 size, sha256, seen_at, started_at, finished_at, error, outputs, records,
-                version)
+                version, generation)
             SELECT p_source, r.file, r.status, r.worker, r.host, r.pid, r.attempt, r.minutes,
                 r.size, r.sha256, r.seen_at, r.started_at, r.finished_at, r.error, r.outputs,
-                r.records, r.version
+                r.records, r.version, v_generation
             FROM jsonb_populate_record(NULL::{s}.records, p_record) r;
         DELETE FROM {s}.claims WHERE source = p_source AND file = v_file;
         RETURN true;
@@ -296,9 +302,11 @@ def _migrate(connection: Any, schema: str, version: int, source: str) -> None:
     )
     if exists("records"):
         connection.execute(
-            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS version text").format(
-                sql.Identifier(schema, "records")
-            )
+            sql.SQL(
+                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS version text,"
+                " ADD COLUMN IF NOT EXISTS previous_sha256 text,"
+                " ADD COLUMN IF NOT EXISTS generation integer NOT NULL DEFAULT 0"
+            ).format(sql.Identifier(schema, "records"))
         )
     keys = dict(_SOURCE_KEYS)
     for table in ("records", *keys):

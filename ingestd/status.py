@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import itertools
 import json
 import os
@@ -25,7 +26,7 @@ from .audit import Audit, audit
 from .compose import operator_view
 from .errors import StartupError
 from .health import Verdict, live, ready, replaced
-from .ledger import DONE, FAILED, FINISHED, PRUNE_AFTER, Inspector, RetryRequest
+from .ledger import DONE, FAILED, FINISHED, PRUNE_AFTER, REDO, Inspector, RetryRequest
 from .naming import (
     DEFAULT_KEY,
     by_key,
@@ -546,24 +547,53 @@ def _order(name: str) -> tuple[int, Any]:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    _, inspector = _view(args)
+    """A failed file, or a done one whose source holds other content now (a re-delivery
+    kept aside), is processed again; anything else is refused, one line each."""
+    source, inspector = _view(args)
     failed = inspector.failed_records()
+    others = set(args.names) - failed.keys()
+    history: dict[str, list[dict[str, Any]]] = {name: [] for name in others}
+    if others:
+        for record in inspector.records():
+            if record.get("file") in history:
+                history[record["file"]].append(record)
     problems = 0
     for name in args.names:
-        if name not in failed:
-            print(f"ingestd: {name}: not a failed file", file=sys.stderr)
-            problems += 1
-            continue
-        inspector.retry(
-            RetryRequest(
-                file=name,
-                worker=f"{socket.gethostname()}:{os.getpid()}",
-                requested_at=datetime.now(UTC).isoformat(timespec="microseconds"),
-                previous_error=failed[name].get("error"),
-            )
+        request = RetryRequest(
+            file=name,
+            worker=f"{socket.gethostname()}:{os.getpid()}",
+            requested_at=datetime.now(UTC).isoformat(timespec="microseconds"),
+            previous_error=failed[name].get("error") if name in failed else None,
         )
-        print(f"{name}: will be processed again")
+        if name not in failed:
+            why, request = _redo(source, name, history.get(name, []), request)
+            if why:
+                print(f"ingestd: {terminal_safe(name)}: {why}", file=sys.stderr)
+                problems += 1
+                continue
+        inspector.retry(request)
+        print(f"{terminal_safe(name)}: will be processed again")
     return 1 if problems else 0
+
+
+def _redo(
+    source: Source, name: str, records: list[dict[str, Any]], request: RetryRequest
+) -> tuple[str, RetryRequest]:
+    """(why not, "" if it may be) and the request that reopens a done file whose source
+    holds other content than was processed."""
+    from .explain import _standing
+
+    standing = _standing(records)
+    if standing is None or standing.get("status") != DONE:
+        return "not a failed file, nor a done one", request
+    try:
+        _, sha256 = source.digest(name)
+    except OSError:
+        return "done, and no longer in the source", request
+    processed = standing.get("sha256")
+    if processed is not None and processed == sha256:
+        return "done, and the source holds the very content that was processed", request
+    return "", dataclasses.replace(request, status=REDO, previous_sha256=processed)
 
 
 def cmd_pause(args: argparse.Namespace, paused: bool) -> int:

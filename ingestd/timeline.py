@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .ledger import DONE, FAILED
+from .ledger import DONE, FAILED, REDO
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,8 @@ def final_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     final: dict[str, dict[str, Any]] = {}
     for record in records:
         status, name = record.get("status"), record.get("file")
+        if status == REDO and isinstance(name, str):
+            final.pop(name, None)  # reopened: what comes after it stands
         if not isinstance(name, str) or status not in (DONE, FAILED):
             continue
         if final.get(name, {}).get("status") != DONE:
@@ -127,6 +129,8 @@ def final_runs(records: Iterable[dict[str, Any]], since: float | None = None) ->
     final: dict[str, Run | None] = {}
     for record in records:
         status, name = record.get("status"), record.get("file")
+        if status == REDO and isinstance(name, str):
+            final.pop(name, None)  # reopened: what comes after it stands
         if not isinstance(name, str) or status not in (DONE, FAILED):
             continue
         standing = final.get(name)

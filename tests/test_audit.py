@@ -60,3 +60,11 @@ def test_retry_reopens_a_failed_file() -> None:
     result = audit([rec(A, "failed"), rec(A, "retry")], present=[A])
     assert A not in result.failed
     assert result.unfinished == [A]
+
+
+def test_a_done_record_after_an_operators_redo_is_no_duplicate() -> None:
+    redo = {"file": A, "status": "redo", "worker": "op"}
+    result = audit([rec(A), redo, rec(A, worker="b")], present=[A], expected=1)
+    assert result.violations() == [] and result.duplicates == {}
+    reopened = audit([rec(A), redo], present=[A])
+    assert reopened.unfinished == [A]  # reopened, not yet done again

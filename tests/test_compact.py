@@ -106,3 +106,14 @@ def test_compact_refuses_a_postgresql_ledger_in_one_line(data: Path) -> None:
                          capture_output=True, text=True, timeout=30)  # fmt: skip
     assert run.returncode == 2 and "nothing to compact" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_after_an_operators_redo_the_new_done_record_is_the_one_kept(tmp_path: Path) -> None:
+    lines = [
+        line("2018_06_28_00_00.txt", "done", worker="a", sha256="old"),
+        line("2018_06_28_00_00.txt", "redo", worker="op"),
+        line("2018_06_28_00_00.txt", "done", worker="b", sha256="new"),
+    ]
+    (tmp_path / "manifest.jsonl").write_bytes(b"".join(lines))
+    compact(tmp_path, set, now=NOW)
+    assert (tmp_path / "manifest.jsonl").read_bytes() == lines[2]

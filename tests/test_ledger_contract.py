@@ -323,6 +323,30 @@ def test_finished_means_done_or_failed_and_retry_reopens_only_failed(backend: Ba
     assert inspector.failed_records() == {}
 
 
+def test_a_redo_reopens_a_done_file_for_one_more_done_record(backend: Backend) -> None:
+    """An operator's `retry` of a done file whose content changed: one more done record
+    may be written (and the fence holds again after it)."""
+    a, b = backend.make(), backend.make()
+    hold = a.try_claim(A)
+    hold.begin(owner("a"))
+    assert a.commit(hold, record(A, "a"))
+    inspector = backend.inspector()
+    inspector.retry(RetryRequest(file=A, worker="op", requested_at="t", previous_error=None,
+                                 status="redo", previous_sha256="old"))  # fmt: skip
+    b.sync()
+    assert not b.is_finished(A) and inspector.statuses()[A] == "redo"
+    hold = b.try_claim(A)
+    hold.begin(owner("b"))
+    assert b.commit(hold, record(A, "b"))  # the new content's done record
+    a.sync()
+    assert a.is_done(A)
+    late = a.try_claim(A)  # a peer that missed the redo cannot add a third
+    late.begin(owner("a"))
+    assert a.commit(late, record(A, "a")) is False
+    done = [r["worker"] for r in inspector.records() if r["file"] == A and r["status"] == "done"]
+    assert done == ["a", "b"]
+
+
 def test_records_of_each_worker_come_back_in_commit_order(backend: Backend) -> None:
     a, b = backend.make(), backend.make()
     names = [f"2018_06_28_{h:02d}_00.txt" for h in range(10)]

@@ -123,3 +123,39 @@ def test_an_object_overwritten_while_claimed_is_kept(s3_server: Any, spawn, tmp_
     wait_for(lambda: w.events("file_changed_after_done"), timeout=30, what="reported")
     assert _objects(client, name) == {A: b"3\n"}
     assert w.terminate() == 0
+
+
+@pytest.mark.parametrize("ledger", ["file", "postgresql"])
+def test_the_operator_has_a_changed_file_processed_again_with_retry(
+    data: Path, spawn, ledger: str, request: pytest.FixtureRequest
+) -> None:
+    extra: tuple[str, ...] = ()
+    if ledger == "postgresql":
+        extra = ("--ledger", request.getfixturevalue("pg").url)
+    (data / A).write_text("1\n")
+    (data / B).write_text("1\n")
+    w = spawn(data, "--seconds-in-min", "0", "--on-done", "move:done", *extra)
+    wait_for(lambda: len(w.events("file_disposed")) == 2, what="both archived")
+    replace(data / A, "2\n")
+    wait_for(lambda: w.events("file_changed_after_done"), what="the re-delivery kept")
+    refused = ingestd("retry", str(data), B, *extra)  # B is done and archived: nothing to do
+    assert refused.returncode == 1 and "no longer in the source" in refused.stderr, refused.stderr
+    again = ingestd("retry", str(data), A, *extra)
+    assert again.returncode == 0, again.stderr
+    wait_for(lambda: len(w.events("file_done")) == 3, what="the new content processed")
+    wait_for(lambda: not (data / A).exists(), what="the new content archived")
+    archived = {n: (data / "done" / n).read_text() for n in os.listdir(data / "done")}
+    assert archived[A] == "1\n" and sorted(archived.values()) == ["1\n", "1\n", "2\n"]
+    verify = ingestd("verify", str(data), "--expect", "2", *extra)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    explained = ingestd("explain", str(data), A, *extra)
+    assert "redo" in explained.stdout and sha("1\n") in explained.stdout, explained.stdout
+    assert w.terminate() == 0
+
+
+def test_retry_refuses_a_done_file_whose_content_did_not_change(data: Path, spawn) -> None:
+    (data / A).write_text("1\n")
+    assert spawn(data, "--seconds-in-min", "0", "--exit-when-idle", "0.5").wait() == 0
+    refused = ingestd("retry", str(data), A)
+    assert refused.returncode == 1 and "very content that was processed" in refused.stderr
+    assert [r["status"] for r in manifest_records(data)] == ["done"]  # nothing appended

@@ -53,6 +53,7 @@ COMMIT_CLASS = 0x1D6F  # commits of one source are serialised by (class, hashtex
 # After a server restart no session holds its lock: holders take theirs again at their next
 # rescan (seconds); until this long after the start, a missing lock proves nothing.
 RESTART_GRACE = 10.0
+_INTERNAL = frozenset({"source", "generation"})  # keys of the table, not of a record
 _RECORD_COLUMNS = (
     "file", "status", "worker", "host", "pid", "attempt", "minutes", "size", "sha256",
     "seen_at", "started_at", "finished_at", "error", "outputs", "records",
@@ -518,7 +519,7 @@ class PostgresInspector:
             yield {
                 k: v
                 for k, v in row.items()
-                if k != "source" and (v is not None or k in _RECORD_COLUMNS)
+                if k not in _INTERNAL and (v is not None or k in _RECORD_COLUMNS)
             }
 
     def summaries(

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
+from ...ledger import REDO
 from .manifest import DONE, parse_head, split_complete
 
 _CHUNK = 4 << 20
@@ -65,7 +66,9 @@ def _standing(handle: BinaryIO) -> tuple[dict[str, int], int, int]:
             continue
         records += 1
         name, status = head
-        if name in done:
+        if status == REDO:
+            done.discard(name)  # reopened by an operator: what comes after it stands
+        elif name in done:
             continue  # a second done record: the first stands (verify reports the rest)
         keep[name] = index
         if status == DONE:

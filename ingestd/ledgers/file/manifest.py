@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...ledger import DONE, FAILED, FINISHED, RETRY
+from ...ledger import DONE, FAILED, FINISHED, REDO, RETRY
 
 __all__ = ["DONE", "FAILED", "FINISHED", "RETRY", "Manifest", "encode", "read_records"]
 
@@ -167,7 +167,7 @@ def standing_failed_records(path: Path) -> dict[str, dict[str, Any]]:
         if head is None:
             continue
         name, state = head
-        if status.get(name) == DONE:
+        if status.get(name) == DONE and state != REDO:
             continue
         status[name] = _intern_status(state)
         if state == FAILED:
@@ -297,7 +297,8 @@ class Manifest:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             try:
                 self.refresh()
-                if self.status.get(record["file"]) == DONE:
+                # An operator's redo is the one record that may follow a done one.
+                if self.status.get(record["file"]) == DONE and record["status"] != REDO:
                     return False
                 if before_append is not None:
                     before_append()
@@ -370,7 +371,7 @@ class Manifest:
                     # `ledger.fold_statuses`'s rule, inlined: this loop reads a million
                     # lines at start-up, and interns the status strings as it goes.
                     name, state = head
-                    if status.get(name) != DONE:
+                    if status.get(name) != DONE or state == REDO:
                         status[name] = _intern_status(state)
             base += len(line) + 1
 
@@ -400,4 +401,4 @@ def _intern_status(value: str) -> str:
     return _STATUSES.get(value, value)
 
 
-_STATUSES = {s: s for s in (DONE, FAILED, RETRY)}
+_STATUSES = {s: s for s in (DONE, FAILED, RETRY, REDO)}
