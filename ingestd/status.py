@@ -66,18 +66,28 @@ def _present(source: Source) -> dict[str, tuple[int, int]]:
 def _audit(args: argparse.Namespace, expected: int | None = None) -> tuple[Audit, int]:
     source, inspector = _view(args)
     bad: list[int] = []
+    progress = Progress("reading records")
 
     def summaries() -> Iterator[dict[str, Any]]:
-        return inspector.summaries(on_bad=lambda offset, _: bad.append(offset))
+        return progress.counted(inspector.summaries(on_bad=lambda offset, _: bad.append(offset)))
 
-    return audit(summaries, _present(source), expected, full=inspector.records), len(bad)
+    progress.say("listing the source")
+    present = _present(source)
+    try:
+        return audit(summaries, present, expected, full=inspector.records), len(bad)
+    finally:
+        progress.done()
 
 
 def status_report(args: argparse.Namespace) -> dict[str, Any]:
     source, inspector = _view(args)
+    progress = Progress("")
+    progress.say("listing the source")
     present = _present(source)
+    progress.say("reading the ledger")
     # One definition with `verify` (audit.py): a record counts only for a data-file name.
     statuses = inspector.statuses()
+    progress.say("summing up")
     for name in [n for n in statuses if not is_data_name(n)]:
         del statuses[name]  # in place: a copy of a million entries is a hundred megabytes
     working = [asdict(holding) for holding in inspector.holdings()]
@@ -96,6 +106,7 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
     default = keys.get(DEFAULT_KEY) or _key_report(
         [], statuses, held, present, args.interval_minutes
     )
+    progress.done()
     ages = [a for k in keys.values() if (a := k["oldest_unprocessed_age_seconds"]) is not None]
     beats = inspector.workers()
     # A lost worker replaced on its host (crashed, restarted) needs nobody: listed apart.

@@ -130,3 +130,36 @@ def test_publishing_that_fails_every_pass_needs_a_person(data: Path, spawn) -> N
                       what="status exit 1")  # fmt: skip
     assert "PUBLISHING     failing on w0" in status.stdout
     assert w.terminate() == 0
+
+
+def test_long_work_shows_progress_on_a_terminal_and_nothing_in_a_pipe(data: Path) -> None:
+    import pty
+
+    state = data / ".ingestd"
+    state.mkdir()
+    with open(state / "manifest.jsonl", "wb") as out:
+        for i in range(30_000):
+            out.write(record(f"2000_{1 + i // 2880 % 12:02d}_{1 + i // 96 % 28:02d}_"
+                             f"{i // 4 % 24:02d}_{i % 4 * 15:02d}.txt"))  # fmt: skip
+    controller, terminal = pty.openpty()
+    try:
+        command = [sys.executable, "-m", "ingestd", "verify", str(data)]
+        done = subprocess.run(
+            command, stdout=subprocess.PIPE, stderr=terminal, cwd=ROOT, timeout=120
+        )
+        os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(controller)
+    assert done.returncode in (0, 1)
+    assert b"reading records: 10,000" in shown
+    piped = ingestd("verify", str(data))
+    assert "reading records" not in piped.stderr
