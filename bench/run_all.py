@@ -22,6 +22,7 @@ BENCHES = [
     "compact",
     "keys",
     "publish",
+    "operators",
 ]
 
 
