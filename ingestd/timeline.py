@@ -126,7 +126,7 @@ def final_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def final_runs(records: Iterable[dict[str, Any]], since: float | None = None) -> list[Run]:
     """`final_records`, streamed into `Run`s, of files finished at or after `since`."""
-    final: dict[str, Run | None] = {}
+    final: dict[str, Run | bool] = {}  # False: not drawn; True: done before `since`
     for record in records:
         status, name = record.get("status"), record.get("file")
         if status == REDO and isinstance(name, str):
@@ -134,10 +134,13 @@ def final_runs(records: Iterable[dict[str, Any]], since: float | None = None) ->
         if not isinstance(name, str) or status not in (DONE, FAILED):
             continue
         standing = final.get(name)
-        if standing is not None and standing.status == DONE:
+        if standing is True or (isinstance(standing, Run) and standing.status == DONE):
             continue
-        final[name] = _run(record)
-    return [r for r in final.values() if r is not None and (since is None or r.end >= since)]
+        if since is not None and (_epoch(record, "finished_at") or 0.0) < since:
+            final[name] = status == DONE  # outside the window: a flag, not a run
+            continue
+        final[name] = _run(record) or False
+    return [run for run in final.values() if isinstance(run, Run)]
 
 
 def build(
