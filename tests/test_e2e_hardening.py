@@ -218,3 +218,20 @@ def test_a_state_dir_removed_under_a_holder_never_lets_a_peer_run_its_file(
     assert peer.events("file_claimed") == []  # never two at once, not even for a moment
     assert holder.events("claim_lost") == [] and peer.events("duplicate_suppressed") == []
     assert holder.terminate() == 0 and peer.terminate() == 0
+
+
+def test_a_worker_started_right_after_the_removal_never_runs_a_held_file(
+    data: Path, spawn
+) -> None:
+    name = "2018_06_28_00_00.txt"
+    (data / name).write_text("3")  # three seconds of work
+    holder = spawn(data, "--seconds-in-min", "1", name="holder")
+    wait_for(lambda: holder.events("file_claimed"), what="held")
+    shutil.rmtree(data / ".ingestd")
+    newcomer = spawn(data, "--seconds-in-min", "1", name="newcomer")  # makes a new state dir
+    wait_for(lambda: holder.events("file_done"), timeout=30, what="the holder finishes")
+    wait_for(lambda: newcomer.events("ready"), what="the newcomer ready")
+    time.sleep(0.5)
+    assert newcomer.events("file_claimed") == [], newcomer.text
+    assert holder.events("claim_reasserted") and holder.events("claim_lost") == []
+    assert holder.terminate() == 0 and newcomer.terminate() == 0

@@ -49,7 +49,8 @@ from .manifest import (
 from .statedir import claim_source, prepare_state_dir, recreate_state_dir
 
 # Live holders check their claims every REASSERT_EVERY seconds: a few of those after we made
-# the state dir again, every one still at work has put its lock file back.
+# the locks folder (again, or for the first time: the two look alike), every one still at
+# work has put its lock file back.
 RECREATE_GRACE = 4 * REASSERT_EVERY
 
 
@@ -85,8 +86,10 @@ class FileLedger:
     def prepare(self) -> None:
         if self._prepare is not None:
             self._prepare()
-        else:
-            prepare_state_dir(self.state_dir)
+        elif prepare_state_dir(self.state_dir):
+            # A locks folder made just now may be a removed state dir's successor, with
+            # holders still at work: they put their lock files back before we claim.
+            self._claims_resume_at = time.monotonic() + RECREATE_GRACE
         if self.source is not None:
             inode = self._source_inode() if self._source_inode is not None else None
             claim_source(self.state_dir, self.source, inode)

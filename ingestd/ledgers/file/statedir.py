@@ -21,17 +21,24 @@ from .mounts import check_state_dir
 _PARTS = ("locks", "workers")
 
 
-def prepare_state_dir(state_dir: Path) -> None:
-    """Make the state dir's folders and prove them writable; StartupError if not."""
+def prepare_state_dir(state_dir: Path) -> bool:
+    """Make the state dir's folders and prove them writable; StartupError if not. Whether
+    the locks folder was made just now (a new state dir, or one removed under a fleet)."""
+    made = False
     try:
         for path in (state_dir, *(state_dir / part for part in _PARTS)):
-            path.mkdir(mode=0o775, exist_ok=True)
+            try:
+                path.mkdir(mode=0o775)
+                made = made or path.name == "locks"
+            except FileExistsError:
+                pass
         probe_writable(state_dir)
     except OSError as exc:
         raise unusable_dir("state dir", state_dir, exc) from exc
     reason = check_state_dir(state_dir)
     if reason is not None:
         raise StartupError(f"refusing state dir {state_dir}: {reason}")
+    return made
 
 
 def recreate_state_dir(state_dir: Path) -> bool:
