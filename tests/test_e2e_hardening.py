@@ -220,9 +220,7 @@ def test_a_state_dir_removed_under_a_holder_never_lets_a_peer_run_its_file(
     assert holder.terminate() == 0 and peer.terminate() == 0
 
 
-def test_a_worker_started_right_after_the_removal_never_runs_a_held_file(
-    data: Path, spawn
-) -> None:
+def test_a_worker_started_right_after_the_removal_never_runs_a_held_file(data: Path, spawn) -> None:
     name = "2018_06_28_00_00.txt"
     (data / name).write_text("3")  # three seconds of work
     holder = spawn(data, "--seconds-in-min", "1", name="holder")

@@ -128,3 +128,25 @@ def test_a_second_worker_with_the_same_id_is_refused_and_obeys_signals(
     assert second.wait(timeout=30) == 2
     assert "worker_id_in_use" in second.events("startup_failed")[0]["error"], second.text
     assert first.terminate() == 0
+
+
+def test_a_wrong_password_is_one_line_and_exit_2_not_a_wait(data: Path, spawn, pg: Any) -> None:
+    """A role that must give a password (scram), given the wrong one: a configuration error
+    at start-up, never `waiting_for_ledger`."""
+    cluster = pg.cluster
+    hba = cluster.data / "pg_hba.conf"
+    original = hba.read_text()
+    pg.psql("SET password_encryption = 'scram-sha-256'", "CREATE ROLE pwuser LOGIN PASSWORD 'r'")
+    hba.write_text("local all pwuser scram-sha-256\n" + original)
+    cluster.psql("SELECT pg_reload_conf()")
+    try:
+        wrong = pg.url.replace("postgres@", "pwuser@", 1) + "&password=Hunter2x"
+        w = spawn(data, "--ledger", wrong)
+        assert w.wait(timeout=30) == 2
+        [failed] = w.events("startup_failed")
+        assert "password authentication failed" in failed["error"], w.text
+        assert "Hunter2x" not in w.text
+        assert w.events("waiting_for_ledger") == []
+    finally:
+        hba.write_text(original)
+        cluster.psql("SELECT pg_reload_conf()")
