@@ -19,7 +19,6 @@ from typing import Any
 from ...ledger import (
     FINISHED,
     REASSERT_EVERY,
-    Busy,
     Heartbeat,
     Hold,
     Holding,
@@ -117,10 +116,13 @@ class FileLedger:
     # ---- claims ----
 
     def try_claim(self, name: str) -> claims.Claim:
-        if time.monotonic() < self._claims_resume_at:
-            # We made the state dir again: live holders have not yet put their lock files
-            # back, and a fresh lock file here would let us run a file they still work on.
-            raise Busy(name)
+        wait = self._claims_resume_at - time.monotonic()
+        if wait > 0:
+            # We made the locks folder: live holders (if the state dir was removed under
+            # them) have not yet put their lock files back, and a fresh lock file here would
+            # let us run a file they still work on. Waited out here, in the claim's thread:
+            # a file given up as busy would wait for the next scan.
+            time.sleep(wait)
         try:
             return claims.try_claim(self.locks_dir, name)
         except OSError as exc:
