@@ -10,7 +10,6 @@ same records and a rewrite of them.
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import record, table
-from scale import build
+from scale import build, sizes
 
 COMMANDS = (
     ("compact", ["compact"]),
@@ -51,12 +50,7 @@ def run(data: Path, tmp: Path, args: list[str]) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--files", type=int, default=100_000)
-    parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--quick", action="store_true", help="2,000 files, 20,000 records")
-    args = parser.parse_args()
-    files, records = (2_000, 20_000) if args.quick else (args.files, args.records)
+    files, records = sizes(__doc__.split("\n\n")[0])
     rows = []
     figures: dict[str, float] = {"files": files, "records": records}
     with tempfile.TemporaryDirectory(prefix="ingestd-bench-", dir=Path.cwd()) as tmp:

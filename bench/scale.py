@@ -101,13 +101,18 @@ def measure(files: int, records: int, watch: bool) -> dict[str, float]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def sizes(description: str) -> tuple[int, int]:
+    """(files, records) from the command line: --files, --records, --quick."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="2,000 files, 20,000 records")
     args = parser.parse_args()
-    files, records = (2_000, 20_000) if args.quick else (args.files, args.records)
+    return (2_000, 20_000) if args.quick else (args.files, args.records)
+
+
+def main() -> None:
+    files, records = sizes(__doc__.split("\n\n")[0])
     rows = []
     for watch in (True, False):
         result = measure(files, records, watch)

@@ -114,9 +114,9 @@ class Daemon:
         self._metrics_failing = False
         self._scan_seconds: float | None = None
         self._publish_wake = asyncio.Event()
-        self._publish_failing = False
         self._published: dict[str, str] = {}  # the watermark after this worker's last pass
-        self._publish_error: str | None = None  # why the last pass failed
+        # Why the last pass failed (None: it worked); heartbeats carry it to `status`.
+        self._publish_error: str | None = None
         # What the last good pass saw (finished, failed, pending): a scan that changed none
         # of it cannot let anything be published, and need not list the source again.
         self._publish_view: tuple[int, int, int] | None = None
@@ -512,15 +512,13 @@ class Daemon:
             report = await asyncio.to_thread(self.publisher.run)
         except (OSError, ValueError) as exc:
             self._publish_view = None  # the next scan tries again
-            self._publish_error = str(exc)
-            if not self._publish_failing:  # once per outage, not once per pass
+            if self._publish_error is None:  # once per outage, not once per pass
                 self.log.error("publish_failed", error=str(exc), retry="at the next scan")
-            self._publish_failing = True
+            self._publish_error = str(exc)
             return
-        if self._publish_failing:
+        if self._publish_error is not None:
             self.log.info("publish_recovered")
-            self._publish_failing = False
-        self._publish_error = None
+            self._publish_error = None
         for step in report.steps:
             if step.action is Action.PUBLISH:
                 self.log.info("file_published", file=step.name, outputs=step.outputs)
@@ -608,8 +606,8 @@ class Daemon:
         later stops (exit 2), the other says so once and goes on."""
         s = self.settings
         other = await asyncio.to_thread(self.ledger.read_heartbeat, s.worker_id)
-        if other is None or not other.instance or other.instance == self._instance:
-            return False
+        if other is None or not other.instance:
+            return False  # nobody, or a heartbeat from before instance ids
         if not _another_live_worker(other, s.host, self._instance):
             return False
         newer = (self._started_at, self._instance) > (other.started_at, other.instance)

@@ -202,7 +202,8 @@ class Discovery:
             disposed, changed = self._dispose_leftovers(finished)
             # --one-per-key: the finished files still present, and the failed ones: from the
             # ledger, present or not (one moved away by --on-failed still holds its key).
-            failed = self.ledger.failed_names() if keyed else []
+            blocking = keyed and self.settings.on_key_failure == "block"
+            failed = self.ledger.failed_names() if blocking else []
             present = (finished, failed) if keyed else ([], [])
             return result, leftovers, (disposed, changed), clock, closed, present
 
@@ -289,6 +290,7 @@ class Discovery:
                 processed = self._processed(name)
                 self.source.dispose(name, disposal, processed)
             except FileNotFoundError:
+                self._recorded.pop(name, None)
                 continue  # a peer was quicker
             except Changed as exc:
                 changed.append((name, processed, exc))
@@ -296,6 +298,7 @@ class Discovery:
             except OSError as exc:
                 done.append((name, str(disposal), str(exc)))  # tried again next scan
                 continue
+            self._recorded.pop(name, None)  # gone from the source: not asked again
             done.append((name, str(disposal), ""))
         return done, changed
 

@@ -1,6 +1,7 @@
 """The ledger: who holds which file and which files are finished, behind small interfaces.
 
-The claim protocol (SPEC section 4) lives once, in `worker.py`; it talks to a `Ledger`:
+The claim protocol (README, "The claim protocol") lives once, in `worker.py`; it talks to a
+`Ledger`:
 `try_claim` one name (a `Hold`, or `Busy` when a peer has it), `sync` the view of what is
 finished, `begin` an attempt on the hold, `commit` a record (fenced: nothing is written when a
 peer already recorded the file done), or give the hold back with or without spending the
@@ -407,6 +408,24 @@ class Ledger(Protocol):
         """Remove heartbeats of workers lost for over `after` seconds; their ids."""
 
     def paused(self) -> bool: ...
+
+
+class RecordsInspector:
+    """`summaries` and `failed_records` for an inspector whose `records` are cheap already
+    (rows of a table, dicts in memory): what the file ledger computes from its lines."""
+
+    def records(
+        self, on_bad: Callable[[int, bytes], None] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        raise NotImplementedError
+
+    def summaries(
+        self, on_bad: Callable[[int, bytes], None] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        return self.records(on_bad)
+
+    def failed_records(self) -> dict[str, dict[str, Any]]:
+        return standing_failed(self.records())
 
 
 class Inspector(Protocol):

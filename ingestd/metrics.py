@@ -1,4 +1,4 @@
-"""Prometheus metrics (SPEC section 14): what a worker counts, what the fleet looks like, and
+"""Prometheus metrics (README: "Operating it"): what a worker counts, what the fleet looks like, and
 the exposition of both.
 
 `WorkerMetrics` is one worker's registry: the worker feeds its counters and histograms as files

@@ -52,10 +52,6 @@ def classify(exc: BaseException) -> str:
     return RETRY  # no SQLSTATE: the connection itself failed
 
 
-def is_configuration_error(exc: BaseException) -> bool:
-    return classify(exc) == CONFIGURATION
-
-
 _URL_PASSWORD = re.compile(r"(://[^:/?#@]*):[^/?#]*@")
 _QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
 _KEYWORD_PASSWORD = re.compile(

@@ -92,7 +92,8 @@ class PgMarks:
             connection = connect(self.url, "ingestd publish", "--publish-in-order")
             try:
                 ensure_schema(connection, self.schema, self.source)
-                self._resolved = resolve_table(connection, self.target) or self.target
+                found = resolve_table(connection, self.target)
+                self._resolved = found[2] if found else self.target
                 connection.commit()
             except BaseException:
                 connection.close()

@@ -332,16 +332,17 @@ def _migrate(connection: Any, schema: str, version: int, source: str) -> None:
         connection.execute(sql.SQL(_CANONICAL_TARGETS).format(s=s))
 
 
-def resolve_table(connection: Any, table: str) -> str | None:
+def resolve_table(connection: Any, table: str) -> tuple[str, str, str] | None:
     """`[SCHEMA.]TABLE` as PostgreSQL resolves it (unquoted names fold to lower case, the
-    search path finds the schema): `schema.table`, each part quoted where it must be. None
-    when there is no such table."""
+    search path finds the schema): (schema, table) as the catalog has them, and
+    `schema.table` with each part quoted where it must be. None when there is no such
+    table."""
     row = connection.execute(
-        "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_class c"
+        "SELECT n.nspname, c.relname, format('%%I.%%I', n.nspname, c.relname) FROM pg_class c"
         " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
         (table,),
     ).fetchone()
-    return None if row is None else str(row[0])
+    return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
 
 
 def first_line(exc: BaseException) -> str:

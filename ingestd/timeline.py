@@ -110,22 +110,9 @@ def _run(record: dict[str, Any]) -> Run | None:
     )
 
 
-def final_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each file's record that stands: its first done one, else its last failed one."""
-    final: dict[str, dict[str, Any]] = {}
-    for record in records:
-        status, name = record.get("status"), record.get("file")
-        if status == REDO and isinstance(name, str):
-            final.pop(name, None)  # reopened: what comes after it stands
-        if not isinstance(name, str) or status not in (DONE, FAILED):
-            continue
-        if final.get(name, {}).get("status") != DONE:
-            final[name] = record
-    return list(final.values())
-
-
 def final_runs(records: Iterable[dict[str, Any]], since: float | None = None) -> list[Run]:
-    """`final_records`, streamed into `Run`s, of files finished at or after `since`."""
+    """Each file's standing record (its first done one, else its last failed one; what
+    follows an operator's `redo`), as a `Run`, for files finished at or after `since`."""
     final: dict[str, Run | bool] = {}  # False: not drawn; True: done before `since`
     for record in records:
         status, name = record.get("status"), record.get("file")

@@ -1,6 +1,7 @@
 """Process one file: claim it, check it is still to do, run the handler, record, release.
 
-The order is the protocol (SPEC section 4), the same whatever the ledger and the source:
+The order is the protocol (README, "The claim protocol"), the same whatever the ledger and the
+source:
 in-process exclusion first (POSIX locks on NFS never conflict inside one process), then the
 ledger's claim, then a fresh look at what is finished, then the owner record with the attempt
 number, then the handler, then the fenced, durable commit, and only then the release. Every
@@ -250,13 +251,14 @@ class Worker:
             if self.gate is not None and (earlier := self.gate(name)) is not None:
                 hold.abandon()  # no attempt spent: its turn comes
                 return Result.HELD, f"waiting_for_key: {earlier}"
-            head = _read_head(self.source, name, self.versions)
-            if isinstance(head, str) and head.startswith("unreadable"):
+            start = _read_start(self.source, name)
+            if isinstance(start, str) and start.startswith("unreadable"):
                 hold.abandon()
-                return Result.RETRY, head
-            if isinstance(head, str):
+                return Result.RETRY, start
+            if isinstance(start, str):
                 hold.finish()
-                return Result.SKIPPED, head
+                return Result.SKIPPED, start
+            head, self.versions[name] = start
             hold.begin(self._owner())
         except BaseException:
             _quietly(hold.abandon)
@@ -530,16 +532,15 @@ def disposals(settings: Settings) -> dict[str, Disposal]:
     return {DONE: Disposal.parse(settings.on_done), FAILED: Disposal.parse(settings.on_failed)}
 
 
-def _read_head(source: Source, name: str, versions: dict[str, str | None]) -> bytes | str:
-    """The first HEAD_BYTES + 1 bytes of a claimed file, or why it cannot be processed; its
-    version goes into `versions` (content that changes after it is seen as changed).
+def _read_start(source: Source, name: str) -> tuple[bytes, str | None] | str:
+    """The first HEAD_BYTES + 1 bytes of a claimed file and its version (content that
+    changes after it is seen as changed), or why it cannot be processed.
 
     Opening it here proves it readable before an attempt is spent; what is read on the way
     is handed to the handler (all the simulation needs), saving it a second open.
     """
     try:
-        head, versions[name] = source.read_start(name, HEAD_BYTES)
-        return head
+        return source.read_start(name, HEAD_BYTES)
     except FileNotFoundError:
         return "vanished"
     except PermissionError as exc:

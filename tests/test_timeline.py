@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ingestd.plot import draw
-from ingestd.timeline import Bar, Timeline, build, final_records, ideal_fifo
+from ingestd.timeline import Bar, Timeline, build, final_runs, ideal_fifo
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -42,7 +42,7 @@ def test_the_standing_record_is_the_first_done_else_the_last_failed() -> None:
         rec("x", "c", 0, 4, 5),  # a duplicate (verify reports it): the first done stands
         rec("y", "a", 0, 0, 1, status="failed"),
     ]
-    assert [(r["file"], r["worker"]) for r in final_records(records)] == [("x", "b"), ("y", "a")]
+    assert [(r.file, r.worker) for r in final_runs(records)] == [("x", "b"), ("y", "a")]
 
 
 def test_a_takeover_is_drawn_as_redone_on_the_workers_that_ran_it() -> None:

@@ -38,7 +38,7 @@ from typing import IO, TYPE_CHECKING, Any
 from ..errors import BadInput, RetryLater, StartupError
 from ..naming import parse
 from ..pgerrors import BAD_INPUT, RETRY, classify, redact
-from ..pgschema import connect, ensure_schema, require_psycopg
+from ..pgschema import connect, ensure_schema, require_psycopg, resolve_table
 from ..settings import Settings
 from . import Job, Outcome
 from .pgrows import NotPlain, decoder_for
@@ -177,12 +177,7 @@ def _target(connection: psycopg.Connection[Any], settings: Settings) -> Target:
     if table not in cache:
         # Resolved once, the way PostgreSQL resolves the name (`Events` is events): the COPY
         # and the load record use what it found, never the text as typed.
-        found = connection.execute(
-            "SELECT n.nspname, c.relname, format('%%I.%%I', n.nspname, c.relname)"
-            " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE c.oid = to_regclass(%s)",
-            (table,),
-        ).fetchone()
+        found = resolve_table(connection, table)
         rows = connection.execute(
             "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
             " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped"

@@ -24,11 +24,11 @@ from ..ledger import (
     Holding,
     Owner,
     Record,
+    RecordsInspector,
     RetryRequest,
     StatusView,
     Transaction,
     fold_statuses,
-    standing_failed,
 )
 
 
@@ -230,7 +230,7 @@ def _aged(beat: Heartbeat, written: float) -> Heartbeat:
     return dataclasses.replace(beat, age_seconds=round(time.monotonic() - written, 3))
 
 
-class MemoryInspector:
+class MemoryInspector(RecordsInspector):
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
 
@@ -246,14 +246,6 @@ class MemoryInspector:
     ) -> Iterator[dict[str, Any]]:
         with self.store.mutex:
             return iter(list(self.store.records))
-
-    def summaries(
-        self, on_bad: Callable[[int, bytes], None] | None = None
-    ) -> Iterator[dict[str, Any]]:
-        return self.records(on_bad)  # already cheap: rows, not lines to parse
-
-    def failed_records(self) -> dict[str, dict[str, Any]]:
-        return standing_failed(self.records())
 
     def holdings(self) -> list[Holding]:
         with self.store.mutex:

@@ -38,11 +38,11 @@ from ..ledger import (
     Holding,
     Owner,
     Record,
+    RecordsInspector,
     RetryRequest,
     StatusView,
     Transaction,
     fold_statuses,
-    standing_failed,
 )
 from ..pgerrors import RETRY, classify, describe, redact
 from ..pgschema import SCHEMA_VERSION, ensure_schema, require_psycopg, schema_version
@@ -459,7 +459,7 @@ class PostgresLedger:
         )
 
 
-class PostgresInspector:
+class PostgresInspector(RecordsInspector):
     def __init__(
         self, url: str, schema: str, ledger: PostgresLedger | None = None, *, source: str = ""
     ) -> None:
@@ -521,14 +521,6 @@ class PostgresInspector:
                 for k, v in row.items()
                 if k not in _INTERNAL and (v is not None or k in _RECORD_COLUMNS)
             }
-
-    def summaries(
-        self, on_bad: Callable[[int, bytes], None] | None = None
-    ) -> Iterator[dict[str, Any]]:
-        return self.records(on_bad)  # already cheap: rows, not lines to parse
-
-    def failed_records(self) -> dict[str, dict[str, Any]]:
-        return standing_failed(self.records())
 
     def holdings(self) -> list[Holding]:
         rows = self._run(

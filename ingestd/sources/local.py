@@ -84,15 +84,19 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def signature_of(path: Path) -> Signature | None:
-    """(size, mtime_ns) of a regular file, None if it is gone or not a regular file."""
+def _regular(path: Path) -> os.stat_result | None:
+    """`lstat` of a regular file; None if it is gone or not a regular file."""
     try:
         info = os.lstat(path)
     except FileNotFoundError:
         return None
-    if not stat.S_ISREG(info.st_mode):
-        return None
-    return (info.st_size, info.st_mtime_ns)
+    return info if stat.S_ISREG(info.st_mode) else None
+
+
+def signature_of(path: Path) -> Signature | None:
+    """(size, mtime_ns) of a regular file, None if it is gone or not a regular file."""
+    info = _regular(path)
+    return None if info is None else (info.st_size, info.st_mtime_ns)
 
 
 def open_regular(path: Path) -> BinaryIO:
@@ -175,13 +179,8 @@ def no_writer(path: Path) -> bool | None:
 def version_of(path: Path) -> str | None:
     """inode-size-mtime of a regular file: a rewrite, a replacement or a touch changes it.
     The same on every NFS client (the server's inode numbers and times)."""
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    if not stat.S_ISREG(info.st_mode):
-        return None
-    return f"{info.st_ino}-{info.st_size}-{info.st_mtime_ns}"
+    info = _regular(path)
+    return None if info is None else f"{info.st_ino}-{info.st_size}-{info.st_mtime_ns}"
 
 
 _AT_FDCWD = -100

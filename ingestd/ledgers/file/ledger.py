@@ -1,4 +1,4 @@
-"""The `file` ledger and its inspector: SPEC sections 4 and 5 on a state dir.
+"""The `file` ledger and its inspector: the claim protocol and the done-manifest on a state dir.
 
 `STATE/locks/NAME.lock` (flock = the claim, content = the owner and attempt count),
 `STATE/manifest.jsonl` (the fenced, fsynced record of what is finished), `STATE/workers/`
