@@ -1,4 +1,4 @@
-"""What every ledger promises (SPEC section 12), one suite run against each of them.
+"""What every ledger promises (ingestd/ledger.py says it), one suite run against each of them.
 
 A backend here is a factory of ledgers sharing one store (each ledger is one worker's view),
 an inspector of that store, a way to take a claim away from its holder without it knowing
@@ -345,6 +345,21 @@ def test_a_redo_reopens_a_done_file_for_one_more_done_record(backend: Backend) -
     assert a.commit(late, record(A, "a")) is False
     done = [r["worker"] for r in inspector.records() if r["file"] == A and r["status"] == "done"]
     assert done == ["a", "b"]
+
+
+def test_summaries_are_the_records_audit_fields(backend: Backend) -> None:
+    """`Inspector.summaries` (what `verify` reads of a million records) says what `records`
+    says of the fields an audit needs, in the same order."""
+    a = backend.make()
+    for name, status, attempt in ((A, "done", 1), (B, "failed", 2), (C, "done", 1)):
+        hold = a.try_claim(name)
+        hold.begin(owner("a"))
+        assert a.commit(hold, record(name, "a", attempt=attempt, status=status))
+    inspector = backend.inspector()
+    fields = ("file", "status", "worker", "attempt", "minutes", "finished_at")
+    whole = [{k: r.get(k) for k in fields} for r in inspector.records()]
+    assert [{k: r.get(k) for k in fields} for r in inspector.summaries()] == whole
+    assert [r["file"] for r in whole] == [A, B, C]
 
 
 def test_records_of_each_worker_come_back_in_commit_order(backend: Backend) -> None:

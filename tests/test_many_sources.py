@@ -152,3 +152,25 @@ def test_two_prefixes_of_one_bucket_on_one_ledger_each_process_their_own(
     assert client.list_objects_v2(Bucket=name).get("KeyCount", 0) == 0
     sources = pg.psql("SELECT string_agg(DISTINCT source, ',') FROM ingestd.records")
     assert sources.strip() == f"s3://{name}/p1/,s3://{name}/p2/"
+
+
+def test_hosts_reaching_one_directory_by_two_paths_are_one_fleet_with_fleet(
+    tmp_path: Path, spawn, pg: Any
+) -> None:
+    real = tmp_path / "export"
+    real.mkdir()
+    (tmp_path / "mount-b").symlink_to(real)  # host B mounts it elsewhere
+    (real / A).write_text("1")
+    (real / B).write_text("1")
+    args = ("--ledger", pg.url, "--fleet", "drop", "--seconds-in-min", "0",
+            "--exit-when-idle", "0.5")  # fmt: skip
+    assert spawn(real, *args, name="host-a").wait() == 0
+    # Host B, by its own path and the same fleet name: nothing left to do.
+    other = spawn(tmp_path / "mount-b", *args, name="host-b")
+    assert other.wait() == 0 and other.events("file_claimed") == []
+    # The operator commands read the fleet by its name, from either path.
+    for path in (real, tmp_path / "mount-b"):
+        report = ingestd("verify", str(path), "--ledger", pg.url, "--fleet", "drop",
+                         "--expect", "2")  # fmt: skip
+        assert report.returncode == 0, report.stdout + report.stderr
+    assert pg.psql("SELECT DISTINCT source FROM ingestd.records").strip() == "fleet:drop"
