@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: venv demo demo-pg demo-s3 test container-test lint format bench clean
+.PHONY: venv demo demo-pg demo-s3 test test-fast container-test lint format bench clean
 
 venv: $(VENV)/.installed
 
@@ -25,6 +25,10 @@ demo-s3: venv
 test: venv
 	$(BIN)/pytest
 
+# The quick loop: in-process tests only (no worker processes, no servers), in seconds.
+test-fast: venv
+	$(BIN)/pytest -q tests/unit tests/contract -m "not server and not process"
+
 # The image and compose.yaml, run for real with podman (containers/test.sh).
 container-test: venv
 	bash containers/test.sh
@@ -33,6 +37,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict ingestd
+	$(BIN)/lint-imports
 
 format: venv
 	$(BIN)/ruff format .

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 NAME_FORMAT = "%Y_%m_%d_%H_%M.txt"
-APPENDIX = Path(__file__).resolve().parent / "ingestd" / "data" / "appendix-2018-06-28.tsv"
+APPENDIX = Path(__file__).resolve().parent / "data" / "appendix-2018-06-28.tsv"
 BAD_CONTENTS = ("not a number", "nan", "-3", "", "inf", "12 minutes", "99999999")
 
 

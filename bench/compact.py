@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import record, table
 
+from ingestd.contracts.naming import format_name
 from ingestd.ledgers.file.compact import compact
 from ingestd.ledgers.file.manifest import Manifest, encode
-from ingestd.naming import format_name
 
 
 def write_manifest(path: Path, records: int) -> int:

@@ -28,7 +28,7 @@ SPEED = 0.002  # seconds per simulated minute
 
 def appendix_day() -> Iterator[tuple[float, str, str, int]]:
     """(offset in simulated minutes, name, JSON Lines content, rows) per file of the day."""
-    table = (ROOT / "ingestd" / "data" / "appendix-2018-06-28.tsv").read_text()
+    table = (ROOT / "data" / "appendix-2018-06-28.tsv").read_text()
     schedule = [line.split("\t") for line in table.splitlines()[1:] if line]
     first = datetime.strptime(schedule[0][0], "%Y_%m_%d_%H_%M.txt")
     for name, minutes in schedule:

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import manifest, rate, record, table, wait_until, workers
 
-from ingestd.naming import format_name
+from ingestd.contracts.naming import format_name
 
 
 def make_files(data: Path, count: int, keys: int) -> None:

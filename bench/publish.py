@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import epoch, json_log, manifest, percentile, rate, record, table, wait_until, workers
 
-from ingestd.naming import format_name, key_of, sort_key
+from ingestd.contracts.naming import format_name, key_of, sort_key
 
 SLEEP_HANDLER = """
 import time

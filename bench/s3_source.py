@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import epoch, json_log, percentile, record, table, wait_until, workers
 from s3server import S3Server
 
-from ingestd.naming import format_name
-from ingestd.settings import S3_RESCAN_INTERVAL
+from ingestd.contracts.naming import format_name
+from ingestd.sources.s3 import KIND as BUCKETS
 from ingestd.sources.s3 import S3Source
 
 
@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="200 objects, 4 samples at 1 s")
     args = parser.parse_args()
     objects, samples, interval = (
-        (200, 4, 1.0) if args.quick else (args.objects, args.samples, S3_RESCAN_INTERVAL)
+        (200, 4, 1.0) if args.quick else (args.objects, args.samples, BUCKETS.rescan_interval)
     )
     server = S3Server()
     os.environ.update(server.env)
@@ -127,14 +127,14 @@ def main() -> None:
     finally:
         server.stop()
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
-    per_hour = round(3600 / S3_RESCAN_INTERVAL * requests)
+    per_hour = round(3600 / BUCKETS.rescan_interval * requests)
     rows = [
         [f"detection, scan every {interval:g} s: PUT → claimed p50 / p99 (s)",
          f"{p50:.2f} / {p99:.2f}", f"p50 = {p50 / interval:.2f} x interval"],
         [f"drain {objects} tiny objects, 2 workers (files/s)", round(s3_rate),
          f"local dir: {round(dir_rate)}, ratio {s3_rate / dir_rate:.2f}"],
         ["incremental scan, 10,000 objects, 9,990 done: requests / keys", f"{requests} / {keys}",
-         f"{per_hour} LIST/h per worker at {S3_RESCAN_INTERVAL:g} s"],
+         f"{per_hour} LIST/h per worker at {BUCKETS.rescan_interval:g} s"],
     ]  # fmt: skip
     print(table(["what", "measured", "beside it"], rows))
     record("s3_source", {"rows": rows, "latencies": [round(x, 3) for x in latencies]})

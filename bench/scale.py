@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import epoch, json_log, record, table, wait_until, workers
 
+from ingestd.contracts.naming import format_name
 from ingestd.ledgers.file.manifest import encode
-from ingestd.naming import format_name
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

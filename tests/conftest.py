@@ -18,7 +18,10 @@ from typing import Any
 import pytest
 import structlog
 
-from ingestd.stats import RunningStats
+from ingestd import sources
+from ingestd.ledgers import Where
+from ingestd.ledgers.file.kind import KIND as FILE_LEDGER
+from ingestd.runtime.stats import RunningStats
 
 ROOT = Path(__file__).resolve().parent.parent
 SIMULATION = ROOT / "simulation.py"
@@ -100,21 +103,47 @@ def assert_stats_match_manifest(
         assert stats == [], f"{worker} did nothing and said so"  # no "Files processed: 0"
 
 
-def manifest_records(data_dir: Path) -> list[dict[str, Any]]:
-    path = data_dir / ".ingestd" / "manifest.jsonl"
-    if not path.exists():
-        return []
-    return read_json_log(path)  # skips a torn line, as the daemon's reader does
+def manifest_records(data_dir: Path, state_dir: Path | None = None) -> list[dict[str, Any]]:
+    """The records of DIR's ledger (its state dir by default), read as an operator command
+    reads them (a torn line is skipped, as the daemon's reader does), as dicts to compare."""
+    where = Where(None, state_dir, "ingestd", sources.identity(str(data_dir)))
+    if where.state_dir is None:
+        where = Where(None, data_dir / ".ingestd", "ingestd", where.source_id)
+    return [record.to_dict() for record in FILE_LEDGER.for_operator(where).records()]
 
 
 def done_names(data_dir: Path) -> list[str]:
     return [r["file"] for r in manifest_records(data_dir) if r["status"] == "done"]
 
 
+SERVERS = frozenset({"pg", "pg_cluster", "s3_server"})
+PROCESSES = frozenset({"spawn", "provider"})
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`server`: needs a real PostgreSQL or S3 server; `process`: starts ingestd processes
+    (every test under e2e/ does). `make test-fast` leaves both out."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & SERVERS:
+            item.add_marker(pytest.mark.server)
+        if names & PROCESSES or E2E in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.process)
+
+
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
     """An existing, empty data directory."""
     path = tmp_path / "drop"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def locks(tmp_path: Path) -> Path:
+    """An empty locks folder, as a state dir holds one."""
+    path = tmp_path / "locks"
     path.mkdir()
     return path
 
@@ -183,7 +212,7 @@ def fresh_structlog() -> Iterator[None]:
 def default_names() -> Iterator[None]:
     """An in-process CLI run with --key-pattern sets the naming for the process: undo it."""
     yield
-    from ingestd import naming
+    from ingestd.contracts import naming
 
     naming.use_pattern(None)
 

@@ -1,61 +1,46 @@
-"""What "processing a file" means, behind one small interface.
+"""Which handler `--handler` names: a registry of import strings, and the user's own code.
 
-A handler is an async callable taking a `Job` and returning an `Outcome`. `load_handler`
-turns `--handler` into one through a registry of import strings: `simulate` (the default:
-sleep for the minutes the file says), `tsv` (JSON objects to PostgreSQL COPY text), or
+`choose` turns `--handler` into a handler: `simulate` (the default: sleep for the minutes the
+file says), `tsv` (JSON objects to PostgreSQL COPY text), `pg` (JSON objects into a table), or
 `package.module:callable` for the user's own code; a plain function runs in the handlers' own
-threads, a coroutine function on the event loop. A handler reads the file through the job
-(`job.open()`, `job.head`), never through a path, so it works on any source. A handler module
-may define `prepare(settings)` to check its environment at start-up (raise `StartupError`).
+threads, a coroutine function on the event loop. The handler API itself (`Job`, `Outcome`)
+is `ingestd.contracts.handler`.
 
-Raising `BadInput` fails the file for good (no retry); `RetryLater` (and an output directory
-that is read-only, forbidden or full) gives it back without spending an attempt. Any other
-exception is a crash of this attempt: the file is retried until `--max-attempts`. Sync code
-runs in the handlers' own threads (`Job.to_thread`), never in the pool the daemon's
-bookkeeping uses, so a busy handler can never starve claims, commits or heartbeats.
+A handler module may declare `OPTIONS`, a dataclass of the settings it reads (by field name,
+or built by its `from_settings(settings)`): the job carries them as `job.options`. It may
+define `prepare(options)` to check its environment at start-up (raise `StartupError`), and
+`watermarks(options)` when its results are published in place rather than moved (a table).
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
+import dataclasses
 import importlib
 import inspect
-import math
 import os
 import sys
-import threading
-from collections import Counter
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, BinaryIO, ParamSpec, TypeVar
+from typing import Any
 
-from ..errors import BadInput, RetryLater
-from ..ledger import Transaction
-from ..logs import Log
-from ..outputs import output_dir, staging_dir
-from ..settings import Settings
-from ..source import Source
+from ingestd.contracts.errors import BadInput, RetryLater, StartupError
+from ingestd.contracts.handler import HEAD_BYTES, Handler, Job, Outcome
+from ingestd.core.publishing.publisher import MarksStore
+from ingestd.runtime.settings import Settings
 
 __all__ = [
     "HEAD_BYTES",
     "BadInput",
     "Handler",
-    "HandlerThreads",
     "Job",
     "Outcome",
     "RetryLater",
+    "StartupError",
+    "choose",
     "load_handler",
 ]
 
-P = ParamSpec("P")
-T = TypeVar("T")
-
-HEAD_BYTES = 4096  # Job.head holds up to this many bytes, plus one
 # The built-in handlers, by import string: nothing is imported until one is chosen.
 REGISTRY = {
     "simulate": "ingestd.handlers.simulate:handle",
@@ -64,111 +49,14 @@ REGISTRY = {
 }
 
 
-class HandlerThreads:
-    """The threads sync handlers run in: `--concurrency` of them, apart from bookkeeping.
-
-    It also knows which files have handler code running in a thread right now: a thread
-    cannot be cancelled, so at shutdown such a file must not be given back while its handler
-    may still be working on it.
-    """
-
-    def __init__(self, size: int) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="handler")
-        self._running: Counter[str] = Counter()
-        self._mutex = threading.Lock()
-
-    async def run(self, name: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        with self._mutex:
-            self._running[name] += 1
-        try:
-            future = self._executor.submit(self._call, name, functools.partial(fn, *args, **kwargs))
-        except BaseException:
-            self._done(name)
-            raise
-        return await asyncio.wrap_future(future)
-
-    def _call(self, name: str, fn: Callable[[], T]) -> T:
-        try:
-            return fn()
-        finally:
-            self._done(name)
-
-    def _done(self, name: str) -> None:
-        with self._mutex:
-            self._running[name] -= 1
-            if self._running[name] <= 0:
-                del self._running[name]
-
-    def running(self, name: str) -> bool:
-        """Handler code for `name` is running in a thread right now."""
-        with self._mutex:
-            return name in self._running
-
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-
 @dataclass(frozen=True)
-class Job:
-    name: str
-    timestamp: datetime
-    settings: Settings
-    log: Log
-    # The file's first HEAD_BYTES + 1 bytes, read when it was claimed (one byte more than the
-    # cap, so a handler can tell "exactly 4 KiB" from "more"). `open()` streams all of it.
-    head: bytes
-    source: Source | None = None
-    threads: HandlerThreads | None = None  # the daemon's; None (tests): asyncio's default pool
-
-    def outputs_dir(self) -> Path:
-        """Where this file's outputs go (made if missing): `--output-dir` (default DIR/out),
-        or with `--publish-in-order` its staging dir there, published in order later.
-        Blocking (a mkdir): call it in `to_thread` work."""
-        out = output_dir(self.settings)
-        path = staging_dir(out, self.name) if self.settings.publish_in_order else out
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def open(self) -> BinaryIO:
-        """The file's whole content as a stream (blocking: call it in `to_thread` work)."""
-        if self.source is None:
-            raise RuntimeError("this job has no source to read from")
-        return self.source.open(self.name)
-
-    async def to_thread(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run blocking handler work in the handlers' threads (never the bookkeeping pool)."""
-        if self.threads is None:
-            return await asyncio.to_thread(fn, *args, **kwargs)
-        return await self.threads.run(self.name, fn, *args, **kwargs)
-
-
-@dataclass
-class Outcome:
-    minutes: float  # processing time, what the stats count
-    size: int | None = None  # bytes processed; computed by the worker when None
-    sha256: str | None = None
-    outputs: list[str] = field(default_factory=list)
-    records: int | None = None
-    # Work left uncommitted, to commit with the file's record (the `pg` handler's rows).
-    transaction: Transaction | None = None
-
-    def __post_init__(self) -> None:
-        # Checked here, once: a NaN would reach the stats, the logs and the manifest, and
-        # make `verify --json` print invalid JSON.
-        minutes = self.minutes
-        if isinstance(minutes, bool) or not isinstance(minutes, int | float):
-            raise ValueError(f"Outcome.minutes must be a number, not {type(minutes).__name__}")
-        if not math.isfinite(minutes) or minutes < 0:
-            raise ValueError(f"Outcome.minutes must be finite and >= 0, not {minutes!r}")
-        for name in ("size", "records"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 0
-            ):
-                raise ValueError(f"Outcome.{name} must be a whole number >= 0, not {value!r}")
-
-
-Handler = Callable[[Job], Awaitable[Outcome]]
+class Chosen:
+    handle: Handler
+    options: Any  # what the handler's OPTIONS declares, from the settings; None if nothing
+    prepare: Callable[[], None] | None  # its start-up check
+    # Where --publish-in-order keeps the watermark when the handler's results need no moving
+    # (its `watermarks(options)`); None: outputs are files, published from the output dir.
+    watermarks: Callable[[], MarksStore] | None = None
 
 
 class HandlerError(Exception):
@@ -180,11 +68,33 @@ def load_handler(spec: str) -> Handler:
     return _load(spec)[0]
 
 
-def handler_prepare(spec: str) -> Callable[[Settings], None] | None:
-    """The start-up check the handler's module offers (`prepare(settings)`), if any."""
-    module = _load(spec)[1]
+def choose(spec: str, settings: Settings) -> Chosen:
+    """The handler `--handler` names, its options and its start-up check. `HandlerError`
+    (exit 2) if it cannot be used; `StartupError` if its options are wrong."""
+    handle, module = _load(spec)
+    options = options_from(getattr(module, "OPTIONS", None), settings)
     prepare = getattr(module, "prepare", None)
-    return prepare if callable(prepare) else None
+    check = (lambda: prepare(options)) if callable(prepare) else None
+    marks = getattr(module, "watermarks", None)
+    return Chosen(handle, options, check, (lambda: marks(options)) if callable(marks) else None)
+
+
+def options_from(declared: Any, settings: Settings) -> Any:
+    """The options a handler module declares (`OPTIONS`, a dataclass), from the settings: by
+    its `from_settings(settings)` if it has one, else field by field, by name."""
+    if declared is None:
+        return None
+    build = getattr(declared, "from_settings", None)
+    if callable(build):
+        return build(settings)
+    if not (isinstance(declared, type) and dataclasses.is_dataclass(declared)):
+        raise HandlerError(f"OPTIONS of a handler must be a dataclass, not {declared!r}")
+    known = {f.name for f in dataclasses.fields(settings)}
+    wanted = [f.name for f in dataclasses.fields(declared)]
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        raise HandlerError(f"the handler's OPTIONS names unknown settings: {', '.join(unknown)}")
+    return declared(**{name: getattr(settings, name) for name in wanted})
 
 
 def _load(spec: str) -> tuple[Handler, ModuleType]:

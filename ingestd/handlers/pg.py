@@ -35,14 +35,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ..errors import BadInput, RetryLater, StartupError
-from ..naming import parse
-from ..pgerrors import BAD_INPUT, RETRY, classify, redact
-from ..pgschema import connect, ensure_schema, require_psycopg, resolve_table
-from ..settings import Settings
-from . import Job, Outcome
-from .pgrows import NotPlain, decoder_for
-from .tsv import exact_json, field_text, iter_objects, open_json
+from ingestd.contracts.errors import BadInput, RetryLater, StartupError
+from ingestd.contracts.naming import parse
+from ingestd.handlers import Job, Outcome
+from ingestd.handlers.pgrows import NotPlain, decoder_for
+from ingestd.handlers.tsv import exact_json, field_text, iter_objects, open_json
+from ingestd.postgres import loads
+from ingestd.postgres.errors import BAD_INPUT, RETRY, classify, redact
+from ingestd.postgres.marks import PgMarks
+from ingestd.postgres.schema import connect, ensure_schema, require_psycopg, resolve_table
+from ingestd.runtime.settings import Settings
 
 if TYPE_CHECKING:
     import psycopg
@@ -63,6 +65,35 @@ class Target:
 
 def _psycopg() -> Any:
     return require_psycopg("--handler pg")
+
+
+@dataclass(frozen=True)
+class Options:
+    url: str  # --pg-url, else DATABASE_URL, else "" (libpq then reads PGHOST, PGDATABASE, ...)
+    table: str  # --pg-table
+    schema: str = "ingestd"  # --pg-schema: ingestd's own tables (the ledger's, and `loads`)
+    converter: str = "exact"  # --pg-converter
+    columns: tuple[str, ...] | None = None  # --columns, else the table's
+    source_id: str = ""  # the source's identity: `loads` is keyed by it
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Options:
+        return cls(
+            url=conninfo(settings),
+            table=settings.pg_table or "",
+            schema=settings.pg_schema,
+            converter=settings.pg_converter,
+            columns=settings.columns,
+            source_id=settings.source_id,
+        )
+
+
+OPTIONS = Options
+
+
+def watermarks(options: Options) -> PgMarks:
+    """With --publish-in-order: the rows need no moving, the watermark is a table beside them."""
+    return PgMarks(options.url, options.schema, options.table, options.source_id)
 
 
 def conninfo(settings: Settings) -> str:
@@ -89,15 +120,15 @@ class Session:
 _pool = _Pool()
 
 
-def _connect(settings: Settings) -> Session:
+def _connect(options: Options) -> Session:
     with _pool.mutex:
         while _pool.idle:
             session = _pool.idle.pop()
             if not session.connection.closed and not session.connection.broken:
                 return session
-    connection = connect(conninfo(settings), "ingestd", "--handler pg")
+    connection = connect(options.url, "ingestd", "--handler pg")
     try:
-        ensure_schema(connection, settings.pg_schema, settings.source_id)
+        ensure_schema(connection, options.schema, options.source_id)
         row = connection.execute(_IDENTITY).fetchone()
         connection.commit()
     except BaseException:
@@ -170,10 +201,10 @@ class PgTransaction:
         _give_back(self._session)
 
 
-def _target(connection: psycopg.Connection[Any], settings: Settings) -> Target:
+def _target(connection: psycopg.Connection[Any], options: Options) -> Target:
     """The target's columns, from the catalog (or --columns), and which of them hold JSON."""
     cache = _pool.targets
-    table = settings.pg_table or ""
+    table = options.table
     if table not in cache:
         # Resolved once, the way PostgreSQL resolves the name (`Events` is events): the COPY
         # and the load record use what it found, never the text as typed.
@@ -188,7 +219,7 @@ def _target(connection: psycopg.Connection[Any], settings: Settings) -> Target:
         if found is None or not rows:
             raise StartupError(f"--pg-table {table}: no such table (create it first)")
         types = {name: kind for name, kind in rows}
-        columns = settings.columns or tuple(types)
+        columns = options.columns or tuple(types)
         unknown = [c for c in columns if c not in types]
         if unknown:
             raise StartupError(f"--columns: {table} has no column {', '.join(unknown)}")
@@ -201,12 +232,12 @@ def _target(connection: psycopg.Connection[Any], settings: Settings) -> Target:
     return cache[table]
 
 
-def prepare(settings: Settings) -> None:
+def prepare(options: Options) -> None:
     """Start-up: options present, the extra installed, the table there if the database is."""
-    if not settings.pg_table:
+    if not options.table:
         raise StartupError("--handler pg needs --pg-table [SCHEMA.]TABLE")
     psycopg = _psycopg()
-    if settings.pg_converter == "duckdb":
+    if options.converter == "duckdb":
         try:
             import duckdb  # noqa: F401
         except ImportError:
@@ -214,16 +245,16 @@ def prepare(settings: Settings) -> None:
                 "--pg-converter duckdb needs DuckDB: pip install 'ingestd[postgres]'"
             ) from None
     try:
-        session = _connect(settings)
+        session = _connect(options)
         try:
-            _target(session.connection, settings)
+            _target(session.connection, options)
         finally:
             _close(session.connection)
     except psycopg.Error as exc:
         if classify(exc) == RETRY:
             return  # down at start-up: each file waits and retries (RetryLater)
         # A refused login, no such database, no right to make the schema: a person's fix.
-        raise StartupError(f"--handler pg {redact(conninfo(settings))}: {_describe(exc)}") from None
+        raise StartupError(f"--handler pg {redact(options.url)}: {_describe(exc)}") from None
 
 
 async def handle(job: Job) -> Outcome:
@@ -232,13 +263,13 @@ async def handle(job: Job) -> Outcome:
 
 def load(job: Job) -> Outcome:
     """Load one file in one (still open) transaction. Blocking: runs in a handler thread."""
-    settings = job.settings
+    options: Options = job.options
     psycopg = _psycopg()
     started = time.monotonic()
     session: Session | None = None
     try:
-        session = _connect(settings)
-        target = _target(session.connection, settings)
+        session = _connect(options)
+        target = _target(session.connection, options)
         size, sha256, rows, already = _load(session.connection, target, job)
     except BaseException as exc:
         if session is not None:
@@ -253,7 +284,7 @@ def load(job: Job) -> Outcome:
             raise BadInput(f"{type(exc).__name__}: {exc}") from None
         if isinstance(exc, psycopg.Error):
             # By SQLSTATE, not by exception class: psycopg raises OperationalError for an
-            # index row too big (54000) as for a lost connection (pgerrors.py).
+            # index row too big (54000) as for a lost connection (`ingestd/postgres/errors.py`).
             kind = classify(exc)
             if kind == BAD_INPUT:
                 raise BadInput(_describe(exc)) from None
@@ -279,16 +310,10 @@ def _load(
     connection: psycopg.Connection[Any], target: Target, job: Job
 ) -> tuple[int, str, int, bool]:
     """(size, sha256, rows, already loaded) for one file, in a transaction left open."""
-    sql = _psycopg().sql
-    loads = sql.Identifier(job.settings.pg_schema, "loads")
+    options: Options = job.options
+    load = loads.Load(target.table, options.source_id, job.name)
     with connection.cursor() as cursor:
-        found = cursor.execute(
-            sql.SQL(
-                "SELECT sha256, rows FROM {} WHERE target = %s AND source = %s AND file = %s"
-                " FOR UPDATE"
-            ).format(loads),
-            (target.table, job.settings.source_id, job.name),
-        ).fetchone()
+        found = loads.find(cursor, options.schema, load)
         if found is not None:
             with open_json(job.open) as (stream, hashing):
                 while stream.read(1 << 20):  # the digest of what is there now
@@ -299,31 +324,24 @@ def _load(
                     f"content_changed_after_load: {job.name} was loaded into "
                     f"{target.table} with sha256 {found[0]}, it now has {sha256}"
                 )
-            return size, sha256, int(found[1]), True
-        loaded = _copy_plain(cursor, target, job) if job.settings.pg_converter == "exact" else None
+            return size, sha256, found[1], True
+        loaded = _copy_plain(cursor, target, job) if options.converter == "exact" else None
         if loaded is None:
             with open_json(job.open) as (stream, hashing):
-                rows = _copy(cursor, target, stream, job.settings.pg_converter)
+                rows = _copy(cursor, target, stream, options.converter)
                 size, sha256 = hashing.finish()
         else:
             rows, size, sha256 = loaded
         parsed = parse(job.name)  # the file's place in the order, for consumers
-        key, stamp = (parsed.key, parsed.stamp) if parsed else (None, None)
-        cursor.execute(
-            sql.SQL(
-                "INSERT INTO {} (target, source, file, sha256, rows, worker, file_key,"
-                " file_time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-            ).format(loads),
-            (
-                target.table,
-                job.settings.source_id,
-                job.name,
-                sha256,
-                rows,
-                job.settings.worker_id,
-                key,
-                stamp,
-            ),
+        loads.record(
+            cursor,
+            options.schema,
+            load,
+            sha256=sha256,
+            rows=rows,
+            worker=job.worker,
+            key=parsed.key if parsed else None,
+            stamp=parsed.stamp if parsed else None,
         )
     return size, sha256, rows, False
 
@@ -406,11 +424,6 @@ def _duckdb_csv(stream: IO[bytes], target: Target) -> Iterator[bytes]:
     """
     import duckdb
 
-    types = ", ".join(
-        f"{_duck_string(c)}: '{'JSON' if c in target.json_columns else 'VARCHAR'}'"
-        for c in target.columns
-    )
-    select = ", ".join('"' + c.replace('"', '""') + '"' for c in target.columns)
     with tempfile.TemporaryDirectory(prefix="ingestd-pg-") as tmp:
         json_in, csv_out = Path(tmp) / "in.json", Path(tmp) / "out.csv"
         os.mkfifo(json_in)
@@ -419,22 +432,12 @@ def _duckdb_csv(stream: IO[bytes], target: Target) -> Iterator[bytes]:
         connection = duckdb.connect()
 
         def feed() -> None:
-            try:
-                with open(json_in, "wb") as sink:
-                    while chunk := stream.read(1 << 20):
-                        sink.write(chunk)
-            except BrokenPipeError:
-                pass  # DuckDB stopped reading: its own error says why
-            except BaseException as exc:
-                errors.append(exc)
+            _feed(stream, json_in, errors)
 
         def convert() -> None:
             try:
                 connection.execute("SET threads = 1")
-                connection.execute(
-                    f"COPY (SELECT {select} FROM read_json('{json_in}', format = 'auto', "
-                    f"columns = {{{types}}})) TO '{csv_out}' (FORMAT csv, HEADER false)"
-                )
+                connection.execute(_duckdb_copy(target, json_in, csv_out))
             except BaseException as exc:
                 errors.append(exc)
                 # Unblock the reader of our output if DuckDB failed before opening it.
@@ -464,6 +467,31 @@ def _duckdb_csv(stream: IO[bytes], target: Target) -> Iterator[bytes]:
             if isinstance(exc, duckdb.Error):
                 raise BadInput(f"malformed JSON: {exc}") from None
             raise exc
+
+
+def _duckdb_copy(target: Target, json_in: Path, csv_out: Path) -> str:
+    """DuckDB's COPY of the target's columns from JSON Lines at `json_in` to CSV at `csv_out`."""
+    types = ", ".join(
+        f"{_duck_string(c)}: '{'JSON' if c in target.json_columns else 'VARCHAR'}'"
+        for c in target.columns
+    )
+    select = ", ".join('"' + c.replace('"', '""') + '"' for c in target.columns)
+    return (
+        f"COPY (SELECT {select} FROM read_json('{json_in}', format = 'auto', "
+        f"columns = {{{types}}})) TO '{csv_out}' (FORMAT csv, HEADER false)"
+    )
+
+
+def _feed(stream: IO[bytes], path: Path, errors: list[BaseException]) -> None:
+    """Copy the content into the FIFO DuckDB reads (in a thread of its own)."""
+    try:
+        with open(path, "wb") as sink:
+            while chunk := stream.read(1 << 20):
+                sink.write(chunk)
+    except BrokenPipeError:
+        pass  # DuckDB stopped reading: its own error says why
+    except BaseException as exc:
+        errors.append(exc)
 
 
 def _duck_string(text: str) -> str:

@@ -9,9 +9,10 @@ import asyncio
 import hashlib
 import math
 import re
+from dataclasses import dataclass
 
-from ..errors import BadInput
-from . import Job, Outcome
+from ingestd.contracts.errors import BadInput
+from ingestd.handlers import Job, Outcome
 
 MAX_SIMULATION_BYTES = 4096
 # Decimal numbers as ASCII text only: float() also takes `1_000`, Arabic-Indic and fullwidth
@@ -45,9 +46,19 @@ def parse_minutes(content: bytes, max_minutes: float) -> float:
     return minutes
 
 
+@dataclass(frozen=True)
+class Options:
+    seconds_in_min: float = 60.0  # --seconds-in-min: one simulated minute, in seconds
+    max_minutes: float = 1440.0  # --max-minutes: more than this is bad input
+
+
+OPTIONS = Options
+
+
 async def handle(job: Job) -> Outcome:
     """Wait `minutes * seconds_in_min` seconds; the head read at claim time is all it needs."""
+    options: Options = job.options or Options()
     content = job.head
-    minutes = parse_minutes(content, job.settings.max_minutes)
-    await asyncio.sleep(minutes * job.settings.seconds_in_min)
+    minutes = parse_minutes(content, options.max_minutes)
+    await asyncio.sleep(minutes * options.seconds_in_min)
     return Outcome(minutes=minutes, size=len(content), sha256=hashlib.sha256(content).hexdigest())

@@ -25,14 +25,14 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from ..errors import BadInput, StartupError
-from ..outputs import output_dir
-from ..settings import Settings
-from ..startup import probe_writable, unusable_dir
-from . import Job, Outcome
+from ingestd.contracts.errors import BadInput, StartupError
+from ingestd.handlers import Job, Outcome
+from ingestd.runtime.settings import Settings
+from ingestd.runtime.startup import probe_writable, unusable_dir
 
 Opener = Callable[[], BinaryIO]
 
@@ -267,11 +267,25 @@ def convert(
     return target, records, size, sha256
 
 
-def prepare(settings: Settings) -> None:
+@dataclass(frozen=True)
+class Options:
+    output_dir: Path  # --output-dir, by default DIR/out: where outputs are published
+    columns: tuple[str, ...] | None = None  # --columns, else the first object's keys
+    header: bool = False  # --tsv-header
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Options:
+        if settings.output_dir is None:
+            raise StartupError(f"--handler tsv on {settings.source} needs --output-dir PATH")
+        return cls(settings.output_dir, settings.columns, settings.tsv_header)
+
+
+OPTIONS = Options
+
+
+def prepare(options: Options) -> None:
     """Start-up: the output dir exists (or is made) and is writable; `StartupError` if not."""
-    if settings.source_url is not None and settings.output_dir is None:
-        raise StartupError(f"--handler tsv on {settings.source_url} needs --output-dir PATH")
-    path = output_dir(settings)
+    path = options.output_dir
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe_writable(path)
@@ -280,18 +294,18 @@ def prepare(settings: Settings) -> None:
 
 
 async def handle(job: Job) -> Outcome:
-    settings = job.settings
+    options: Options = job.options
     started = time.monotonic()
 
     def run() -> tuple[Path, int, int, str]:
         out = job.outputs_dir()  # a mkdir: blocking, like the conversion
-        return convert(job.open, out, settings.columns, settings.tsv_header, job.name)
+        return convert(job.open, out, options.columns, options.header, job.name)
 
     target, records, size, sha256 = await job.to_thread(run)
     return Outcome(
         minutes=(time.monotonic() - started) / 60,
         size=size,
         sha256=sha256,
-        outputs=[str(output_dir(settings) / target.name)],  # where it is, or will be, published
+        outputs=[str(options.output_dir / target.name)],  # where it is, or will be, published
         records=records,
     )

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..ledger import (
+from ingestd.contracts.ledger import (
     DONE,
     Busy,
     Heartbeat,
@@ -27,6 +27,7 @@ from ..ledger import (
     RecordsInspector,
     RetryRequest,
     StatusView,
+    Stored,
     Transaction,
     fold_statuses,
 )
@@ -149,10 +150,10 @@ class MemoryLedger:
     def finished_count(self) -> int:
         return len(self.view)
 
-    def last_record(self, name: str) -> dict[str, Any] | None:
+    def last_record(self, name: str) -> Stored | None:
         with self.store.mutex:
             found = [r for r in self.store.records if r["file"] == name]
-        return found[-1] if found else None
+        return Stored.from_dict(found[-1]) if found else None
 
     def try_claim(self, name: str) -> MemoryHold:
         with self.store.mutex:
@@ -241,11 +242,10 @@ class MemoryInspector(RecordsInspector):
         with self.store.mutex:
             return self.store.status()
 
-    def records(
-        self, on_bad: Callable[[int, bytes], None] | None = None
-    ) -> Iterator[dict[str, Any]]:
+    def records(self) -> Iterator[Stored]:
         with self.store.mutex:
-            return iter(list(self.store.records))
+            stored = list(self.store.records)
+        return (r for r in map(Stored.from_dict, stored) if r is not None)
 
     def holdings(self) -> list[Holding]:
         with self.store.mutex:

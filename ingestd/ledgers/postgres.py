@@ -15,7 +15,8 @@ database:
   reader that keeps the last `seq` it saw never skips a record. A handler's open transaction
   on the same database (the `pg` handler's rows and load record) is joined: the rows, the load
   record and the done record commit at once, or not at all.
-- Claim, begin and commit are server-side functions (pgschema.py): one round trip each.
+- Claim, begin and commit are server-side functions (`ingestd/postgres/schema.py`): one round
+  trip each.
 - Database errors surface as `LedgerUnavailable` (an OSError): the worker gives the file back
   without spending an attempt and waits, as for a full disk.
 """
@@ -30,8 +31,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..errors import StartupError
-from ..ledger import (
+from ingestd.contracts.errors import StartupError
+from ingestd.contracts.ledger import (
     Busy,
     Heartbeat,
     Hold,
@@ -41,12 +42,17 @@ from ..ledger import (
     RecordsInspector,
     RetryRequest,
     StatusView,
+    Stored,
     Transaction,
     fold_statuses,
 )
-from ..pgerrors import RETRY, classify, describe, redact
-from ..pgschema import SCHEMA_VERSION, ensure_schema, require_psycopg, schema_version
-from ..pgschema import connect as pg_connect
+from ingestd.ledgers import Where
+from ingestd.postgres.errors import RETRY, classify, describe, redact
+from ingestd.postgres.schema import SCHEMA_VERSION, ensure_schema, require_psycopg, schema_version
+from ingestd.postgres.schema import connect as pg_connect
+from ingestd.postgres.transaction import Joinable
+from ingestd.runtime.logs import Log
+from ingestd.runtime.settings import Settings
 
 LOCK_CLASS = 0x1D6E  # advisory-lock namespace of workers: (class, hashtext(source id))
 COMMIT_CLASS = 0x1D6F  # commits of one source are serialised by (class, hashtext(source))
@@ -330,13 +336,13 @@ class PostgresLedger:
     def finished_count(self) -> int:
         return len(self.view)
 
-    def last_record(self, name: str) -> dict[str, Any] | None:
+    def last_record(self, name: str) -> Stored | None:
         rows = self.run(
             self.q.sql.SQL("SELECT row_to_json(r) FROM {} r WHERE source = %s AND file = %s"
                            " ORDER BY seq DESC LIMIT 1").format(self.q.records),
             (self.source, name),
         )  # fmt: skip
-        return dict(rows[0][0]) if rows else None
+        return Stored.from_dict(rows[0][0]) if rows else None
 
     # ---- claims ----
 
@@ -366,7 +372,11 @@ class PostgresLedger:
                 if transaction is None:
                     rows = self.run(self.q.commit, params)  # one statement: autocommit
                     written = bool(rows and rows[0][0])
-                elif self.database and transaction.database == self.database:
+                elif (
+                    isinstance(transaction, Joinable)
+                    and self.database
+                    and transaction.database == self.database
+                ):
                     # The handler's rows and our record: one transaction, one COMMIT.
                     with self._errors():
                         row = transaction.connection.execute(self.q.commit, params).fetchone()
@@ -506,9 +516,7 @@ class PostgresInspector(RecordsInspector):
             )
         )
 
-    def records(
-        self, on_bad: Callable[[int, bytes], None] | None = None
-    ) -> Iterator[dict[str, Any]]:
+    def records(self) -> Iterator[Stored]:
         rows = self._run(
             self.q.sql.SQL("SELECT row_to_json(r) FROM {} r WHERE source = %s ORDER BY seq").format(
                 self.q.records
@@ -516,11 +524,8 @@ class PostgresInspector(RecordsInspector):
             (self.source,),
         )
         for (row,) in rows:
-            yield {
-                k: v
-                for k, v in row.items()
-                if k not in _INTERNAL and (v is not None or k in _RECORD_COLUMNS)
-            }
+            if (record := Stored.from_dict(row)) is not None:
+                yield record
 
     def holdings(self) -> list[Holding]:
         rows = self._run(
@@ -595,3 +600,40 @@ class PostgresInspector(RecordsInspector):
             ),
             tuple(data.values()),
         )
+
+
+class PostgresKind:
+    """`postgresql://...`: `ingestd.ledgers.KINDS["postgresql"]`."""
+
+    scheme = "postgresql"
+    uses_state_dir = False
+
+    def state_dir(self, location: str) -> None:
+        return None
+
+    def for_run(
+        self, settings: Settings, log: Log, source_inode: Callable[[], int | None]
+    ) -> PostgresLedger:
+        # The lease outlives a few missed heartbeats; a dead session is seen sooner.
+        lease = max(3 * settings.heartbeat_interval, 10.0)
+        return PostgresLedger(
+            str(settings.ledger),
+            settings.pg_schema,
+            settings.worker_id,
+            source=settings.source_id,
+            lease=lease,
+        )
+
+    def for_operator(self, where: Where) -> PostgresInspector:
+        return PostgresInspector(str(where.location), where.schema, source=where.source_id)
+
+    def writable(self, where: Where) -> None:
+        return None  # a refused write shows in the workers' heartbeats and logs
+
+    def refuses(self, command: str) -> str | None:
+        if command == "compact":
+            return "compact rewrites a state dir's manifest; a postgresql:// ledger is a table"
+        return None
+
+
+KIND = PostgresKind()

@@ -22,10 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..errors import BadInput
-from ..logs import Log
-from ..naming import is_data_name
-from ..source import (
+from ingestd.contracts.errors import BadInput, StartupError
+from ingestd.contracts.naming import is_data_name
+from ingestd.contracts.source import (
     DELETE,
     MOVE,
     TEMP_FILE,
@@ -34,10 +33,14 @@ from ..source import (
     EventCallback,
     ScanResult,
     Signature,
+    Source,
     aside_name,
     check_content,
 )
-from .watcher import AppearanceWatcher, Watcher
+from ingestd.runtime.logs import Log
+from ingestd.runtime.settings import Settings
+from ingestd.runtime.startup import probe_writable, unusable_dir
+from ingestd.sources.watcher import AppearanceWatcher, Watcher
 
 
 def is_temp_name(name: str) -> bool:
@@ -431,3 +434,84 @@ class LocalSource:
         if not self._events:
             return None
         return Watcher(self.data_dir, loop, on_event, log)
+
+
+class LocalKind:
+    """A directory, local or on NFS: `ingestd.sources.KINDS["file"]`."""
+
+    scheme = "file"
+    has_directory = True
+    exact_mtimes = True
+    rescan_interval = None
+
+    def parse(self, location: str) -> str:
+        return os.path.abspath(location.removeprefix("file:"))
+
+    def identity(self, location: str) -> str:
+        # The real path: a symlink to DIR, or DIR by another path, is DIR.
+        return os.path.realpath(self.parse(location))
+
+    def default_state_dir(self, location: str) -> Path:
+        return Path(self.parse(location)) / ".ingestd"
+
+    def default_output_dir(self, location: str) -> Path:
+        return Path(self.parse(location)) / "out"
+
+    def inode(self, location: str) -> int | None:
+        try:
+            return os.stat(self.parse(location)).st_ino
+        except OSError:
+            return None
+
+    def for_run(self, settings: Settings) -> LocalSource:
+        return _local(Path(settings.source), settings.state_dir, settings.watch)
+
+    def start_checks(self, source: Source, settings: Settings) -> list[Callable[[], None]]:
+        assert isinstance(source, LocalSource)
+        return [lambda: prepare_move_targets(source, settings)]
+
+    def for_operator(self, location: str, state_dir: Path | None) -> LocalSource:
+        return _local(Path(self.parse(location)), state_dir)
+
+    def problem(self, location: str) -> str | None:
+        path = Path(self.parse(location))
+        if not path.exists():
+            return f"no such directory: {location}"
+        if not path.is_dir():
+            return f"not a directory: {location}"
+        return None
+
+    def holds_path(self, location: str, path: str) -> bool:
+        parent = os.path.dirname(os.path.abspath(path))
+        return os.path.realpath(parent) == os.path.realpath(self.parse(location))
+
+
+def _local(data_dir: Path, state_dir: Path | None, events: bool = True) -> LocalSource:
+    inside = state_dir is not None and state_dir.parent == data_dir  # hidden from scans
+    return LocalSource(
+        data_dir,
+        hide=state_dir.name if inside and state_dir is not None else None,
+        events=events,
+        clock_dir=state_dir,
+    )
+
+
+def prepare_move_targets(source: LocalSource, settings: Settings) -> None:
+    """Create `move:DIR` targets; `StartupError` when one cannot be written."""
+    for option, text in (("--on-done", settings.on_done), ("--on-failed", settings.on_failed)):
+        disposal = Disposal.parse(text)
+        if disposal.kind != MOVE:
+            continue
+        target = source.move_target(disposal)
+        # Real paths: a target that is a symlink to DIR (or DIR reached by another path) is
+        # DIR itself, and a file "moved" there would be moved again at every scan.
+        if os.path.realpath(target) == os.path.realpath(source.data_dir):
+            raise StartupError(f"{option} {text}: that is the watched directory itself")
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            probe_writable(target)
+        except OSError as exc:
+            raise unusable_dir(f"{option} target", target, exc) from None
+
+
+KIND = LocalKind()

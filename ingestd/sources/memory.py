@@ -13,9 +13,16 @@ import threading
 from collections.abc import Callable
 from typing import BinaryIO
 
-from ..logs import Log
-from ..naming import is_data_name
-from ..source import Content, Disposal, EventCallback, ScanResult, Signature, check_content
+from ingestd.contracts.naming import is_data_name
+from ingestd.contracts.source import (
+    Content,
+    Disposal,
+    EventCallback,
+    ScanResult,
+    Signature,
+    check_content,
+)
+from ingestd.runtime.logs import Log
 
 
 class MemorySource:

@@ -28,9 +28,9 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-from ..logs import Log
-from ..naming import is_data_name
-from ..source import EventCallback
+from ingestd.contracts.naming import is_data_name
+from ingestd.contracts.source import EventCallback
+from ingestd.runtime.logs import Log
 
 
 class _Forwarder(FileSystemEventHandler):

@@ -27,7 +27,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...ledger import Busy, Owner, Unusable
+from ingestd.contracts.ledger import Busy, Owner, Unusable
 
 __all__ = ["Busy", "Claim", "Unusable", "lock_names", "parse_owner", "probe", "try_claim"]
 

@@ -24,8 +24,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from ...ledger import REDO
-from .manifest import DONE, parse_head, split_complete
+from ingestd.contracts.ledger import REDO
+from ingestd.ledgers.file.manifest import DONE, parse_head, split_complete
 
 _CHUNK = 4 << 20
 

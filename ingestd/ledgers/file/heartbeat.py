@@ -16,7 +16,7 @@ import secrets
 import time
 from pathlib import Path
 
-from ...ledger import STALE_AFTER_BEATS, Heartbeat
+from ingestd.contracts.ledger import STALE_AFTER_BEATS, Heartbeat
 
 
 def heartbeat_path(workers_dir: Path, worker_id: str) -> Path:

@@ -14,9 +14,8 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from ...ledger import (
+from ingestd.contracts.ledger import (
     FINISHED,
     REASSERT_EVERY,
     Heartbeat,
@@ -25,12 +24,14 @@ from ...ledger import (
     Owner,
     Record,
     RetryRequest,
+    Stored,
+    Summary,
     Transaction,
     count_failed,
     failed_names,
 )
-from . import claim as claims
-from .heartbeat import (
+from ingestd.ledgers.file import claim as claims
+from ingestd.ledgers.file.heartbeat import (
     prune_lost,
     read_heartbeat,
     read_heartbeats,
@@ -38,14 +39,14 @@ from .heartbeat import (
     set_paused,
     write_heartbeat,
 )
-from .manifest import (
+from ingestd.ledgers.file.manifest import (
     DONE,
     Manifest,
     read_records,
     read_summaries,
     standing_failed_records,
 )
-from .statedir import claim_source, prepare_state_dir, recreate_state_dir
+from ingestd.ledgers.file.statedir import claim_source, prepare_state_dir, recreate_state_dir
 
 # Live holders check their claims every REASSERT_EVERY seconds: a few of those after we made
 # the locks folder (again, or for the first time: the two look alike), every one still at
@@ -110,8 +111,9 @@ class FileLedger:
     def finished_count(self) -> int:
         return len(self.manifest.status)
 
-    def last_record(self, name: str) -> dict[str, Any] | None:
-        return self.manifest.last_record(name)
+    def last_record(self, name: str) -> Stored | None:
+        found = self.manifest.last_record(name)
+        return None if found is None else Stored.from_dict(found)
 
     # ---- claims ----
 
@@ -229,6 +231,7 @@ class FileInspector:
         self.locks_dir = state_dir / "locks"
         self.workers_dir = state_dir / "workers"
         self.manifest_path = state_dir / "manifest.jsonl"
+        self._bad_lines: set[int] = set()  # byte offsets of lines that are not records
 
     def exists(self) -> bool:
         return self.state_dir.is_dir()
@@ -242,18 +245,23 @@ class FileInspector:
             manifest.close()
         return manifest.status
 
-    def records(
-        self, on_bad: Callable[[int, bytes], None] | None = None
-    ) -> Iterator[dict[str, Any]]:
-        return read_records(self.manifest_path, on_bad)
+    def records(self) -> Iterator[Stored]:
+        for data in read_records(self.manifest_path, self._bad_line):
+            if (record := Stored.from_dict(data)) is not None:
+                yield record
 
-    def summaries(
-        self, on_bad: Callable[[int, bytes], None] | None = None
-    ) -> Iterator[dict[str, Any]]:
-        return read_summaries(self.manifest_path, on_bad)
+    def summaries(self) -> Iterator[Summary]:
+        return read_summaries(self.manifest_path, self._bad_line)
 
-    def failed_records(self) -> dict[str, dict[str, Any]]:
-        return standing_failed_records(self.manifest_path)
+    def unreadable(self) -> int:
+        return len(self._bad_lines)
+
+    def _bad_line(self, offset: int, line: bytes) -> None:
+        self._bad_lines.add(offset)
+
+    def failed_records(self) -> dict[str, Stored]:
+        found = standing_failed_records(self.manifest_path)
+        return {name: r for name, data in found.items() if (r := Stored.from_dict(data))}
 
     def holdings(self) -> list[Holding]:
         found = []
@@ -296,10 +304,17 @@ class FileInspector:
         return prune_lost(self.workers_dir, after)
 
     def problems(self) -> list[str]:
-        return [
+        found = [
             f"{name}: not a regular file (that file cannot be claimed)"
             for name in claims.unusable_lock_paths(self.locks_dir)
         ]
+        if self._bad_lines:
+            first = min(self._bad_lines)
+            found.append(
+                f"{self.manifest_path}: {len(self._bad_lines)} lines are not records, the "
+                f"first at byte {first} (skipped; `ingestd compact` drops them)"
+            )
+        return found
 
     def paused(self) -> bool:
         return (self.state_dir / "paused").exists()

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...ledger import DONE, FAILED, FINISHED, REDO, RETRY
+from ingestd.contracts.ledger import DONE, FAILED, FINISHED, REDO, RETRY, Stored, Summary
 
 __all__ = ["DONE", "FAILED", "FINISHED", "RETRY", "Manifest", "encode", "read_records"]
 
@@ -96,16 +96,16 @@ _SUMMARY = re.compile(
     rb'"pid":(?:-?\d+|null),"attempt":(-?\d+|null),"minutes":([-+0-9.eE]+|null),'
 )
 _FINISHED = b'"finished_at":"'
-SUMMARY_FIELDS = ("file", "status", "worker", "attempt", "minutes", "finished_at")
 
 
-def summary_of(line: bytes) -> dict[str, Any] | None:
-    """`SUMMARY_FIELDS` of one complete line (None for garbage): sliced from the line when
-    `encode` wrote it, else from the JSON parser."""
+def summary_of(line: bytes) -> Summary | None:
+    """What an audit reads of one complete line (None for garbage): sliced from the line
+    when `encode` wrote it, else from the JSON parser."""
     match = _SUMMARY.match(line)
     if match is None or not line.endswith(b"}"):
         record = parse_record(line)
-        return None if record is None else {k: record.get(k) for k in SUMMARY_FIELDS}
+        stored = None if record is None else Stored.from_dict(record)
+        return None if stored is None else Summary.of(stored)
     name, status, worker, attempt, minutes = match.groups()
     finished = None
     start = line.find(_FINISHED, match.end())
@@ -114,17 +114,17 @@ def summary_of(line: bytes) -> dict[str, Any] | None:
         end = line.find(b'"', start)
         if end > 0 and b"\\" not in line[start:end]:
             finished = line[start:end].decode("ascii", "replace")
-    return {
-        "file": name.decode("ascii", "replace"),
-        "status": _intern_status(status.decode("ascii")),
-        "worker": worker.decode("utf-8", "replace"),
-        "attempt": None if attempt == b"null" else int(attempt),
-        "minutes": None if minutes == b"null" else float(minutes),
-        "finished_at": finished,
-    }
+    return Summary(
+        name.decode("ascii", "replace"),
+        _intern_status(status.decode("ascii")),
+        worker.decode("utf-8", "replace"),
+        None if attempt == b"null" else int(attempt),
+        None if minutes == b"null" else float(minutes),
+        finished,
+    )
 
 
-def read_summaries(path: Path, on_bad: BadLine | None = None) -> Iterator[dict[str, Any]]:
+def read_summaries(path: Path, on_bad: BadLine | None = None) -> Iterator[Summary]:
     """`summary_of` every line, in order: what an audit needs, at a fraction of a full parse
     (a million records)."""
     for line, offset in _lines_at(path):

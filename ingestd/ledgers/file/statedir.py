@@ -14,9 +14,9 @@ import os
 import secrets
 from pathlib import Path
 
-from ...errors import StartupError
-from ...startup import probe_writable, unusable_dir
-from .mounts import check_state_dir
+from ingestd.contracts.errors import StartupError
+from ingestd.ledgers.file.mounts import check_state_dir
+from ingestd.runtime.startup import probe_writable, unusable_dir
 
 _PARTS = ("locks", "workers")
 

@@ -1,0 +1,1 @@
+"""The process's plumbing: settings, logs, metrics, health verdicts and probes, systemd."""

@@ -1,0 +1,43 @@
+"""README promises that must follow the code: the list of log events."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# log.info("event", ...), self.log.warning(\n "event" ...), recording.stalled(log, "event", ...)
+_CALL = re.compile(
+    r"(?:\.(?:debug|info|warning|error|exception)|\bstalled)\(\s*(?:log,\s*)?\"([a-z_]+)\""
+)
+
+
+def events_in_code() -> set[str]:
+    found: set[str] = set()
+    for path in (ROOT / "ingestd").rglob("*.py"):
+        found.update(_CALL.findall(path.read_text()))
+    return found
+
+
+def events_in_readme() -> set[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Logs", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"`([a-z_]+)`", section))
+
+
+def test_every_event_the_code_logs_is_in_the_readme() -> None:
+    code = events_in_code()
+    assert len(code) > 30  # the pattern still finds the calls
+    assert sorted(code - events_in_readme()) == []
+
+
+def test_the_readme_lists_no_event_the_code_does_not_log() -> None:
+    fields = {
+        "attempt", "taken_over_from", "minutes", "error", "files_processed", "total_time",
+        "sum_of_squares", "files", "timestamp", "level", "event", "worker", "file", "retry",
+        "signal", "still_running", "released_unfinished", "streak", "hint", "rows", "table",
+            "reason", "action", "via", "earlier", "newest_finished", "outputs", "published",
+        "blocked_keys", "left_waiting", "recorded_sha256", "recorded_version", "sha256",
+        "version", "source", "ledger", "data_dir", "state_dir", "claims_resume_in",
+    }  # fmt: skip
+    assert sorted(events_in_readme() - events_in_code() - fields) == []
