@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from ingestd.commands.timeline import Bar, Timeline
+from ingestd.commands.schedule import Bar, Timeline
 from ingestd.contracts.ledger import FAILED
 
 FAILED_COLOR = "#d62728"

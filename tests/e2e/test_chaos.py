@@ -13,47 +13,21 @@ import itertools
 import json
 import random
 import time
-from collections import Counter, defaultdict
-from datetime import datetime
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Proc, assert_stats_match_manifest, manifest_records, wait_for
+from conftest import (
+    END_EVENTS,
+    Proc,
+    assert_stats_match_manifest,
+    holding_intervals,
+    manifest_records,
+    wait_for,
+)
 
 FILES, BAD, SPEED, SEED = 300, 6, 0.008, 20261122
-END_EVENTS = {
-    "file_done", "file_failed", "duplicate_suppressed", "handler_error", "commit_failed",
-    "file_io_error", "file_unreadable", "file_skipped", "already_finished",
-}  # fmt: skip
-
-
-def epoch(timestamp: str) -> float:
-    return datetime.fromisoformat(timestamp).timestamp()
-
-
-def holding_intervals(procs: list[Proc]) -> dict[str, list[tuple[float, float, str]]]:
-    """For each file, every (start, end, worker) during which a worker held its claim."""
-    intervals: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
-    for proc in procs:
-        open_claims: dict[str, float] = {}
-        for record in proc.records():
-            event, name = record["event"], record.get("file")
-            if event == "file_claimed":
-                open_claims[name] = epoch(record["timestamp"])
-            elif event in END_EVENTS and name in open_claims:
-                intervals[name].append(
-                    (open_claims.pop(name), epoch(record["timestamp"]), proc.name)
-                )
-            elif event == "shutdown":
-                end = epoch(record["timestamp"])
-                for held in record["released_unfinished"]:
-                    intervals[held].append((open_claims.pop(held), end, proc.name))
-        # Killed: whatever it held, it held until the moment it was killed.
-        end = proc.killed_at[0] if proc.killed_at else time.time()
-        for held, start in open_claims.items():
-            intervals[held].append((start, end, proc.name))
-    return intervals
 
 
 class Ledger:

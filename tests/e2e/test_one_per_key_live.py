@@ -10,8 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from builders import n
-from conftest import manifest_records, wait_for
-from test_chaos import holding_intervals
+from conftest import holding_intervals, manifest_records, wait_for
 
 
 def test_three_workers_three_keys_never_two_files_of_a_key_at_once(data: Path, spawn) -> None:

@@ -111,7 +111,7 @@ class Publisher:
                     self._discard(step.name)
                 report.steps.append(Published(action, step.name, outputs))
             if moves and self.out_dir is not None:
-                _fsync_dir(self.out_dir)  # the renames are durable before the watermark
+                fsync_dir(self.out_dir)  # the renames are durable before the watermark
             if decided.marks != marks:
                 self.marks.write(decided.marks)
                 report.moved = True
@@ -156,7 +156,8 @@ class Publisher:
         shutil.rmtree(self._dirs()[1] / name, ignore_errors=True)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (renames into it, a new file) durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

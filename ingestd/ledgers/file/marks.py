@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ingestd.core.publishing.plan import Marks
-from ingestd.core.publishing.publisher import STAGING
+from ingestd.core.publishing.publisher import STAGING, fsync_dir
 
 WATERMARK = "_watermark"
 _LOCK = ".lock"
@@ -60,7 +60,7 @@ class FileMarks:
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        _fsync_dir(self.out_dir)
+        fsync_dir(self.out_dir)
 
     def _remove_temp_files(self) -> None:
         """Under the lock, a watermark temp file is a killed pass's: nobody else writes one."""
@@ -94,11 +94,3 @@ class FileMarks:
             yield
         finally:
             os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -10,8 +10,8 @@ import pytest
 from builders import day, rec
 
 from ingestd.commands.plot import draw
-from ingestd.commands.timeline import Bar, Timeline, final_runs, ideal_fifo
-from ingestd.commands.timeline import build as build_from
+from ingestd.commands.schedule import Bar, Timeline, final_runs, ideal_fifo
+from ingestd.commands.schedule import build as build_from
 from ingestd.contracts.ledger import Stored
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
