@@ -142,9 +142,9 @@ def holding_intervals(procs: list[Proc]) -> dict[str, list[tuple[float, float, s
 def manifest_records(data_dir: Path, state_dir: Path | None = None) -> list[dict[str, Any]]:
     """The records of DIR's ledger (its state dir by default), read as an operator command
     reads them (a torn line is skipped, as the daemon's reader does), as dicts to compare."""
-    where = Where(None, state_dir, "ingestd", sources.identity(str(data_dir)))
-    if where.state_dir is None:
-        where = Where(None, data_dir / ".ingestd", "ingestd", where.source_id)
+    location = str(data_dir)
+    state = state_dir or sources.kind(location).default_state_dir(location)
+    where = Where(None, state, "ingestd", sources.identity(location))
     return [record.to_dict() for record in FILE_LEDGER.for_operator(where).records()]
 
 
