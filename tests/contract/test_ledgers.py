@@ -204,7 +204,13 @@ def postgres_backend(tmp_path: Path, url: str) -> Iterator[Backend]:
 BACKENDS = {"file": file_backend, "memory": memory_backend, "postgresql": postgres_backend}
 
 
-@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.server), "file", "memory"])
+@pytest.fixture(
+    params=[
+        pytest.param("postgresql", marks=[pytest.mark.server, pytest.mark.postgres]),
+        "file",
+        "memory",
+    ]
+)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "postgresql":
         yield from postgres_backend(tmp_path, request.getfixturevalue("pg").url)

@@ -63,7 +63,10 @@ def in_the_middle(proc: Proc) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["file", "postgresql"])
+@pytest.mark.parametrize(
+    "backend",
+    ["file", pytest.param("postgresql", marks=[pytest.mark.server, pytest.mark.postgres])],
+)
 def test_chaos_soak(
     tmp_path: Path,
     spawn,

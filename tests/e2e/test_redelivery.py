@@ -125,7 +125,9 @@ def test_an_object_overwritten_while_claimed_is_kept(s3_server: Any, spawn, tmp_
     assert w.terminate() == 0
 
 
-@pytest.mark.parametrize("ledger", ["file", "postgresql"])
+@pytest.mark.parametrize(
+    "ledger", ["file", pytest.param("postgresql", marks=[pytest.mark.server, pytest.mark.postgres])]
+)
 def test_the_operator_has_a_changed_file_processed_again_with_retry(
     data: Path, spawn, ledger: str, request: pytest.FixtureRequest
 ) -> None:
