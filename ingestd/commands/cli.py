@@ -40,6 +40,7 @@ REGISTRY = {
     "compact": "ingestd.commands.compact:COMMAND",
 }
 COMMANDS = tuple(REGISTRY)
+TEST_ENV_PREFIX = "INGESTD_TEST_"
 KNOWN_ENV = frozenset({option.env for option in OPTIONS} | {STATE_DIR_ENV, LEDGER_ENV})
 
 
@@ -72,6 +73,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def _warn_unknown_variables() -> None:
     for name in sorted(os.environ):
+        if name.startswith(TEST_ENV_PREFIX):
+            continue  # the test suite's own (which servers it runs against): not the worker's
         if name.startswith("INGESTD_") and name not in KNOWN_ENV:
             close = difflib.get_close_matches(name, KNOWN_ENV, n=1)
             hint = f"; did you mean {close[0]}?" if close else ""

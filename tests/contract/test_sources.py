@@ -76,7 +76,8 @@ def bucket_backend(server: Any) -> Iterator[Backend]:
     yield Backend(BUCKETS.for_operator(f"s3://{bucket}/in", None), put, remove, moved)
 
 
-@pytest.fixture(params=[pytest.param("s3", marks=pytest.mark.server), "local", "memory"])
+@pytest.fixture(params=[pytest.param("s3", marks=[pytest.mark.server, pytest.mark.s3]), "local",
+                        "memory"])  # fmt: skip
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "s3":
         yield from bucket_backend(request.getfixturevalue("s3_server"))

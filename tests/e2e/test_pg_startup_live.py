@@ -111,3 +111,15 @@ def test_a_wrong_password_is_one_line_and_exit_2_not_a_wait(data: Path, spawn, p
     finally:
         hba.write_text(original)
         cluster.psql("SELECT pg_reload_conf()")
+
+
+def test_the_tests_run_on_the_postgresql_server_chosen(pg: Any) -> None:
+    """`INGESTD_TEST_POSTGRES` picks the server (CI runs the PostgreSQL tests on both): what
+    answers is that one, of a version README says is supported."""
+    import os
+
+    server = pg.cluster.server
+    version = int(pg.psql("SHOW server_version_num")) // 10000
+    assert version == server.version and version in (15, 16, 17, 18)
+    chosen = os.environ.get("INGESTD_TEST_POSTGRES")
+    assert server.kind == chosen if chosen else server.kind in ("system", "wheel")
