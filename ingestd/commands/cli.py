@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import importlib
 import os
 import sys
 
@@ -22,6 +21,7 @@ from ingestd.commands.arguments import (
 )
 from ingestd.contracts import naming
 from ingestd.contracts.errors import StartupError
+from ingestd.runtime.imports import import_object
 from ingestd.runtime.settings import OPTIONS, Settings
 
 # name -> "module:attribute" of its Command, in the order `--help` lists them.
@@ -45,8 +45,7 @@ KNOWN_ENV = frozenset({option.env for option in OPTIONS} | {STATE_DIR_ENV, LEDGE
 
 
 def command(name: str) -> Command:
-    module, _, attribute = REGISTRY[name].partition(":")
-    found: Command = getattr(importlib.import_module(module), attribute)
+    found: Command = import_object(REGISTRY[name])
     return found
 
 

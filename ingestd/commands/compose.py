@@ -17,7 +17,7 @@ from typing import Any
 from ingestd import ledgers, sources
 from ingestd.contracts.errors import StartupError
 from ingestd.contracts.handler import Handler
-from ingestd.contracts.ledger import Inspector, Ledger
+from ingestd.contracts.ledger import Ledger
 from ingestd.contracts.source import Source
 from ingestd.core.daemon import Daemon
 from ingestd.core.publishing.publisher import Publisher
@@ -103,9 +103,3 @@ def build_daemon(settings: Settings, log: Log, notifier: Notifier | None = None)
         publisher=parts.publisher,
         options=parts.options,
     )
-
-
-def operator_view(where: ledgers.Where, location: str) -> tuple[Source, Inspector]:
-    """What the operator commands read: the source (what is there) and the ledger's state."""
-    source = sources.kind(location).for_operator(location, where.state_dir)
-    return source, ledgers.kind(where.location).for_operator(where)

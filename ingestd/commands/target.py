@@ -7,7 +7,6 @@ import argparse
 from pathlib import Path
 
 from ingestd import ledgers, sources
-from ingestd.commands.compose import operator_view
 from ingestd.contracts.ledger import Inspector
 from ingestd.contracts.source import Source
 
@@ -27,8 +26,11 @@ def state_dir(args: argparse.Namespace) -> Path | None:
 
 
 def view(args: argparse.Namespace) -> tuple[Source, Inspector]:
-    """The source (what is there) and the ledger's inspector."""
-    return operator_view(where(args), args.dir)
+    """The source (what is there) and the ledger's inspector (not the composition root: an
+    operator command builds neither a daemon nor a handler)."""
+    found = where(args)
+    source = sources.kind(args.dir).for_operator(args.dir, found.state_dir)
+    return source, ledgers.kind(args.ledger).for_operator(found)
 
 
 def problem(args: argparse.Namespace) -> str | None:

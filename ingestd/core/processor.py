@@ -79,7 +79,6 @@ class Processor:
     def __post_init__(self) -> None:
         # The record, the stats, the disposal: what becomes of each file processed.
         self.recording = Recording(self.settings, self.ledger, self.source, self.log, self.pid)
-        self.versions = self.recording.versions
 
     async def process(self, name: str, seen_at: str | None = None) -> Result:
         """Claim and process one file; what became of it."""
@@ -138,7 +137,7 @@ class Processor:
             finally:
                 del self.in_hand[hold.name]
                 del self.working[hold.name]
-                self.versions.pop(hold.name, None)
+                self.recording.versions.pop(hold.name, None)
                 self.holds.pop(hold.name, None)
                 self.claims_lost.discard(hold.name)
         return results
@@ -238,7 +237,7 @@ class Processor:
             if isinstance(start, str):
                 hold.finish()
                 return Result.SKIPPED, start
-            head, self.versions[name] = start
+            head, self.recording.versions[name] = start
             hold.begin(self._owner())
         except BaseException:
             _quietly(hold.abandon)

@@ -8,11 +8,12 @@ location's scheme: commands and the composition root ask their kind.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+
+from ingestd.runtime.imports import import_object, url_scheme
 
 if TYPE_CHECKING:
     from ingestd.contracts.ledger import Inspector, Ledger
@@ -64,10 +65,7 @@ class LedgerKind(Protocol):
 
 def scheme(location: str | None) -> str:
     """`postgresql` for `postgresql://...`; `file` for none, a path or `file:PATH`."""
-    if location is None:
-        return "file"
-    head, sep, _ = location.partition("://")
-    return head.lower() if sep and head.isalnum() else "file"
+    return url_scheme(location)
 
 
 def kind(location: str | None) -> LedgerKind:
@@ -75,6 +73,5 @@ def kind(location: str | None) -> LedgerKind:
     found = KINDS.get(scheme(location))
     if found is None:
         raise ValueError(f"--ledger {location}: no such kind of ledger (postgresql:// or a path)")
-    module, _, attribute = found.partition(":")
-    chosen: LedgerKind = getattr(importlib.import_module(module), attribute)
+    chosen: LedgerKind = import_object(found)
     return chosen

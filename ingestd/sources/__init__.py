@@ -8,11 +8,12 @@ that reads a location's scheme: commands and the composition root ask their kind
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+
+from ingestd.runtime.imports import import_object, url_scheme
 
 if TYPE_CHECKING:
     from ingestd.contracts.source import Source
@@ -70,8 +71,7 @@ class SourceKind(Protocol):
 
 def scheme(location: str) -> str:
     """`s3` for `s3://...`; `file` for a path or `file:PATH`."""
-    head, sep, _ = location.partition("://")
-    return head.lower() if sep and head.isalnum() else "file"
+    return url_scheme(location)
 
 
 def kind(location: str) -> SourceKind:
@@ -80,8 +80,7 @@ def kind(location: str) -> SourceKind:
     if found is None:
         known = ", ".join(f"{s}://" for s in KINDS if s != "file")
         raise ValueError(f"{location}: no such kind of source (a directory, or {known})")
-    module, _, attribute = found.partition(":")
-    chosen: SourceKind = getattr(importlib.import_module(module), attribute)
+    chosen: SourceKind = import_object(found)
     return chosen
 
 

@@ -487,10 +487,12 @@ class LocalKind:
 
 
 def _local(data_dir: Path, state_dir: Path | None, events: bool = True) -> LocalSource:
-    inside = state_dir is not None and state_dir.parent == data_dir  # hidden from scans
+    hide = None  # a state dir inside the directory is hidden from its scans
+    if state_dir is not None and state_dir.parent == data_dir:
+        hide = state_dir.name
     return LocalSource(
         data_dir,
-        hide=state_dir.name if inside and state_dir is not None else None,
+        hide=hide,
         events=events,
         clock_dir=state_dir,
     )

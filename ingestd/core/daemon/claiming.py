@@ -60,7 +60,7 @@ class Claiming:
                 if (delay := processor.recording.stall.delay(time.monotonic())) > 0:
                     discovery.ready.put(name)
                     slot.release()
-                    await shared.wait_stop(delay)
+                    await shared.wait(delay)
                     continue
                 # When peers race for the same oldest file, the loser takes the next one
                 # without another round trip.

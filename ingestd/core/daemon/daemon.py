@@ -89,28 +89,12 @@ class Daemon:
 
     # What callers and tests reach through the daemon.
     @property
-    def settings(self) -> Settings:
-        return self.shared.settings
-
-    @property
     def processor(self) -> Processor:
         return self.shared.processor
 
     @property
-    def discovery(self) -> Discovery:
-        return self.shared.discovery
-
-    @property
     def ledger(self) -> Ledger:
         return self.shared.ledger
-
-    @property
-    def stop_event(self) -> asyncio.Event:
-        return self.shared.stop_event
-
-    @property
-    def exit_code(self) -> int:
-        return self.shared.exit_code
 
     def _wake_publishing(self) -> None:
         if self.publishing is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -41,8 +40,14 @@ class Shared:
             f"{len(self.processor.working)} in hand, {self.discovery.pending} pending"
         )
 
-    async def wait_stop(self, timeout: float) -> None:
-        """Until a stop is requested or `timeout` passes."""
-        if timeout > 0 and not self.stop_event.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_event.wait(), timeout)
+    async def wait(self, timeout: float, event: asyncio.Event | None = None) -> None:
+        """Until `event` (if any), a stop request, or `timeout`, whichever comes first."""
+        waiters = [asyncio.ensure_future(self.stop_event.wait())]
+        if event is not None:
+            waiters.append(asyncio.ensure_future(event.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=max(timeout, 0.0),
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        finally:
+            for waiter in waiters:
+                waiter.cancel()

@@ -6,8 +6,6 @@ Each rescan also checks the pause flag and the event observer, and ends an idle 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -34,7 +32,7 @@ class Ticking:
             deadline = discovery.settling.next_deadline()
             wake_at = next_scan if deadline is None else min(next_scan, deadline)
             discovery.wake.clear()
-            await _wait_or_timeout(discovery.wake, max(wake_at - time.monotonic(), 0.0))
+            await shared.wait(wake_at - time.monotonic(), discovery.wake)
             if shared.stop_event.is_set():
                 return
             await discovery.check_settling()
@@ -80,8 +78,3 @@ class Ticking:
                 left_waiting=discovery.blocked_pending,
             )
             shared.request_stop(None, None)
-
-
-async def _wait_or_timeout(event: asyncio.Event, timeout: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout)

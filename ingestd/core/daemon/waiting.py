@@ -33,7 +33,7 @@ async def prepare_ledger(shared: Shared) -> bool:
                     "waiting_for_ledger", ledger=shared.ledger.description, error=str(exc)
                 )
                 last_log = now
-        await shared.wait_stop(shared.settings.rescan_interval)
+        await shared.wait(shared.settings.rescan_interval)
         if shared.stop_event.is_set():
             return False
 
@@ -77,7 +77,7 @@ async def wait_for_source(shared: Shared) -> bool:
             timeout = settings.rescan_interval
             if limit is not None:
                 timeout = min(timeout, max(limit - (now - started), 0.0))
-            await _until(shared, wake, timeout)
+            await shared.wait(timeout, wake)
             wake.clear()
             if shared.stop_event.is_set():
                 return False
@@ -85,14 +85,3 @@ async def wait_for_source(shared: Shared) -> bool:
         if appear is not None:
             appear.stop()
     return True
-
-
-async def _until(shared: Shared, event: asyncio.Event, timeout: float) -> None:
-    """Until `event`, a stop request or `timeout`, whichever comes first."""
-    waiters = [asyncio.ensure_future(event.wait()),
-               asyncio.ensure_future(shared.stop_event.wait())]  # fmt: skip
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

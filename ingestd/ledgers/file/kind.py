@@ -59,8 +59,7 @@ class FileKind:
         return None
 
     def _state(self, where: Where) -> Path:
-        if where.location is not None:
-            return self.state_dir(where.location)
+        # The operator's arguments were resolved once (`--ledger file:PATH` included).
         if where.state_dir is None:
             raise ValueError("the file ledger needs a state dir")
         return where.state_dir
