@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The challenge's setup: two workers started first, then the provider, at 0.01 s per
 # simulated minute (the appendix day, 96 files, in about 15 seconds). Shows each worker's
-# stats lines, prefixed with its name, then the fleet's status and an audit of the manifest.
+# stats lines, prefixed with its name, then the fleet's status and an audit of the manifest;
+# the web console serves the fleet's page meanwhile (CONSOLE=HOST:PORT, default 127.0.0.1:9465).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=demo-run
@@ -20,19 +21,28 @@ worker() {  # worker NAME: run one worker; keep its full log, show its key lines
 
 echo "== two workers, started before the directory exists"
 worker worker-a &
+wa=$!
 worker worker-b &
+wb=$!
 sleep 1
 echo "== the provider: 96 files at ${SPEED} s per simulated minute"
 start=$(date +%s.%N)
 python simulation.py "$DROP" --seconds-in-min "$SPEED" --arrivals "$RUN/arrivals.jsonl" &
 sim=$!
-sleep 6
+sleep 1
+CONSOLE=${CONSOLE:-127.0.0.1:9465}
+python -m ingestd console "$DROP" --listen "$CONSOLE" --refresh 1 --log-format json \
+    > "$RUN/console.log" 2>&1 &
+console=$!
+trap 'kill "$console" 2>/dev/null || true' EXIT
+echo "== the console: http://$CONSOLE/ (live while the demo runs; log in $RUN/console.log)"
+sleep 5
 echo
 echo "== ingestd status $DROP (while it runs)"
 python -m ingestd status "$DROP" | sed 's/^/   /' || true
 echo
 wait "$sim"
-wait
+wait "$wa" "$wb"
 end=$(date +%s.%N)
 echo
 echo "== ingestd status $DROP"

@@ -23,6 +23,7 @@ BENCHES = [
     "keys",
     "publish",
     "operators",
+    "console",
 ]
 
 

@@ -38,6 +38,7 @@ REGISTRY = {
     "timeline": "ingestd.commands.timeline:COMMAND",
     "explain": "ingestd.commands.explain:COMMAND",
     "compact": "ingestd.commands.compact:COMMAND",
+    "console": "ingestd.console.command:COMMAND",
 }
 COMMANDS = tuple(REGISTRY)
 TEST_ENV_PREFIX = "INGESTD_TEST_"

@@ -22,10 +22,14 @@ from ingestd.contracts.source import Source
 from ingestd.core.daemon import Daemon
 from ingestd.core.publishing.publisher import Publisher
 from ingestd.handlers import Chosen, choose
+from ingestd.runtime.http import Pages
+from ingestd.runtime.imports import import_object
 from ingestd.runtime.logs import Log
 from ingestd.runtime.settings import Settings
 from ingestd.runtime.startup import probe_writable, unusable_dir
 from ingestd.runtime.systemd import Notifier
+
+CONSOLE = "ingestd.console.command:for_worker"
 
 
 @dataclass
@@ -36,6 +40,7 @@ class Components:
     checks: list[Callable[[], None]] = field(default_factory=list)  # run at start-up
     publisher: Publisher | None = None  # --publish-in-order
     options: Any = None  # the handler's own
+    pages: Pages | None = None  # --console
 
 
 def build(settings: Settings, log: Log) -> Components:
@@ -53,7 +58,11 @@ def build(settings: Settings, log: Log) -> Components:
     if settings.publish_in_order:
         publisher = build_publisher(settings, source, ledger, chosen)
         checks.append(lambda: prepare_publisher(publisher, settings))
-    return Components(source, ledger, chosen.handle, checks, publisher, chosen.options)
+    pages = None
+    if settings.console:
+        # By its import string: the console is the layer above the commands.
+        pages = import_object(CONSOLE)(settings, log)
+    return Components(source, ledger, chosen.handle, checks, publisher, chosen.options, pages)
 
 
 def build_publisher(
@@ -102,4 +111,5 @@ def build_daemon(settings: Settings, log: Log, notifier: Notifier | None = None)
         checks=parts.checks,
         publisher=parts.publisher,
         options=parts.options,
+        pages=parts.pages,
     )

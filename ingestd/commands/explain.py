@@ -19,8 +19,9 @@ from typing import Any
 from ingestd import sources
 from ingestd.commands import target
 from ingestd.commands.arguments import Command, add_dir
-from ingestd.contracts.ledger import DONE, FAILED, REDO, RETRY, Owner, Stored
+from ingestd.contracts.ledger import DONE, FAILED, REDO, RETRY, Inspector, Owner, Stored
 from ingestd.contracts.naming import is_data_name, terminal_safe
+from ingestd.contracts.source import Source
 
 
 @dataclass(frozen=True)
@@ -172,18 +173,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
               f"(e.g. {name})", file=sys.stderr)  # fmt: skip
         return 2
     source, inspector = target.view(args)
-    records = [r for r in inspector.records() if r.file == name]
-    present: tuple[int, int | None] | None = None
-    sha256 = None
-    signature = source.signature(name) if is_data_name(name) else None
-    if signature is not None:
-        mtimes = sources.kind(args.dir).exact_mtimes
-        present = (signature[0], signature[1] if mtimes else None)  # a bucket's is an ETag
-        if any(r.status == DONE for r in records):
-            with contextlib.suppress(OSError):
-                sha256 = source.digest(name)[1]
-    held, owner = inspector.claim(name)
-    facts = Facts(name, present, records, held, owner, inspector.paused(), sha256)
+    facts = facts_of(source, inspector, name, sources.kind(args.dir).exact_mtimes)
     result = explain(facts)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -192,6 +182,22 @@ def cmd_explain(args: argparse.Namespace) -> int:
         for what, detail in result.lines:
             print(f"  {what:<8} {terminal_safe(detail)}")
     return 0 if result.state not in ("unknown", "ignored") else 1
+
+
+def facts_of(source: Source, inspector: Inspector, name: str, exact_mtimes: bool) -> Facts:
+    """What is known of `name`: in the source (`exact_mtimes`: the source's modification
+    times are real ones, not a bucket's version tags), in the ledger, and its claim."""
+    records = inspector.history(name)
+    present: tuple[int, int | None] | None = None
+    sha256 = None
+    signature = source.signature(name) if is_data_name(name) else None
+    if signature is not None:
+        present = (signature[0], signature[1] if exact_mtimes else None)
+        if any(r.status == DONE for r in records):
+            with contextlib.suppress(OSError):
+                sha256 = source.digest(name)[1]
+    held, owner = inspector.claim(name)
+    return Facts(name, present, records, held, owner, inspector.paused(), sha256)
 
 
 def _in_source(args: argparse.Namespace) -> bool:

@@ -79,6 +79,10 @@ def draw(timeline: Timeline, path: Path, source: str = "") -> None:
         plt.close(figure)
 
 
+def close(figure: Figure) -> None:
+    plt.close(figure)
+
+
 def render(timeline: Timeline, source: str = "") -> Figure:
     """The picture as a matplotlib figure (the caller closes it)."""
     actual, ideal = timeline.actual, timeline.ideal

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from ingestd.commands import target
 from ingestd.commands.audit import Audit, audit
-from ingestd.contracts.ledger import Summary
+from ingestd.contracts.ledger import Inspector, Summary
 from ingestd.contracts.source import Source
 
 T = TypeVar("T")
@@ -26,6 +26,13 @@ def present(source: Source) -> dict[str, tuple[int, int]]:
 
 def audited(args: argparse.Namespace, expected: int | None = None) -> tuple[Audit, int]:
     source, inspector = target.view(args)
+    return audited_view(source, inspector, expected)
+
+
+def audited_view(
+    source: Source, inspector: Inspector, expected: int | None = None
+) -> tuple[Audit, int]:
+    """The audit of every record, and how many could not be read."""
     progress = Progress("reading records")
 
     def summaries() -> Iterator[Summary]:

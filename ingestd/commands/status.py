@@ -34,6 +34,7 @@ from ingestd.contracts.source import Source
 from ingestd.runtime.health import replaced
 
 LISTED_SLOTS = 100  # missing slots named in `status`; past that they are only counted
+WAITING_LISTED = 20  # waiting files named in `status --json`; all are counted
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +55,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     report = status_report(args)
     if args.prometheus:
         # For a scrape script: the numbers say what needs attention, so exit 0.
-        sys.stdout.buffer.write(_prometheus(args, report))
+        source, inspector = target.view(args)
+        sys.stdout.buffer.write(prometheus_of(source, inspector, report))
         return 0
     if args.json:
         print(json.dumps(report, indent=2))
@@ -77,6 +79,13 @@ COMMAND = Command("status", "what the fleet is doing; exit 1 if it needs attenti
 
 def status_report(args: argparse.Namespace) -> dict[str, Any]:
     source, inspector = target.view(args)
+    return report_of(source, inspector, str(args.dir), args.interval_minutes)
+
+
+def report_of(
+    source: Source, inspector: Inspector, label: str, minutes: float = 15.0
+) -> dict[str, Any]:
+    """What `status` says of the fleet on `source` (named `label`), as one dict."""
     progress = reading.Progress("")
     present, statuses = _read(source, inspector, progress)
     working = [asdict(holding) for holding in inspector.holdings()]
@@ -90,35 +99,31 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
         (n for n, st in statuses.items() if st in FINISHED),
         (n for n in present if statuses.get(n) not in FINISHED),
     )
-    keys = {key: _key_report(group, statuses, held, present, args.interval_minutes)
+    keys = {key: _key_report(group, statuses, held, present, minutes)
             for key, group in by_key(names, checked=True).items()}  # fmt: skip
-    default = keys.get(DEFAULT_KEY) or _key_report(
-        [], statuses, held, present, args.interval_minutes
-    )
+    default = keys.get(DEFAULT_KEY) or _key_report([], statuses, held, present, minutes)
     progress.done()
+    now = time.time()
     ages = [a for k in keys.values() if (a := k["oldest_unprocessed_age_seconds"]) is not None]
     beats = inspector.workers()
-    # A lost worker replaced on its host (crashed, restarted) needs nobody: listed apart.
-    lost = [b for b in beats if b.lost and not replaced(b, beats)]
-    swapped = [b for b in beats if b.lost and replaced(b, beats)]
     told = _from_heartbeats(beats, statuses, present)
     blocked, published = told.blocked, told.published
     for key, report in keys.items():
         report["blocked_by"] = blocked.get(key)
         report["published"] = published.get(key)
     return {
-        "data_dir": str(args.dir),
+        "data_dir": label,
         "paused": inspector.paused(),
         "done": sum(1 for status in statuses.values() if status == DONE),
         "failed": sum(1 for status in statuses.values() if status == FAILED),
         "pending": len(pending),
+        # The first few waiting, oldest first, with their ages (s since modified).
+        "waiting": [
+            {"file": n, "age_seconds": round(now - present[n][1] / 1e9, 1)}
+            for n in pending[:WAITING_LISTED]
+        ],
         "in_progress": working,
-        "workers": [b.to_dict() for b in beats if not b.lost],
-        # Lost within the grace period (status exits 1); past it, a running worker prunes
-        # the heartbeat, and until then it is only listed.
-        "lost_workers": [b.to_dict() for b in lost if b.lost_for <= PRUNE_AFTER],
-        "gone_workers": [b.to_dict() for b in lost if b.lost_for > PRUNE_AFTER],
-        "replaced_workers": [b.to_dict() for b in swapped],
+        **_workers(beats),
         "problems": inspector.problems(),
         # The default key's (names without a key); each key's below, when there are keys.
         "low_watermark": default["low_watermark"],
@@ -130,6 +135,20 @@ def status_report(args: argparse.Namespace) -> dict[str, Any]:
         "published": published,
         "changed_after_done": told.changed,
         "publish_errors": told.publish_errors,
+    }
+
+
+def _workers(beats: list[Heartbeat]) -> dict[str, list[dict[str, Any]]]:
+    # A lost worker replaced on its host (crashed, restarted) needs nobody: listed apart.
+    lost = [b for b in beats if b.lost and not replaced(b, beats)]
+    swapped = [b for b in beats if b.lost and replaced(b, beats)]
+    return {
+        "workers": [b.to_dict() for b in beats if not b.lost],
+        # Lost within the grace period (status exits 1); past it, a running worker prunes
+        # the heartbeat, and until then it is only listed.
+        "lost_workers": [b.to_dict() for b in lost if b.lost_for <= PRUNE_AFTER],
+        "gone_workers": [b.to_dict() for b in lost if b.lost_for > PRUNE_AFTER],
+        "replaced_workers": [b.to_dict() for b in swapped],
     }
 
 
@@ -270,7 +289,8 @@ def _print_status(report: dict[str, Any]) -> None:
               "ingestd explain DIR NAME)")  # fmt: skip
 
 
-def _prometheus(args: argparse.Namespace, report: dict[str, Any]) -> bytes:
+def prometheus_of(source: Source, inspector: Inspector, report: dict[str, Any]) -> bytes:
+    """The fleet's metrics in Prometheus text format; OSError without the metrics extra."""
     try:
         from ingestd.runtime.metrics import (
             OUTCOME_DONE,
@@ -281,7 +301,7 @@ def _prometheus(args: argparse.Namespace, report: dict[str, Any]) -> bytes:
         )
     except ImportError:
         raise OSError("--prometheus needs: pip install 'ingestd[metrics]'") from None
-    result, _ = reading.audited(args)
+    result, _ = reading.audited_view(source, inspector)
     outcomes = fleet_outcomes(result.failed.values())
     outcomes[OUTCOME_REDONE] = result.redone
     outcomes[OUTCOME_DONE] = len(result.done) - result.redone

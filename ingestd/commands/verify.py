@@ -14,7 +14,7 @@ from typing import Any
 
 from ingestd.commands import reading, target
 from ingestd.commands.arguments import Command, add_dir
-from ingestd.contracts.ledger import DONE, REDO, RetryRequest, Stored
+from ingestd.contracts.ledger import DONE, REDO, Inspector, RetryRequest, Stored
 from ingestd.contracts.naming import is_data_name, sort_key, terminal_safe
 from ingestd.contracts.source import Source
 
@@ -82,33 +82,46 @@ def _order(name: str) -> tuple[int, Any]:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    """A failed file, or a done one whose source holds other content now (a re-delivery
-    kept aside), is processed again; anything else is refused, one line each."""
     source, inspector = target.view(args)
+    who = f"{socket.gethostname()}:{os.getpid()}"
+    problems = 0
+    for name, why in request_retries(source, inspector, args.names, who):
+        if why:
+            print(f"ingestd: {terminal_safe(name)}: {why}", file=sys.stderr)
+            problems += 1
+        else:
+            print(f"{terminal_safe(name)}: will be processed again")
+    return 1 if problems else 0
+
+
+def request_retries(
+    source: Source, inspector: Inspector, names: list[str], who: str
+) -> list[tuple[str, str]]:
+    """Ask for each file to be processed again, as `who`: a failed file, or a done one whose
+    source holds other content now (a re-delivery kept aside); anything else is refused.
+    (name, why not; "" when asked), in the order given."""
     failed = inspector.failed_records()
-    others = set(args.names) - failed.keys()
+    others = set(names) - failed.keys()
     history: dict[str, list[Stored]] = {name: [] for name in others}
     if others:
         for record in inspector.records():
             if record.file in history:
                 history[record.file].append(record)
-    problems = 0
-    for name in args.names:
+    answers = []
+    for name in names:
         request = RetryRequest(
             file=name,
-            worker=f"{socket.gethostname()}:{os.getpid()}",
+            worker=who,
             requested_at=datetime.now(UTC).isoformat(timespec="microseconds"),
             previous_error=failed[name].error if name in failed else None,
         )
+        why = ""
         if name not in failed:
             why, request = _redo(source, name, history.get(name, []), request)
-            if why:
-                print(f"ingestd: {terminal_safe(name)}: {why}", file=sys.stderr)
-                problems += 1
-                continue
-        inspector.retry(request)
-        print(f"{terminal_safe(name)}: will be processed again")
-    return 1 if problems else 0
+        if not why:
+            inspector.retry(request)
+        answers.append((name, why))
+    return answers
 
 
 def _redo(

@@ -501,6 +501,9 @@ class RecordsInspector:
     def failed_records(self) -> dict[str, Stored]:
         return standing_failed(self.records())
 
+    def history(self, name: str) -> list[Stored]:
+        return [record for record in self.records() if record.file == name]
+
     def unreadable(self) -> int:
         return 0  # rows of a table are records by construction
 
@@ -528,6 +531,9 @@ class Inspector(Protocol):
     def failed_records(self) -> dict[str, Stored]:
         """The standing record of each file failed and not retried or done since: what
         `ingestd failed` and `retry` need, without parsing every record."""
+
+    def history(self, name: str) -> list[Stored]:
+        """One file's records, in commit order (for `explain`)."""
 
     def holdings(self) -> list[Holding]: ...
 

@@ -527,6 +527,15 @@ class PostgresInspector(RecordsInspector):
             if (record := Stored.from_dict(row)) is not None:
                 yield record
 
+    def history(self, name: str) -> list[Stored]:
+        rows = self._run(
+            self.q.sql.SQL(
+                "SELECT row_to_json(r) FROM {} r WHERE source = %s AND file = %s ORDER BY seq"
+            ).format(self.q.records),
+            (self.source, name),
+        )
+        return [record for (row,) in rows if (record := Stored.from_dict(row)) is not None]
+
     def holdings(self) -> list[Holding]:
         rows = self._run(
             self.q.sql.SQL(

@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import (
     CollectorRegistry,
@@ -39,8 +36,12 @@ from prometheus_client.registry import Collector
 from ingestd import __version__
 from ingestd.contracts.ledger import DONE, FAILED, Record, Summary
 from ingestd.contracts.naming import parse_name
+from ingestd.runtime.http import App, text
+from ingestd.runtime.http import serve as serve_wsgi
 
 if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
     from ingestd.runtime.probes import Probes
 
 # The `_created` series double every counter for a timestamp nobody here needs.
@@ -234,18 +235,16 @@ def write_textfile(path: Path, exposition: bytes) -> None:
         raise
 
 
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # a scrape every few seconds is not worth a log line
-
-
-def serve(metrics: WorkerMetrics, host: str, port: int, probes: Probes | None = None) -> WSGIServer:
+def serve(
+    metrics: WorkerMetrics,
+    host: str,
+    port: int,
+    probes: Probes | None = None,
+    pages: App | None = None,
+) -> WSGIServer:
     """Serve `/metrics`, and `/healthz` and `/readyz` (200 or 503 with the verdict's line),
-    in daemon threads; 404 for any other path. The server (`.shutdown()` ends it)."""
+    in daemon threads; any other path goes to `pages` (the console, with `--console`), else
+    404. The server (`.shutdown()` ends it)."""
     exposition = make_wsgi_app(metrics.registry)
 
     def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -256,20 +255,12 @@ def serve(metrics: WorkerMetrics, host: str, port: int, probes: Probes | None = 
         if path in ("/healthz", "/readyz") and probes is not None:
             verdict = probes.live() if path == "/healthz" else probes.ready()
             status = "200 OK" if verdict.healthy else "503 Service Unavailable"
-            return _text(start_response, status, verdict.line)
-        return _text(start_response, "404 Not Found", f"not found: {path} (try /metrics)")
+            return text(start_response, status, verdict.line)
+        if pages is not None:
+            return pages(environ, start_response)
+        return text(start_response, "404 Not Found", f"not found: {path} (try /metrics)")
 
-    server = make_server(host, port, app, _Server, handler_class=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
-    thread.start()
-    return server
-
-
-def _text(start_response: Any, status: str, line: str) -> list[bytes]:
-    body = (line + "\n").encode()
-    start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
-                            ("Content-Length", str(len(body)))])  # fmt: skip
-    return [body]
+    return serve_wsgi(app, host, port, "metrics-http")
 
 
 # ---- the fleet's view, from the ledger alone (`ingestd status --prometheus`) ----

@@ -67,6 +67,9 @@ class Settings:
     metrics_textfile: Path | None = None  # rewritten with each heartbeat
     metrics_listen: tuple[str, int] | None = None  # (host, port) of the HTTP endpoint
     fleet: str | None = None  # the source's identity in the ledger, when not its location
+    console: bool = False  # the web console's pages on the metrics port too
+    console_actions: bool = False  # ... with retry, pause and resume for a token's holder
+    console_token_file: Path | None = None  # NAME:TOKEN lines
 
 
 def fleet_name(text: str) -> str:
@@ -314,5 +317,23 @@ OPTIONS: tuple[Option, ...] = (
         host_port,
         "serve Prometheus metrics over HTTP on HOST:PORT (off by default)",
         metavar="HOST:PORT",
+    ),
+    Option(
+        "console",
+        yes_no,
+        "serve the web console's pages on the --metrics-listen port too",
+        flag=True,
+    ),
+    Option(
+        "console_actions",
+        yes_no,
+        "with --console: allow retry, pause and resume (POST, with a token)",
+        flag=True,
+    ),
+    Option(
+        "console_token_file",
+        Path,
+        "NAME:TOKEN lines: who may act (needed by --console-actions)",
+        metavar="PATH",
     ),
 )

@@ -7,7 +7,17 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "ingestd"
-ROLES = {"contracts", "core", "runtime", "sources", "ledgers", "handlers", "postgres", "commands"}
+ROLES = {
+    "contracts",
+    "core",
+    "runtime",
+    "sources",
+    "ledgers",
+    "handlers",
+    "postgres",
+    "commands",
+    "console",
+}
 
 
 def definitions() -> list[tuple[int, bool, str]]:

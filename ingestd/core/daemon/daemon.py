@@ -35,6 +35,7 @@ from ingestd.core.processor import Processor
 from ingestd.core.publishing.publisher import Publisher
 from ingestd.core.threads import HandlerThreads
 from ingestd.runtime import logs
+from ingestd.runtime.http import Pages
 from ingestd.runtime.logs import Log
 from ingestd.runtime.probes import Probes
 from ingestd.runtime.settings import Settings
@@ -55,6 +56,7 @@ class Daemon:
         checks: list[Callable[[], None]] | None = None,
         publisher: Publisher | None = None,
         options: Any = None,
+        pages: Pages | None = None,
     ) -> None:
         self.threads = HandlerThreads(settings.concurrency)
         processor = Processor(
@@ -69,7 +71,7 @@ class Daemon:
         # Set when handler threads outlive the drain: the caller must end the process at once
         # (os._exit), so the threads die and the kernel releases their claims.
         self.exit_now = False
-        self.telemetry = Telemetry(self.shared)
+        self.telemetry = Telemetry(self.shared, pages)
         self.publishing = (
             None
             if publisher is None

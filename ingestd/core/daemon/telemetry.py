@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ingestd.contracts.errors import StartupError
 from ingestd.core.backoff import Streak
 from ingestd.core.daemon.shared import Shared
+from ingestd.runtime.http import Pages
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -18,8 +19,9 @@ if TYPE_CHECKING:
 
 
 class Telemetry:
-    def __init__(self, shared: Shared) -> None:
+    def __init__(self, shared: Shared, pages: Pages | None = None) -> None:
         self.shared = shared
+        self.pages = pages  # --console: served on the metrics port
         self.metrics: WorkerMetrics | None = None
         settings = shared.settings
         if settings.metrics_textfile is not None or settings.metrics_listen is not None:
@@ -37,12 +39,17 @@ class Telemetry:
         from ingestd.runtime.metrics import serve
 
         try:
-            self._server = serve(self.metrics, *listen, probes=self.shared.probes)
+            self._server = serve(self.metrics, *listen, self.shared.probes, self.pages)
         except OSError as exc:  # the port is taken, the address is not ours: say so, exit 2
             raise StartupError(f"--metrics-listen {listen[0]}:{listen[1]}: {exc}") from None
-        self.shared.log.info("metrics_listening", host=listen[0], port=listen[1])
+        if self.pages is not None:
+            self.pages.start()
+        self.shared.log.info("metrics_listening", host=listen[0], port=listen[1],
+                             console=self.pages is not None)  # fmt: skip
 
     def close(self) -> None:
+        if self.pages is not None:
+            self.pages.stop()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -252,6 +253,16 @@ class FileInspector:
 
     def summaries(self) -> Iterator[Summary]:
         return read_summaries(self.manifest_path, self._bad_line)
+
+    def history(self, name: str) -> list[Stored]:
+        # Lines without the name, as `encode` writes it, are skipped unparsed: one file's
+        # story from a million records in the time it takes to read them.
+        quoted = json.dumps(name, ensure_ascii=True).encode()
+        found = []
+        for data in read_records(self.manifest_path, self._bad_line, lines_with=quoted):
+            if data.get("file") == name and (record := Stored.from_dict(data)) is not None:
+                found.append(record)
+        return found
 
     def unreadable(self) -> int:
         return len(self._bad_lines)

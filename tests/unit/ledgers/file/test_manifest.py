@@ -265,3 +265,17 @@ def test_an_audits_summary_of_a_line_is_what_the_json_parser_reads(
     summary = summary_of(line)
     stored = Stored.from_dict(parsed)
     assert stored is not None and summary == Summary.of(stored)
+
+
+def test_one_files_records_are_found_across_chunk_boundaries(tmp_path, monkeypatch) -> None:
+    from ingestd.ledgers.file import manifest
+
+    monkeypatch.setattr(manifest, "_CHUNK", 7)  # lines straddle every chunk
+    path = tmp_path / "manifest.jsonl"
+    lines = [manifest.encode({"file": f"2018_06_28_00_{i % 4:02d}.txt", "status": "done",
+                              "n": i}) for i in range(40)]  # fmt: skip
+    path.write_bytes(b"".join(lines) + b'{"file":"2018_06_28_00_01.txt","sta')  # a torn tail
+    wanted = b'"2018_06_28_00_01.txt"'
+    found = list(manifest.read_records(path, lines_with=wanted))
+    assert [r["n"] for r in found] == list(range(1, 40, 4))
+    assert [r["n"] for r in manifest.read_records(path)] == list(range(40))
