@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: venv demo demo-pg demo-s3 test test-fast test-postgres-system test-postgres-wheel test-s3-moto \
+.PHONY: venv demo demo-pg demo-s3 docs docs-serve test test-fast test-postgres-system test-postgres-wheel test-s3-moto \
 	container-test lint format bench clean
 
 venv: $(VENV)/.installed
@@ -25,6 +25,16 @@ demo-s3: venv
 
 test: venv
 	$(BIN)/pytest
+
+# The docs site: the reference pages written from the code, then MkDocs, strict (a broken
+# link or a page left out of the navigation fails).
+docs: venv
+	$(BIN)/python tools/reference.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: venv
+	$(BIN)/python tools/reference.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 # The PostgreSQL tests on each server: the system's (Debian's package) and the wheel's (18).
 # `make test` runs them on the system's when it is installed, else on the wheel's.

@@ -15,6 +15,21 @@ from typing import NoReturn
 from ingestd.runtime.settings import non_negative
 
 USAGE_ERROR = 2
+# Every exit status ingestd returns, and what it means (the reference pages are made from this).
+EXIT_CODES = {
+    0: "success: `run` stopped by SIGTERM or SIGHUP after its drain, or by `--exit-when-idle`; "
+    "an operator command found nothing that needs attention",
+    1: "needs attention: `status` (a failed file, a lost worker, a blocked key, ...), `verify` "
+    "(a violation), `health` (not live or not ready), `retry` (a name refused), `explain` "
+    "(nothing known of the name); `run`: one of its tasks crashed",
+    USAGE_ERROR: "a mistake a person can fix, said in one line on stderr: a bad option or "
+    "value, an unknown command, an unusable DIR, state dir, output dir or ledger, an unsafe "
+    "NFS mount, a worker id already in use",
+    130: "`run` stopped by SIGINT (Ctrl-C) after its drain",
+    141: "the reader of the output went away (`ingestd verify DIR | head -3`)",
+    128 + 15: "`run` forced out by a second signal during its drain (128 + the signal's "
+    "number; the kernel drops its claims, and its files are taken over)",
+}
 STATE_DIR_ENV = "INGESTD_STATE_DIR"
 LEDGER_ENV = "INGESTD_LEDGER"
 

@@ -1,6 +1,6 @@
 """The ledger: who holds which file and which files are finished, behind small interfaces.
 
-The claim protocol (README, "The claim protocol") lives once, in `ingestd/core/processor.py`;
+The claim protocol (docs/concepts/claim-protocol.md) lives once, in `ingestd/core/processor.py`;
 it talks to a `Ledger`: `try_claim` one name (a `Hold`, or `Busy` when a peer has it), `sync`
 the view of what is finished, `begin` an attempt on the hold, `commit` a record (fenced:
 nothing is written when a peer already recorded the file done), or give the hold back with or

@@ -4,7 +4,7 @@ A `Source` lists the data files it has with a signature (size and mtime, or an E
 tells whether a file is still being written and whether it changed; it may push events for a
 quick notice; it opens a file's content as a stream for the handler. `atomic` says whether its
 files appear whole (a bucket: no settling) or may be seen half-written (a directory: settle
-as the README's "Assumptions" say). Names are filtered and ordered by `naming.py` beside this
+as docs/concepts/assumptions.md says). Names are filtered and ordered by `naming.py` beside this
 module, whatever the source.
 
 `ingestd/sources/` holds the kinds: a directory (watchdog events plus scans), a bucket, and

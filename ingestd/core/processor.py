@@ -1,6 +1,6 @@
 """Process one file: claim it, check it is still to do, run the handler, record, release.
 
-The order is the protocol (README, "The claim protocol"), the same whatever the ledger and the
+The order is the protocol (docs/concepts/claim-protocol.md), the same whatever the ledger and the
 source:
 in-process exclusion first (POSIX locks on NFS never conflict inside one process), then the
 ledger's claim, then a fresh look at what is finished, then the owner record with the attempt

@@ -188,7 +188,7 @@ _CANONICAL_TARGETS = (
     " AND o.file = l.file)"
 )
 
-# What the roles that run workers need once the schema exists (README: "PostgreSQL roles").
+# What the roles that run workers need once the schema exists (docs/guides/postgres-ledger.md).
 GRANTS_HINT = (
     "a role that runs workers needs USAGE on the schema, SELECT/INSERT/UPDATE/DELETE on its "
     "tables, USAGE on its sequences and EXECUTE on its functions; the first start (or an "

@@ -1,5 +1,5 @@
-"""Prometheus metrics (README: "Operating it"): what a worker counts, what the fleet looks like, and
-the exposition of both.
+"""Prometheus metrics (docs/guides/monitoring.md): what a worker counts, what the fleet looks
+like, and the exposition of both.
 
 `WorkerMetrics` is one worker's registry: the worker feeds its counters and histograms as files
 finish, the daemon sets its gauges with each heartbeat and then writes the exposition to

@@ -443,7 +443,7 @@ class BucketKind:
     scheme = "s3"
     has_directory = False  # state and outputs live where the options say
     exact_mtimes = False  # a signature holds the ETag
-    rescan_interval = 15.0  # 4 LISTs a minute, cents a month (README)
+    rescan_interval = 15.0  # 4 LISTs a minute, cents a month (docs/guides/buckets.md)
 
     def parse(self, location: str) -> str:
         Location.parse(location)  # ValueError says what is wrong

@@ -30,7 +30,7 @@ def test_benchmarks_run_in_quick_mode(tmp_path: Path) -> None:
     benches = {line["bench"] for line in added}
     assert benches == {
         "schedule", "schedule_timer", "drain", "detect", "scale", "scaling", "tsv", "pg_load",
-        "pg_ledger", "s3_source", "compact", "keys", "publish", "operators",
+        "pg_ledger", "s3_source", "compact", "keys", "publish", "operators", "console",
     }  # fmt: skip
     assert all(line["cores"] and "commit" in line for line in added)
     schedule = next(line for line in added if line["bench"] == "schedule")
