@@ -12,7 +12,6 @@ import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from ingestd.commands import reading, target
@@ -21,13 +20,14 @@ from ingestd.contracts.ledger import DONE, FAILED, FINISHED, PRUNE_AFTER, Heartb
 from ingestd.contracts.naming import (
     DEFAULT_KEY,
     by_key,
-    count_missing_slots,
+    count_missing_minutes,
     format_name,
+    invalid_names,
     is_data_name,
     key_of,
+    minute_of,
     oldest_first,
     sort_key,
-    stamp_of,
     terminal_safe,
 )
 from ingestd.contracts.source import Source
@@ -162,7 +162,7 @@ def _read(
     # One definition with `verify` (audit.py): a record counts only for a data-file name.
     statuses = inspector.statuses()
     progress.say("summing up")
-    for name in [n for n in statuses if not is_data_name(n)]:
+    for name in invalid_names(statuses.keys()):
         del statuses[name]  # in place: a copy of a million entries is a hundred megabytes
     return present, statuses
 
@@ -208,27 +208,34 @@ def _key_report(
     minutes: float,
 ) -> dict[str, Any]:
     """One key's watermark, oldest waiting file and missing slots; `names` oldest first."""
-    watermark = None
+    # One pass over the names (a million of them): counts, the watermark, the first waiting.
+    watermark, done, failed, unfinished = None, 0, 0, 0
+    first_waiting = None
+    get = statuses.get
     for name in names:
-        if statuses.get(name) not in FINISHED:
-            break
-        watermark = name
-    unfinished = [n for n in names if statuses.get(n) not in FINISHED]
-    # Waiting: unfinished and nobody working on it (a file in progress is not waiting).
-    waiting = [n for n in unfinished if n not in held and n in present]
+        status = get(name)
+        if status == DONE:
+            done += 1
+        elif status == FAILED:
+            failed += 1
+        else:
+            unfinished += 1
+            # Waiting: unfinished and nobody working on it (in progress is not waiting).
+            if first_waiting is None and name not in held and name in present:
+                first_waiting = name
+            continue
+        if unfinished == 0:
+            watermark = name
     oldest_age = None
-    if waiting:
-        oldest_age = round(time.time() - present[waiting[0]][1] / 1e9, 1)
-    # Oldest first and unique already: the stamps are streamed, never held.
-    stamps = (stamp_of(n) for n in names)
-    gap_count, gaps = count_missing_slots(
-        stamps, timedelta(minutes=minutes), LISTED_SLOTS, ordered=True
-    )
+    if first_waiting is not None:
+        oldest_age = round(time.time() - present[first_waiting][1] / 1e9, 1)
+    # Oldest first and unique already: the times are streamed, never held.
+    gap_count, gaps = count_missing_minutes(map(minute_of, names), minutes, LISTED_SLOTS)
     key = key_of(names[0]) if names else DEFAULT_KEY
     return {
-        "done": sum(1 for n in names if statuses.get(n) == DONE),
-        "failed": sum(1 for n in names if statuses.get(n) == FAILED),
-        "waiting": len(unfinished),
+        "done": done,
+        "failed": failed,
+        "waiting": unfinished,
         "low_watermark": watermark,
         "oldest_unprocessed_age_seconds": oldest_age,
         "missing_slot_count": gap_count,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -26,6 +26,13 @@ TIME_GROUPS = ("year", "month", "day", "hour", "minute")
 _DEFAULT = re.compile(
     r"(?:(?P<key>[A-Za-z0-9][A-Za-z0-9.-]{0,31})_)?"
     r"(?P<year>\d{4})_(?P<month>\d{2})_(?P<day>\d{2})_(?P<hour>\d{2})_(?P<minute>\d{2})\.txt",
+    re.ASCII,
+)
+# The default scheme with the ranges of months, days, hours and minutes in the pattern: only a
+# day past the 28th still needs the calendar (`is_data_name`'s fast path).
+_DEFAULT_STRICT = re.compile(
+    r"(?:[A-Za-z0-9][A-Za-z0-9.-]{0,31}_)?"
+    r"\d{4}_(?:0[1-9]|1[0-2])_(?:0[1-9]|[12]\d|3[01])_(?:[01]\d|2[0-3])_[0-5]\d\.txt",
     re.ASCII,
 )
 _name = _DEFAULT
@@ -95,6 +102,13 @@ def key_of(name: str) -> str:
 
 def is_data_name(name: str) -> bool:
     # `parse` without building its result: audits ask this of a million names.
+    if _name is _DEFAULT:
+        if _DEFAULT_STRICT.fullmatch(name) is None:
+            return False
+        year, day = name[-20:-16], name[-12:-10]
+        if day < "29" and year != "0000":
+            return True
+        return _valid_day(year, name[-15:-13], day)
     match = _name.fullmatch(name)
     if match is None:
         return False
@@ -103,6 +117,46 @@ def is_data_name(name: str) -> bool:
         return _valid_day(year, month, day) and 0 <= int(hour) < 24 and 0 <= int(minute) < 60
     except (ValueError, TypeError):  # a group that is empty or not a number
         return False
+
+
+_STRICT_LINES = re.compile(r"^" + _DEFAULT_STRICT.pattern + r"$", re.ASCII | re.M)
+
+
+def invalid_names(names: Collection[str]) -> list[str]:
+    """The names among `names` that are not data-file names: for the default scheme, one
+    regex pass over them all (status asks this of a million names)."""
+    if _name is _DEFAULT and names:
+        text = "\n".join(names)
+        # Counted one match at a time: a list of a million matches would be 70 MB. A name
+        # with a newline in it would count as two lines: then every name is asked alone.
+        lines = text.count("\n") + 1
+        if lines == len(names) and sum(1 for _ in _STRICT_LINES.finditer(text)) == lines:
+            # Only a day past the 28th, or year 0, still needs the calendar.
+            return [n for n in names if (n[-12:-10] > "28" or n[-20:-16] == "0000")
+                    and not is_data_name(n)]  # fmt: skip
+    return [n for n in names if not is_data_name(n)]
+
+
+_DAY_MINUTES: dict[str, int] = {}  # `YYYY_MM_DD` -> minutes from year 1 to that day
+_CLOCK_MINUTES = {f"{h:02d}_{m:02d}": h * 60 + m for h in range(24) for m in range(60)}
+
+
+def minute_of(name: str) -> int:
+    """A data-file name's time as whole minutes since year 1 (cheaper than `stamp_of`'s
+    datetime, for gaps between a million names)."""
+    if _name is _DEFAULT:
+        day = _DAY_MINUTES.get(name[-20:-10])
+        if day is None:
+            date = name[-20:-10]
+            stamp = datetime(int(date[0:4]), int(date[5:7]), int(date[8:10]))
+            day = _DAY_MINUTES[date] = (stamp.toordinal() - 1) * 1440
+        return day + _CLOCK_MINUTES[name[-9:-4]]
+    stamp = stamp_of(name)
+    return (stamp.toordinal() - 1) * 1440 + stamp.hour * 60 + stamp.minute
+
+
+def stamp_of_minute(minute: int) -> datetime:
+    return datetime.fromordinal(minute // 1440 + 1) + timedelta(minutes=minute % 1440)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -208,6 +262,30 @@ def count_missing_slots(
         while len(first) < listed and slot < later:
             first.append(slot)
             slot += interval
+    return count, first
+
+
+def count_missing_minutes(
+    minutes: Iterable[int], interval: float, listed: int = 100
+) -> tuple[int, list[datetime]]:
+    """`count_missing_slots` of strictly ascending times in whole minutes (`minute_of`):
+    the same count and slots, without a datetime per name."""
+    step = timedelta(minutes=interval)
+    if step <= timedelta(0):
+        raise ValueError("interval must be positive")
+    # In microseconds, as timedelta computes, so both count alike whatever the interval.
+    micros = step // timedelta(microseconds=1)
+    count = 0
+    first: list[datetime] = []
+    for earlier, later in itertools.pairwise(minutes):
+        apart = (later - earlier) * 60_000_000
+        if apart <= micros:
+            continue  # the common case: the next slot, or sooner
+        count += -(-apart // micros) - 1  # ceil(apart / interval) - 1
+        slot, end = stamp_of_minute(earlier) + step, stamp_of_minute(later)
+        while len(first) < listed and slot < end:
+            first.append(slot)
+            slot += step
     return count, first
 
 

@@ -36,6 +36,19 @@ __all__ = ["DONE", "FAILED", "FINISHED", "RETRY", "Manifest", "encode", "read_re
 _CHUNK = 1 << 20
 _FAST_PREFIX = b'{"file":"'
 _FAST_STATUS = b',"status":"'
+# Whole lines as `encode` writes them, for reading blocks of a million lines in one pass: the
+# name and status `parse_head` would slice; the audit's fields `summary_of` would.
+_HEAD_LINES = re.compile(r'^\{"file":"([^"\\\n]*)","status":"([a-z]+)"[^\n]*\}$', re.M)
+_FAILED_LINES = re.compile(r'^\{"file":"([^"\\\n]*)","status":"failed"[^\n]*\}$', re.M)
+_SUMMARY_LINES = re.compile(
+    r'^\{"file":"([^"\\\n]*)","status":"([a-z]+)","worker":"([^"\\\n]*)",'
+    r'"host":(?:"[^"\\\n]*"|null),"pid":(?:-?\d+|null),"attempt":(-?\d+|null),'
+    r'"minutes":(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|null),'
+    # Greedy: `finished_at` is written last, so the match backs off a few characters only
+    # (a key appears once in an object, so first and last are the same).
+    r'(?:[^\n]*"finished_at":"([^"\\\n]*)")?[^\n]*\}$',
+    re.M,
+)
 
 BadLine = Callable[[int, bytes], None]
 
@@ -126,18 +139,42 @@ def summary_of(line: bytes) -> Summary | None:
 
 def read_summaries(path: Path, on_bad: BadLine | None = None) -> Iterator[Summary]:
     """`summary_of` every line, in order: what an audit needs, at a fraction of a full parse
-    (a million records)."""
-    for line, offset in _lines_at(path):
-        summary = summary_of(line)
-        if summary is not None:
-            yield summary
-        elif on_bad is not None:
-            on_bad(offset, line)
+    (a million records). A block whose every line `encode` wrote is read in one regex pass;
+    any other block line by line."""
+    for block, base in _blocks_at(path):
+        fast = _fast_summaries(block)
+        if fast is not None:
+            yield from fast
+            continue
+        for line, offset in _lines_in(block, base):
+            summary = summary_of(line)
+            if summary is not None:
+                yield summary
+            elif on_bad is not None:
+                on_bad(offset, line)
 
 
-def _lines_at(path: Path) -> Iterator[tuple[bytes, int]]:
-    """Every complete, non-blank line of a manifest file with its byte offset (a torn tail
-    is left out; a missing file has none). Streams: never the whole file in memory."""
+def _fast_summaries(block: bytes) -> list[Summary] | None:
+    """Every line's summary when each line of `block` is one `encode` wrote, else None."""
+    if not block.isascii():
+        return None
+    found = []
+    statuses = _STATUSES
+    for match in _SUMMARY_LINES.finditer(block.decode("ascii")):
+        name, status, worker, attempt, minutes, finished = match.groups()
+        found.append(Summary(
+            name, statuses.get(status, status), worker,
+            None if attempt == "null" else int(attempt),
+            None if minutes == "null" else float(minutes),
+            finished,
+        ))  # fmt: skip
+    return found if len(found) == block.count(b"\n") else None
+
+
+def _blocks_at(path: Path) -> Iterator[tuple[bytes, int]]:
+    """The manifest in blocks of complete lines (each ending with its newline), with their
+    byte offsets (a torn tail is left out; a missing file has none). Streams: never the whole
+    file in memory."""
     try:
         handle = open(path, "rb")  # noqa: SIM115 - a missing manifest is an empty one
     except FileNotFoundError:
@@ -145,16 +182,27 @@ def _lines_at(path: Path) -> Iterator[tuple[bytes, int]]:
     with handle:
         offset = 0
         carry = b""
-        while chunk := handle.read(_CHUNK):
+        while chunk := handle.read(_CHUNK * 8):
             buffer = carry + chunk
-            lines, used = split_complete(buffer)
-            base = offset
-            for line in lines:
-                if line.strip():
-                    yield line, base
-                base += len(line) + 1
+            used = buffer.rfind(b"\n") + 1
+            if used:
+                yield buffer[:used], offset
             offset += used
             carry = buffer[used:]
+
+
+def _lines_in(block: bytes, base: int) -> Iterator[tuple[bytes, int]]:
+    """The non-blank lines of a block with their offsets."""
+    for line in block[:-1].split(b"\n"):
+        if line.strip():
+            yield line, base
+        base += len(line) + 1
+
+
+def _lines_at(path: Path) -> Iterator[tuple[bytes, int]]:
+    """Every complete, non-blank line of a manifest file with its byte offset."""
+    for block, base in _blocks_at(path):
+        yield from _lines_in(block, base)
 
 
 def _lines_containing(path: Path, needle: bytes) -> Iterator[tuple[bytes, int]]:
@@ -180,12 +228,58 @@ def _lines_containing(path: Path, needle: bytes) -> Iterator[tuple[bytes, int]]:
             carry = buffer[used:]
 
 
+def fold_block(status: dict[str, str], block: bytes) -> bool:
+    """Fold a block of complete lines into `status` when every line is one `encode` wrote:
+    the (name, status) pairs come out of one regex pass in C. False, and nothing done, when
+    any line is not (the caller reads that block line by line)."""
+    if not block.isascii():
+        return False
+    heads = _HEAD_LINES.findall(block.decode("ascii"))
+    if len(heads) != block.count(b"\n"):
+        return False
+    statuses = _STATUSES
+    fresh = {name: statuses.get(state, state) for name, state in heads}
+    if len(fresh) < len(heads):  # a name twice in the block: in order, one by one
+        for name, state in heads:
+            if status.get(name) != DONE or state == REDO:
+                status[name] = statuses.get(state, state)
+        return True
+    # Each name once: only one already done may keep its status (done wins over a later
+    # record but a redo); the rest go in with one update, in C.
+    for name in fresh.keys() & status.keys():
+        if status[name] == DONE and fresh[name] != REDO:
+            fresh[name] = DONE
+    status.update(fresh)
+    return True
+
+
 def standing_failed_records(path: Path) -> dict[str, dict[str, Any]]:
     """Each file failed and not retried or done since, with its record: the fast path reads
-    only `file` and `status` of every line, and parses the few failed lines whole."""
+    only `file` and `status` of every line, and parses the few failed lines whole.
+
+    A file whose final status is failed was failed by its last failed line (a failed line
+    after a done one is ignored, and only a redo, itself later, lets a failure count again)."""
     status: dict[str, str] = {}
     failed: dict[str, bytes] = {}
-    for line, _ in _lines_at(path):
+    for block, base in _blocks_at(path):
+        if fold_block(status, block):
+            if b'"status":"failed"' in block:
+                text = block.decode("ascii")
+                failed.update((m[1], m[0].encode()) for m in _FAILED_LINES.finditer(text))
+            continue
+        _fold_lines(status, failed, block, base)
+    found = {}
+    for name, line in failed.items():
+        if status.get(name) != FAILED:
+            continue
+        record = parse_record(line)
+        if record is not None:
+            found[name] = record
+    return found
+
+
+def _fold_lines(status: dict[str, str], failed: dict[str, bytes], block: bytes, base: int) -> None:
+    for line, _ in _lines_in(block, base):
         head = parse_head(line)
         if head is None:
             continue
@@ -195,14 +289,6 @@ def standing_failed_records(path: Path) -> dict[str, dict[str, Any]]:
         status[name] = _intern_status(state)
         if state == FAILED:
             failed[name] = line
-        else:
-            failed.pop(name, None)
-    found = {}
-    for name, line in failed.items():
-        record = parse_record(line)
-        if record is not None:
-            found[name] = record
-    return found
 
 
 def read_records(
@@ -344,13 +430,19 @@ class Manifest:
             chunk = os.pread(fd, min(_CHUNK * 8, size - self._offset), self._offset)
             if not chunk:
                 break
-            lines, used = split_complete(chunk)
+            used = chunk.rfind(b"\n") + 1
             if used == 0:
                 if len(chunk) < _CHUNK * 8:
                     break  # only a torn (or still-being-written) tail is left
                 raise OSError(f"manifest line at offset {self._offset} is over 8 MiB")
-            self._apply(lines, self._offset)
+            if not self._apply_fast(chunk[:used]):
+                self._apply(split_complete(chunk)[0], self._offset)
             self._offset += used
+
+    def _apply_fast(self, block: bytes) -> bool:
+        """`fold_block` into this reader's statuses (a start-up or a `status` reads a million
+        lines); False, and nothing done, when a line is not one `encode` wrote."""
+        return fold_block(self.status, block)
 
     def _apply(self, lines: list[bytes], base: int) -> None:
         status = self.status

@@ -147,3 +147,70 @@ def test_another_naming_scheme_by_a_pattern_with_named_groups() -> None:
         use_pattern(r"(?P<year>\d{4})(?P<month>\d\d)(?P<day>\d\d)\.txt")
     with pytest.raises(ValueError, match="not a regular expression"):
         use_pattern("(")
+
+
+def test_the_fast_check_agrees_with_the_calendar_on_every_edge() -> None:
+    import datetime as dt
+    import itertools
+
+    from ingestd.contracts import naming
+
+    def by_calendar(name: str) -> bool:
+        match = naming._DEFAULT.fullmatch(name)
+        if match is None:
+            return False
+        try:
+            dt.datetime(*map(int, match.group(*naming.TIME_GROUPS)))
+        except ValueError:
+            return False
+        return True
+
+    parts = itertools.product(
+        ("", "a_", "A.b-1_", "_", "-a_", "x" * 33 + "_"),
+        ("0000", "0001", "2020", "2100", "9999"),
+        ("00", "01", "02", "12", "13"),
+        ("00", "01", "28", "29", "30", "31", "32"),
+        ("00", "23", "24"),
+        ("00", "59", "60"),
+    )
+    names = [f"{k}{y}_{mo}_{d}_{h}_{mi}.txt" for k, y, mo, d, h, mi in parts]
+    assert [n for n in names if naming.is_data_name(n) != by_calendar(n)] == []
+    assert sum(map(naming.is_data_name, names)) > 500  # the valid ones are there too
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "2018_06_28_00_00.txt",
+                "a-1_2018_06_28_00_15.txt",
+                "2020_02_29_00_00.txt",
+                "2021_02_29_00_00.txt",
+                "0000_01_01_00_00.txt",
+                "x.txt",
+                "",
+                "2018_06_28_00_00.txt\n2018_06_28_00_15.txt",
+                "2018_06_28_24_00.txt",
+            ]
+        ),
+        unique=True,
+    )
+)
+def test_the_names_found_invalid_at_once_are_those_found_one_by_one(names: list[str]) -> None:
+    from ingestd.contracts import naming
+
+    assert naming.invalid_names(names) == [n for n in names if not naming.is_data_name(n)]
+
+
+@given(st.lists(st.integers(0, 5000), unique=True), st.sampled_from([1.0, 7.5, 15.0, 1.1, 60.0]))
+def test_gaps_in_minutes_count_as_gaps_in_time(offsets: list[int], interval: float) -> None:
+    from datetime import timedelta
+
+    from ingestd.contracts import naming
+
+    minutes = sorted(naming.minute_of("2018_06_28_00_00.txt") + o for o in offsets)
+    stamps = [naming.stamp_of_minute(m) for m in minutes]
+    assert naming.count_missing_minutes(minutes, interval, 10) == naming.count_missing_slots(
+        stamps, timedelta(minutes=interval), 10, ordered=True
+    )
+    assert [naming.minute_of(naming.format_name(s)) for s in stamps] == minutes

@@ -279,3 +279,134 @@ def test_one_files_records_are_found_across_chunk_boundaries(tmp_path, monkeypat
     found = list(manifest.read_records(path, lines_with=wanted))
     assert [r["n"] for r in found] == list(range(1, 40, 4))
     assert [r["n"] for r in manifest.read_records(path)] == list(range(40))
+
+
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "file": st.sampled_from(
+                    [
+                        "2018_06_28_00_00.txt",
+                        "a_2018_06_28_00_15.txt",
+                        'x"y',
+                        "caf\u00e9.txt",
+                        "b\\c",
+                    ]
+                ),
+                "status": st.sampled_from(["done", "failed", "retry", "redo", "DONE"]),
+                "worker": st.sampled_from(["w1", "h:1", "w\u00fc", 'q"']),
+                "attempt": st.one_of(st.none(), st.integers(-2, 9)),
+                "minutes": st.one_of(
+                    st.none(),
+                    st.floats(allow_nan=True, allow_infinity=True),
+                    st.integers(0, 10**20),
+                ),
+                "finished_at": st.one_of(
+                    st.none(), st.sampled_from(["", "2026-01-01T00:00:00", "a\\b"])
+                ),
+            }
+        ),
+        max_size=30,
+    ),
+    st.lists(st.sampled_from([b"", b"garbage", b"{}", b'{"file":"x"']), max_size=3),
+)
+def test_a_block_read_in_one_pass_says_what_each_line_says(records, junk) -> None:
+    import tempfile
+
+    from ingestd.ledgers.file import manifest
+
+    # In the order the worker writes a record's fields, so the one-pass read applies.
+    order = ("file", "status", "worker", "host", "pid", "attempt", "minutes", "finished_at")
+    lines = [manifest.encode({k: {"host": None, "pid": 1, **r}[k] for k in order})
+             for r in records]  # fmt: skip
+    lines += [j + b"\n" for j in junk]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "manifest.jsonl"
+        path.write_bytes(b"".join(lines))
+        bad: list[int] = []
+        fast = list(manifest.read_summaries(path, lambda offset, line: bad.append(offset)))
+        one_by_one = [manifest.summary_of(line) for line, _ in manifest._lines_at(path)]
+    assert fast == [s for s in one_by_one if s is not None]
+    assert len(bad) == sum(1 for s in one_by_one if s is None)
+
+
+def test_the_one_pass_read_takes_what_the_worker_writes(tmp_path: Path) -> None:
+    from ingestd.ledgers.file import manifest
+
+    line = manifest.encode({"file": "2018_06_28_00_00.txt", "status": "done", "worker": "w",
+                            "host": "h", "pid": 1, "attempt": 2, "minutes": 12.5,
+                            "size": 3, "finished_at": "2026-01-01T00:00:00+00:00"})  # fmt: skip
+    [summary] = manifest._fast_summaries(line)
+    assert summary == manifest.summary_of(line.rstrip(b"\n"))
+    assert summary.minutes == 12.5 and summary.finished_at == "2026-01-01T00:00:00+00:00"
+    assert manifest._fast_summaries(line + b"garbage\n") is None  # the block goes line by line
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["2018_06_28_00_00.txt", "2018_06_28_00_15.txt", "b\\c.txt"]),
+            st.sampled_from(["done", "failed", "retry", "redo"]),
+        ),
+        max_size=12,
+    ),
+    st.integers(0, 12),
+)
+def test_statuses_folded_in_blocks_are_those_folded_line_by_line(lines, cut) -> None:
+    """Done wins over a later record but a redo, whether a block holds a name once, twice,
+    or across two reads; a line the one-pass read does not take sends its block line by
+    line."""
+    import tempfile
+
+    from ingestd.contracts.ledger import fold_statuses
+    from ingestd.ledgers.file import manifest
+
+    encoded = [manifest.encode({"file": f, "status": s, "worker": "w"}) for f, s in lines]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "manifest.jsonl"
+        reader = Manifest(path, Path(tmp) / "manifest.lock")
+        path.write_bytes(b"".join(encoded[:cut]))
+        reader.refresh()
+        with open(path, "ab") as out:
+            out.write(b"".join(encoded[cut:]))
+        reader.refresh()
+        reader.close()
+    assert reader.status == fold_statuses(lines)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["2018_06_28_00_00.txt", "2018_06_28_00_15.txt", "b\\c.txt"]),
+            st.sampled_from(["done", "failed", "retry", "redo"]),
+            st.sampled_from(["w1", "w\u00fc"]),
+        ),
+        max_size=14,
+    )
+)
+def test_the_standing_failures_are_each_files_last_failure_still_standing(lines) -> None:
+    """Read in blocks (one regex pass, or line by line where a line asks for it), as the
+    line-by-line reading of the record history says."""
+    import tempfile
+
+    from ingestd.ledgers.file import manifest
+
+    records = [{"file": f, "status": s, "worker": w, "error": f"e{i}"}
+               for i, (f, s, w) in enumerate(lines)]  # fmt: skip
+    expected: dict[str, dict] = {}
+    status: dict[str, str] = {}
+    for record in records:
+        name, state = record["file"], record["status"]
+        if status.get(name) == "done" and state != "redo":
+            continue
+        status[name] = state
+        if state == "failed":
+            expected[name] = record
+        else:
+            expected.pop(name, None)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "manifest.jsonl"
+        path.write_bytes(b"".join(manifest.encode(r) for r in records))
+        found = manifest.standing_failed_records(path)
+    assert found == {n: manifest.parse_record(manifest.encode(r)) for n, r in expected.items()}
