@@ -187,3 +187,31 @@ def test_the_console_on_a_postgresql_ledger(data: Path, spawn, console, pg) -> N
     assert shown.post("/actions/retry", f"file=2018_06_28_00_15.txt&token={SECRET}").status == 200
     history = ledger_json("explain", str(data), "2018_06_28_00_15.txt", "--ledger", pg.url)
     assert "requested by console:bob@" in history["history"][-1]["detail"]
+
+
+def test_the_console_of_a_bucket_fleet_and_a_workers_console_on_it(
+    s3_server, spawn, console, pg
+) -> None:
+    """A bucket source with the PostgreSQL ledger: the console command, and a worker's own
+    --console, read the same fleet (the bucket through the AWS_* settings, as operators do)."""
+    name = s3_server.bucket()
+    client = s3_server.client()
+    client.put_object(Bucket=name, Key="day/2018_06_28_00_00.txt", Body=b"1\n")
+    client.put_object(Bucket=name, Key="day/2018_06_28_00_15.txt", Body=b"oops\n")
+    source = f"s3://{name}/day"
+    port = free_port()
+    w = spawn(source, "--ledger", pg.url, "--seconds-in-min", "0", "--max-attempts", "1",
+              "--metrics-listen", f"127.0.0.1:{port}", "--console", "--heartbeat-interval",
+              "0.5", name="bucket-w")  # fmt: skip
+    own = f"http://127.0.0.1:{port}/"
+    wait_for(lambda: w.events("metrics_listening"), what="the port open")
+    wait_for(lambda: counts(fetch(own).body).get("done") == 1, timeout=60, what="the board")
+    assert counts(fetch(own).body)["failed"] == 1
+    assert 'class="state failed"' in fetch(own + "files/2018_06_28_00_15.txt").body
+    shown = console(source, "--ledger", pg.url)
+    board = shown.get("/").body
+    assert counts(board) == {"done": 1, "failed": 1, "pending": 0, "in-progress": 0}
+    assert "bucket-w" in board and "not a number" in board
+    story = shown.get("/files/2018_06_28_00_00.txt").body
+    assert 'class="state done"' in story and "done by bucket-w" in story
+    assert w.terminate() == 0
