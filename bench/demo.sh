@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The challenge's setup: two workers started first, then the provider, at 0.01 s per
+# The provider's setup: two workers started first, then the provider, at 0.01 s per
 # simulated minute (the appendix day, 96 files, in about 15 seconds). Shows each worker's
 # stats lines, prefixed with its name, then the fleet's status and an audit of the manifest;
 # the web console serves the fleet's page meanwhile (CONSOLE=HOST:PORT, default 127.0.0.1:9465).

@@ -125,7 +125,7 @@ def _logged(base: Path, index: int, event: str) -> bool:
 
 
 def run(count: int, speed: float, files: int | None, before_dir: bool = False) -> dict[str, Any]:
-    """One run. `before_dir`: the challenge's order, workers started before the provider
+    """One run. `before_dir`: the setup's order, workers started before the provider
     creates the directory (they must notice it and its first files at once); else the
     directory exists and the workers are ready before the provider starts."""
     with tempfile.TemporaryDirectory(prefix="ingestd-bench-") as tmp:
@@ -198,7 +198,7 @@ def main() -> None:
     args = parser.parse_args()
     files = 20 if args.quick else None
     combos = [(2, 0.001)] if args.quick else [(w, s) for s in args.speeds for w in args.workers]
-    # The challenge's own order of commands too: two workers, then the provider makes DIR.
+    # The setup's own order of commands too: two workers, then the provider makes DIR.
     runs = [(w, s, False) for w, s in combos] + [(2, s, True) for s in (
         [0.001] if args.quick else args.speeds)]  # fmt: skip
     rows, costs = [], []

@@ -1,4 +1,4 @@
-"""The `simulate` handler: the challenge's processing, `minutes * --seconds-in-min` of waiting.
+"""The `simulate` handler: the provider's processing, `minutes * --seconds-in-min` of waiting.
 
 A simulation file holds one decimal number of minutes, in ASCII. Everything else is bad input.
 """

@@ -2,7 +2,7 @@
 
 The only global state ingestd keeps is this logging setup. Every JSON line starts with
 `timestamp`, `level`, `event`, `worker`; console output turns the `stats` event into the
-challenge's own line, `Files processed: 5, Total Time: 35, Sum of Squares: 30`.
+specified line, `Files processed: 5, Total Time: 35, Sum of Squares: 30`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _leading_keys_first(_: WrappedLogger, __: str, event_dict: EventDict) -> Eve
     return ordered
 
 
-def _stats_as_challenge_line(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+def _stats_as_line(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     if event_dict.get("event") == "stats":
         event_dict["event"] = stats_line(
             event_dict.pop("files_processed", 0),
@@ -123,7 +123,7 @@ def configure(log_format: str = "auto", level: str = "info", stream: TextIO | No
         ]
     else:
         renderer = [
-            _stats_as_challenge_line,
+            _stats_as_line,
             structlog.dev.ConsoleRenderer(colors=out.isatty(), sort_keys=False),
         ]
     structlog.configure(

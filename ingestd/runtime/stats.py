@@ -1,4 +1,4 @@
-"""Pure: the per-worker statistics the challenge asks for, in O(1) per file.
+"""Pure: the per-worker statistics each worker reports, in O(1) per file.
 
 For a history x_1..x_n with newest x_n, the "sum of squares" is sum((x_i - x_n)^2). It is
 answered from running moments instead of a loop over the history:
@@ -66,7 +66,7 @@ def format_number(value: float) -> str:
 
 
 def stats_line(files_processed: float, total_time: float, sum_of_squares: float) -> str:
-    """The challenge's console line: `Files processed: 5, Total Time: 35, Sum of Squares: 30`."""
+    """The console line: `Files processed: 5, Total Time: 35, Sum of Squares: 30`."""
     return (
         f"Files processed: {int(files_processed)}, "
         f"Total Time: {format_number(total_time)}, "

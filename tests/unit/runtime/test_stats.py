@@ -13,7 +13,7 @@ def brute_force(history: list[float]) -> float:
     return sum((x - newest) ** 2 for x in history)
 
 
-def test_the_challenge_example() -> None:
+def test_the_specified_example() -> None:
     stats = RunningStats()
     for minutes in (5, 6, 7, 8, 9):
         stats.add(minutes)
