@@ -215,3 +215,25 @@ def test_the_console_of_a_bucket_fleet_and_a_workers_console_on_it(
     story = shown.get("/files/2018_06_28_00_00.txt").body
     assert 'class="state done"' in story and "done by bucket-w" in story
     assert w.terminate() == 0
+
+
+def test_a_database_outage_is_said_on_the_board_which_comes_back(
+    data: Path, spawn, console, pg
+) -> None:
+    (data / "2018_06_28_00_00.txt").write_text("1\n")
+    w = spawn(data, "--ledger", pg.url, "--seconds-in-min", "0", "--exit-when-idle", "1")
+    assert w.wait(timeout=60) == 0, w.text
+    shown = console(data, "--ledger", pg.url)
+    assert counts(shown.get("/").body)["done"] == 1
+    pg.cluster.stop()
+    try:
+        wait_for(lambda: 'id="read-error"' in shown.get("/").body, what="the outage said")
+        page = shown.get("/").body
+        assert counts(page)["done"] == 1  # the last reading stays on the page
+        assert shown.get("/healthz").status == 503
+        assert shown.get("/files/2018_06_28_00_00.txt").status == 503
+    finally:
+        pg.cluster.start()
+    wait_for(lambda: 'id="read-error"' not in shown.get("/").body, timeout=60, what="back")
+    assert counts(shown.get("/").body)["done"] == 1
+    assert len(shown.proc.events("console_read_failed")) == 1  # once per outage
