@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -86,13 +87,19 @@ def test_a_cut_session_is_taken_over_and_its_late_commit_fenced_out(
     wait_for(lambda: cut.events("file_claimed"))
     heir = spawn(data, "--ledger", pg.url, "--seconds-in-min", "0", name="heir")
     wait_for(lambda: heir.events("ready"))
-    # The database cuts every session of the worker (what a failover or an admin does).
-    pg.psql(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN (SELECT pid "
-        "FROM pg_locks WHERE locktype = 'advisory' AND objid = "
-        f"hashtext('{os.path.realpath(data)} cut')::oid)"
-    )
-    wait_for(lambda: heir.events("file_done"), timeout=30, what="takeover")
+    # The database cuts every session of the worker (what a failover or an admin does),
+    # while the worker is stopped: else, on a loaded machine, it may reconnect and take its
+    # session lock back before the heir's next scan, and rightly keep its file.
+    cut.popen.send_signal(signal.SIGSTOP)
+    try:
+        pg.psql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN (SELECT pid "
+            "FROM pg_locks WHERE locktype = 'advisory' AND objid = "
+            f"hashtext('{os.path.realpath(data)} cut')::oid)"
+        )
+        wait_for(lambda: heir.events("file_done"), timeout=30, what="takeover")
+    finally:
+        cut.popen.send_signal(signal.SIGCONT)
     wait_for(lambda: cut.events("duplicate_suppressed"), timeout=30, what="the late commit")
     assert [(r["worker"], r["status"]) for r in records(pg)] == [("heir", "done")]
     assert cut.popen.poll() is None  # still running
