@@ -17,7 +17,8 @@ from ingestd.runtime.settings import non_negative
 USAGE_ERROR = 2
 # Every exit status ingestd returns, and what it means (the reference pages are made from this).
 EXIT_CODES = {
-    0: "success: `run` stopped by SIGTERM or SIGHUP after its drain, or by `--exit-when-idle`; "
+    0: "success: `run` stopped by SIGTERM or SIGHUP after its drain (or while still starting, "
+    "before it held anything), or by `--exit-when-idle`; "
     "an operator command found nothing that needs attention",
     1: "needs attention: `status` (a failed file, a lost worker, a blocked key, ...), `verify` "
     "(a violation), `health` (not live or not ready), `retry` (a name refused), `explain` "

@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from ingestd import ledgers, sources
@@ -116,7 +118,28 @@ def settings_from(args: argparse.Namespace) -> Settings:
     )
 
 
+class StoppedBeforeStart(BaseException):
+    """SIGTERM or SIGHUP while the worker was still starting: it holds nothing yet. A
+    BaseException, as KeyboardInterrupt is, so no `except Exception` on the way swallows it."""
+
+
+def _stop_before_start(signum: int, frame: FrameType | None) -> None:
+    raise StoppedBeforeStart(signal.Signals(signum).name)
+
+
 def run(args: argparse.Namespace) -> int:
+    # Until the daemon installs its own handlers, a stop means: stop starting, exit 0 (what
+    # a drain of nothing is), not death by the signal's default action mid-import.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop_before_start)
+    try:
+        return _run(args)
+    except StoppedBeforeStart as stop:
+        print(f"ingestd: stopped by {stop} while starting; nothing was claimed", file=sys.stderr)
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
     from ingestd.commands.compose import build_daemon
     from ingestd.contracts.errors import StartupError
     from ingestd.handlers import HandlerError
