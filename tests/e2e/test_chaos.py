@@ -123,6 +123,9 @@ def test_chaos_soak(
     # survivors' rescans remove it. (A claim row goes in the record's own transaction.)
     wait_for(lambda: not ledger.leftover_claims(), timeout=30, what="leftover claims removed")
     for proc in live.values():
+        # A replacement started a moment ago may not have Python running yet: a signal then
+        # is the kernel's to act on, not the worker's. Drained once it is up.
+        wait_for(lambda proc=proc: proc.events("ready"), what=f"{proc.name} up")
         assert proc.terminate() == 0
 
     manifest = ledger.records()
