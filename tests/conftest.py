@@ -216,9 +216,14 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
         return proc
 
     yield start
+    stop_all(procs)
+
+
+def stop_all(procs: list[Proc], how: str = "kill") -> None:
+    """End every process still running (`kill`, or `terminate`) and reap it."""
     for proc in procs:
         if proc.popen.poll() is None:
-            proc.popen.kill()
+            getattr(proc.popen, how)()
             proc.popen.wait(timeout=10)
 
 

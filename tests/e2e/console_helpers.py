@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Proc, wait_for
+from conftest import Proc, stop_all, wait_for
 
 SECRET = "s3cret-token-0123456789"
 
@@ -76,10 +76,7 @@ def console(tmp_path: Path) -> Iterator[Callable[..., Console]]:
         return made
 
     yield start
-    for proc in started:
-        if proc.popen.poll() is None:
-            proc.popen.terminate()
-            proc.popen.wait(timeout=10)
+    stop_all(started, "terminate")
 
 
 def counts(html: str) -> dict[str, int]:
