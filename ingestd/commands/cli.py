@@ -38,6 +38,7 @@ REGISTRY = {
     "timeline": "ingestd.commands.timeline:COMMAND",
     "explain": "ingestd.commands.explain:COMMAND",
     "compact": "ingestd.commands.compact:COMMAND",
+    "rejects": "ingestd.commands.rejects:COMMAND",
     "console": "ingestd.console.command:COMMAND",
 }
 COMMANDS = tuple(REGISTRY)

@@ -30,37 +30,30 @@ import queue
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ingestd.contracts.errors import BadInput, RetryLater, StartupError
 from ingestd.contracts.naming import parse
-from ingestd.handlers import Job, Outcome
+from ingestd.handlers import Job, Outcome, parquet, pgcopy
+from ingestd.handlers.content import Format, head_of, open_content, skip_bom, tell
+from ingestd.handlers.pgreject import copy_rejecting
 from ingestd.handlers.pgrows import NotPlain, decoder_for
-from ingestd.handlers.tsv import exact_json, field_text, iter_objects, open_json
-from ingestd.postgres import loads
-from ingestd.postgres.errors import BAD_INPUT, RETRY, classify, redact
+from ingestd.handlers.pgtarget import JSON_TYPES, Target, statement
+from ingestd.handlers.tsv import iter_objects
+from ingestd.postgres import loads, rejects
+from ingestd.postgres.errors import BAD_INPUT, RETRY, classify, redact, with_context
 from ingestd.postgres.marks import PgMarks
 from ingestd.postgres.schema import connect, ensure_schema, require_psycopg, resolve_table
-from ingestd.runtime.settings import Settings
+from ingestd.runtime.settings import BadRows, Settings
 
 if TYPE_CHECKING:
     import psycopg
 
-JSON_TYPES = frozenset({"json", "jsonb"})
 _BATCH = 2000  # rows per COPY write from the standard library converter
 _IDENTITY = "SELECT current_database() || '@' || system_identifier FROM pg_control_system()"
-
-
-@dataclass(frozen=True)
-class Target:
-    table: str  # as PostgreSQL resolved --pg-table: schema.table, quoted where it must be
-    parts: tuple[str, str]  # (schema, table) as stored in the catalog, for the COPY
-    columns: tuple[str, ...]
-    json_columns: frozenset[str]
-    kinds: tuple[str, ...]  # each column's type name (int8, numeric, jsonb, ...)
 
 
 def _psycopg() -> Any:
@@ -75,9 +68,12 @@ class Options:
     converter: str = "exact"  # --pg-converter
     columns: tuple[str, ...] | None = None  # --columns, else the table's
     source_id: str = ""  # the source's identity: `loads` is keyed by it
+    format: Format = Format("json")  # noqa: RUF009 - frozen: --format and the CSV options
+    bad_rows: BadRows = BadRows()  # noqa: RUF009 - frozen: --bad-rows
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Options:
+        tsv = settings.format == "tsv"
         return cls(
             url=conninfo(settings),
             table=settings.pg_table or "",
@@ -85,6 +81,13 @@ class Options:
             converter=settings.pg_converter,
             columns=settings.columns,
             source_id=settings.source_id,
+            format=Format(
+                settings.format,
+                settings.csv_delimiter or ("\t" if tsv else ","),
+                settings.csv_null if settings.csv_null is not None else ("\\N" if tsv else ""),
+                settings.csv_header,
+            ),
+            bad_rows=settings.bad_rows,
         )
 
 
@@ -185,7 +188,7 @@ class PgTransaction:
                 self._session.connection.commit()
             except psycopg.Error as exc:
                 _close(self._session.connection)
-                raise OSError(f"PostgreSQL: {_describe(exc)}") from None
+                raise OSError(f"PostgreSQL: {with_context(exc)}") from None
         _give_back(self._session)
 
     def close(self) -> None:
@@ -227,7 +230,12 @@ def _target(connection: psycopg.Connection[Any], options: Options) -> Target:
         kinds = tuple(types[c] for c in columns)
         with _pool.mutex:
             cache[table] = Target(
-                found[2], (found[0], found[1]), tuple(columns), json_columns, kinds
+                found[2],
+                (found[0], found[1]),
+                tuple(columns),
+                json_columns,
+                kinds,
+                tuple((str(n), str(k)) for n, k in rows),
             )
     return cache[table]
 
@@ -254,7 +262,7 @@ def prepare(options: Options) -> None:
         if classify(exc) == RETRY:
             return  # down at start-up: each file waits and retries (RetryLater)
         # A refused login, no such database, no right to make the schema: a person's fix.
-        raise StartupError(f"--handler pg {redact(options.url)}: {_describe(exc)}") from None
+        raise StartupError(f"--handler pg {redact(options.url)}: {with_context(exc)}") from None
 
 
 async def handle(job: Job) -> Outcome:
@@ -287,13 +295,13 @@ def load(job: Job) -> Outcome:
             # index row too big (54000) as for a lost connection (`ingestd/postgres/errors.py`).
             kind = classify(exc)
             if kind == BAD_INPUT:
-                raise BadInput(_describe(exc)) from None
+                raise BadInput(with_context(exc)) from None
             if kind == RETRY and isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-                raise RetryLater(f"PostgreSQL unreachable: {_describe(exc)}") from None
+                raise RetryLater(f"PostgreSQL unreachable: {with_context(exc)}") from None
             # Anything else the server says (a table dropped, privileges taken away, a
             # password changed) is not the file's fault either: wait and retry, with the message.
             _forget_targets()
-            raise RetryLater(_describe(exc)) from None
+            raise RetryLater(with_context(exc)) from None
         raise
     if already:
         job.log.info("already_loaded", rows=rows, table=target.table)
@@ -315,7 +323,7 @@ def _load(
     with connection.cursor() as cursor:
         found = loads.find(cursor, options.schema, load)
         if found is not None:
-            with open_json(job.open) as (stream, hashing):
+            with open_content(job.open) as (stream, hashing):
                 while stream.read(1 << 20):  # the digest of what is there now
                     pass
                 size, sha256 = hashing.finish()
@@ -325,93 +333,111 @@ def _load(
                     f"{target.table} with sha256 {found[0]}, it now has {sha256}"
                 )
             return size, sha256, found[1], True
-        loaded = _copy_plain(cursor, target, job) if options.converter == "exact" else None
-        if loaded is None:
-            with open_json(job.open) as (stream, hashing):
-                rows = _copy(cursor, target, stream, options.converter)
-                size, sha256 = hashing.finish()
-        else:
-            rows, size, sha256 = loaded
+        done = _rows(cursor, target, job, load)
         parsed = parse(job.name)  # the file's place in the order, for consumers
         loads.record(
             cursor,
             options.schema,
             load,
-            sha256=sha256,
-            rows=rows,
+            sha256=done.sha256,
+            rows=done.rows,
+            rejected=done.rejected,
             worker=job.worker,
             key=parsed.key if parsed else None,
             stamp=parsed.stamp if parsed else None,
         )
-    return size, sha256, rows, False
+    if done.rejected:
+        first = done.first
+        job.log.warning(
+            "rows_rejected",
+            rejected=done.rejected,
+            rows=done.rows,
+            table=target.table,
+            first_line=first.line if first else None,
+            first_error=first.error if first else None,
+        )
+    return done.size, done.sha256, done.rows, False
+
+
+@dataclass(frozen=True)
+class _Done:
+    size: int
+    sha256: str
+    rows: int
+    rejected: int = 0
+    first: rejects.Rejected | None = None
+
+
+def _rows(cursor: psycopg.Cursor[Any], target: Target, job: Job, load: loads.Load) -> _Done:
+    """Copy the file's rows into the target, in the format it holds, by --bad-rows."""
+    options: Options = job.options
+    with open_content(job.open) as (stream, hashing):
+        skip_bom(stream)
+        asked = options.format
+        form = tell(head_of(stream), asked)
+        sniffed = asked.name == "auto"
+        if options.bad_rows.reject:
+
+            def keep(refused: list[rejects.Rejected]) -> None:
+                rejects.keep(cursor, options.schema, load.target, load.source, load.file, refused)
+
+            copy, rows, render = pgcopy.framed(stream, target, form, sniffed)
+            loaded = copy_rejecting(cursor, copy, rows, options.bad_rows, render, keep)
+            size, sha256 = hashing.finish()
+            return _Done(size, sha256, loaded.rows, loaded.rejected, loaded.first)
+        if form.name in ("csv", "tsv"):
+            count = pgcopy.straight(cursor, target, stream, form, sniffed)
+        elif form.name == "parquet":
+            with cursor.copy(statement(target)) as sink:
+                for values in parquet.rows(stream, target.columns, target.json_columns):
+                    sink.write_row(values)
+            count = max(cursor.rowcount, 0)
+        elif options.converter == "exact" and (plain := _copy_plain(cursor, target, stream, job)):
+            count = plain
+        else:
+            if options.converter == "exact":  # the fast path could not take it: from the start
+                with open_content(job.open) as (again, rehashing):
+                    count = _copy(cursor, target, again, options.converter)
+                    size, sha256 = rehashing.finish()
+                return _Done(size, sha256, count)
+            count = _copy(cursor, target, stream, options.converter)
+        size, sha256 = hashing.finish()
+    return _Done(size, sha256, count)
 
 
 def _copy_plain(
-    cursor: psycopg.Cursor[Any], target: Target, job: Job
-) -> tuple[int, int, str] | None:
-    """(rows, size, sha256) through the fast exact path (pgrows.py); None if it cannot take
-    the file: then nothing of it is in the table (rolled back to a savepoint)."""
+    cursor: psycopg.Cursor[Any], target: Target, stream: IO[bytes], job: Job
+) -> int | None:
+    """The rows loaded through the fast exact path (pgrows.py); None if it cannot take the
+    file: then nothing of it is in the table (rolled back to a savepoint)."""
     decoder = decoder_for(target.columns, target.kinds)
     if decoder is None:
         return None  # no msgspec: the standard library converter does it all
     cursor.execute("SAVEPOINT ingestd_plain")
     try:
-        with open_json(job.open) as (stream, hashing):
-            with cursor.copy(_statement(target)) as sink:
-                for row in decoder.rows(stream):
-                    sink.write_row(row)
-            rows = max(cursor.rowcount, 0)
-            size, sha256 = hashing.finish()
+        with cursor.copy(statement(target)) as sink:
+            for row in decoder.rows(stream):
+                sink.write_row(row)
+        rows = max(cursor.rowcount, 0)
     except NotPlain as exc:
         cursor.execute("ROLLBACK TO SAVEPOINT ingestd_plain")
         job.log.debug("pg_standard_converter", reason=str(exc))
         return None
     cursor.execute("RELEASE SAVEPOINT ingestd_plain")
-    return rows, size, sha256
-
-
-def _statement(target: Target, options: str = "") -> psycopg.sql.Composed:
-    sql = _psycopg().sql
-    table = sql.Identifier(*target.parts)
-    columns = sql.SQL(", ").join(sql.Identifier(c) for c in target.columns)
-    statement: psycopg.sql.Composed = sql.SQL("COPY {} ({}) FROM STDIN" + options).format(
-        table, columns
-    )
-    return statement
+    return rows
 
 
 def _copy(cursor: psycopg.Cursor[Any], target: Target, stream: IO[bytes], converter: str) -> int:
     if converter == "duckdb":
-        statement = _statement(target, " (FORMAT csv)")
+        copy = statement(target, options=" (FORMAT csv)")
         chunks = _duckdb_csv(stream, target)
     else:
-        statement = _statement(target)
-        chunks = _overlapped(_copy_text(stream, target))
-    with cursor.copy(statement) as sink:
+        copy = statement(target)
+        chunks = _overlapped(pgcopy.json_text(target, iter_objects(stream, exact=True)))
+    with cursor.copy(copy) as sink:
         for chunk in chunks:
             sink.write(chunk)
     return max(cursor.rowcount, 0)
-
-
-def _copy_text(stream: IO[bytes], target: Target) -> Iterator[bytes]:
-    """COPY text rows from the standard library's JSON parser (the `tsv` handler's rules)."""
-    formats: list[Callable[[Any], str]] = [
-        _json_field if c in target.json_columns else field_text for c in target.columns
-    ]
-    batch: list[str] = []
-    for record in iter_objects(stream, exact=True):
-        fields = zip(formats, target.columns, strict=True)
-        batch.append("\t".join([f(record.get(c)) for f, c in fields]))
-        if len(batch) >= _BATCH:
-            yield ("\n".join(batch) + "\n").encode()
-            batch = []
-    if batch:
-        yield ("\n".join(batch) + "\n").encode()
-
-
-def _json_field(value: Any) -> str:
-    """A value for a json/jsonb column: JSON text whatever its type, COPY-escaped."""
-    return "\\N" if value is None else field_text(exact_json(value))
 
 
 def _duckdb_csv(stream: IO[bytes], target: Target) -> Iterator[bytes]:
@@ -531,12 +557,3 @@ def _overlapped(chunks: Iterator[bytes]) -> Iterator[bytes]:
         producer.join()
     if errors:
         raise errors[0]
-
-
-def _describe(exc: Any) -> str:
-    diag = getattr(exc, "diag", None)
-    primary = getattr(diag, "message_primary", None) or str(exc).strip()
-    context = getattr(diag, "context", None)
-    text = f"{primary} ({context.strip()})" if context else primary
-    code = getattr(exc, "sqlstate", None)
-    return f"{text} [SQLSTATE {code}]" if code else text

@@ -1,7 +1,7 @@
 """The `tsv` handler: a file of JSON objects becomes `OUT/NAME.tsv` for PostgreSQL `COPY`.
 
 Input: JSON objects as JSON Lines or simply concatenated with any whitespace between them,
-UTF-8, optionally gzip-compressed (recognised by its magic bytes). It is streamed, never held
+UTF-8, optionally compressed (gzip, zstd, bz2 or xz: by magic bytes). It is streamed, never held
 whole. Output: PostgreSQL `COPY ... FROM` text format: tab-separated, `\\N` for null or missing,
 `t`/`f` for booleans, nested values as compact JSON, and backslash, tab, newline and carriage
 return escaped as COPY expects. The TSV is written to a temp file in the output dir, fsynced and
@@ -14,31 +14,24 @@ takes a first pass over the input to learn them.
 from __future__ import annotations
 
 import codecs
-import contextlib
-import gzip
-import hashlib
-import io
 import json
 import math
 import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, Any
 
 from ingestd.contracts.errors import BadInput, StartupError
 from ingestd.handlers import Job, Outcome
+from ingestd.handlers.content import CHUNK, Opener, open_content
 from ingestd.runtime.settings import Settings
 from ingestd.runtime.startup import probe_writable, unusable_dir
 
-Opener = Callable[[], BinaryIO]
-
-CHUNK = 1 << 20
 MAX_VALUE_CHARS = 64 << 20  # one JSON value larger than this is bad input, not a memory hog
-_GZIP_MAGIC = b"\x1f\x8b"
 _WHITESPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace; matches at any position
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -79,51 +72,6 @@ def exact_json(value: Any) -> str:
     if kind is list:
         return "[" + ",".join(exact_json(v) for v in value) + "]"
     return compact_json(value)
-
-
-class _Hashing(io.RawIOBase):
-    """Counts and hashes the bytes as stored while they are read (before any gunzip)."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._raw.read(len(buffer))
-        size = len(data)
-        buffer[:size] = data
-        self.digest.update(data)
-        self.size += size
-        return size
-
-    def finish(self) -> tuple[int, str]:
-        """(size, sha256) of the whole content: what was not read yet is read now."""
-        while self._raw.read(CHUNK):  # pragma: no branch - trailing bytes after the JSON
-            pass
-        return self.size, self.digest.hexdigest()
-
-
-def _opener(content: Path | Opener) -> Opener:
-    if isinstance(content, Path):
-        return lambda: open(content, "rb")
-    return content
-
-
-@contextlib.contextmanager
-def open_json(content: Path | Opener) -> Iterator[tuple[BinaryIO, _Hashing]]:
-    """(stream of the JSON text, the hasher of the bytes as stored): gzip recognised by magic."""
-    with _opener(content)() as raw:
-        hashing = _Hashing(raw)
-        buffered = io.BufferedReader(hashing, CHUNK)
-        if buffered.peek(2)[:2] == _GZIP_MAGIC:
-            with gzip.GzipFile(fileobj=buffered, mode="rb") as unzipped:
-                yield cast(BinaryIO, unzipped), hashing
-        else:
-            yield cast(BinaryIO, buffered), hashing
 
 
 def iter_objects(stream: IO[bytes], exact: bool = False) -> Iterator[dict[str, Any]]:
@@ -174,6 +122,19 @@ def iter_objects(stream: IO[bytes], exact: bool = False) -> Iterator[dict[str, A
             raise BadInput(f"line {line}: one JSON value is over {MAX_VALUE_CHARS} characters")
 
 
+def decode_object(text: str) -> dict[str, Any]:
+    """One JSON object with exact numbers (a line of JSON Lines); `BadInput` if it is not."""
+    try:
+        value, end = _exact_decoder.raw_decode(text, _WHITESPACE.match(text).end())  # type: ignore[union-attr]
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"malformed JSON at character {exc.pos}: {exc.msg}") from None
+    if _WHITESPACE.match(text, end).end() != len(text):  # type: ignore[union-attr]
+        raise BadInput(f"malformed JSON at character {end}: more after the object")
+    if not isinstance(value, dict):
+        raise BadInput(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
 def field_text(value: Any) -> str:
     """One value as a COPY text field."""
     kind = type(value)
@@ -206,7 +167,7 @@ def row_text(record: dict[str, Any], columns: tuple[str, ...] | list[str]) -> st
 
 def learn_columns(content: Path | Opener) -> list[str]:
     keys: dict[str, None] = {}
-    with open_json(content) as (stream, _):
+    with open_content(content) as (stream, _):
         for record in iter_objects(stream):
             keys.update(dict.fromkeys(record))
     return list(keys)
@@ -239,7 +200,7 @@ def convert(
         with open(temp, "x", encoding="utf-8", newline="") as out:
             if header:
                 out.write("\t".join(n.translate(_ESCAPES) for n in names) + "\n")
-            with open_json(content) as (stream, hashing):
+            with open_content(content) as (stream, hashing):
                 for record in iter_objects(stream):
                     try:
                         out.write(row_text(record, names))

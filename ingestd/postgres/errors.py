@@ -74,3 +74,26 @@ def describe(exc: Any) -> str:
     line = text[0] if text else type(exc).__name__
     code = getattr(exc, "sqlstate", None)
     return f"{line} (SQLSTATE {code})" if code else line
+
+
+def with_context(exc: Any) -> str:
+    """The message, the context the server gives (a COPY's line and column), the SQLSTATE."""
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) or str(exc).strip()
+    context = getattr(diag, "context", None)
+    text = f"{primary} ({context.strip()})" if context else primary
+    code = getattr(exc, "sqlstate", None)
+    return f"{text} [SQLSTATE {code}]" if code else text
+
+
+_COPY_LINE = re.compile(r"^COPY .*?, line (\d+)", re.DOTALL)
+
+
+def copy_line(exc: Any) -> int | None:
+    """The line of the COPY's input the server refused (1 is the first row sent), or None."""
+    context = getattr(getattr(exc, "diag", None), "context", None) or ""
+    for part in context.splitlines():
+        found = _COPY_LINE.match(part.strip())
+        if found:
+            return int(found.group(1))
+    return None

@@ -38,18 +38,19 @@ def record(
     *,
     sha256: str,
     rows: int,
+    rejected: int = 0,
     worker: str,
     key: str | None,
     stamp: datetime | None,
 ) -> None:
-    """Record the load, in the transaction that wrote its rows."""
+    """Record the load, in the transaction that wrote its rows (and kept its rejects)."""
     sql = _sql()
     cursor.execute(
         sql.SQL(
-            "INSERT INTO {} (target, source, file, sha256, rows, worker, file_key,"
-            " file_time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            "INSERT INTO {} (target, source, file, sha256, rows, rejected, worker, file_key,"
+            " file_time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
         ).format(sql.Identifier(schema, "loads")),
-        (load.target, load.source, load.file, sha256, rows, worker, key, stamp),
+        (load.target, load.source, load.file, sha256, rows, rejected, worker, key, stamp),
     )
 
 

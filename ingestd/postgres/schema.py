@@ -20,10 +20,11 @@ from typing import Any
 
 from ingestd.contracts.errors import StartupError
 
-SCHEMA_VERSION = 4  # 2: the ledger's claim and commit are server-side functions;
+SCHEMA_VERSION = 5  # 2: the ledger's claim and commit are server-side functions;
 # 3: a load record carries its file's place in the order (file_key, file_time);
 # 4: every key has the source (many sources on one database), targets as resolved, and a
-# record names the source's version of the content it processed
+# record names the source's version of the content it processed;
+# 5: rejected rows (`rejects`) and their count in each load record
 
 
 def require_psycopg(option: str) -> Any:
@@ -41,6 +42,9 @@ def connect(url: str, application_name: str, option: str, autocommit: bool = Fal
     return require_psycopg(option).connect(
         url,
         autocommit=autocommit,
+        # Text is UTF-8 on the wire whatever the database's encoding: files are UTF-8, and
+        # CSV goes into COPY as the bytes it is.
+        client_encoding="utf8",
         connect_timeout=10,
         application_name=application_name,
         keepalives=1,
@@ -54,7 +58,11 @@ _TABLES = (
     "CREATE TABLE IF NOT EXISTS {s}.loads (target text NOT NULL, source text NOT NULL,"
     " file text NOT NULL, sha256 text NOT NULL, rows bigint NOT NULL, worker text NOT NULL,"
     " loaded_at timestamptz NOT NULL DEFAULT now(), file_key text, file_time timestamp,"
-    " PRIMARY KEY (target, source, file))",
+    " rejected bigint NOT NULL DEFAULT 0, PRIMARY KEY (target, source, file))",
+    # --bad-rows reject: a file's refused rows, committed with its good ones (`rejects.py`).
+    "CREATE TABLE IF NOT EXISTS {s}.rejects (target text NOT NULL, source text NOT NULL,"
+    " file text NOT NULL, line bigint NOT NULL, error text NOT NULL, raw bytea NOT NULL,"
+    " rejected_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (source, file, target, line))",
     "CREATE TABLE IF NOT EXISTS {s}.records (seq bigserial PRIMARY KEY, source text NOT NULL,"
     " file text NOT NULL, status text NOT NULL, worker text NOT NULL, host text, pid integer,"
     " attempt integer, minutes double precision, size bigint, sha256 text, seen_at text,"
@@ -162,6 +170,7 @@ _LOADS_3 = (
     "ALTER TABLE {s}.loads ADD COLUMN IF NOT EXISTS file_key text,"
     " ADD COLUMN IF NOT EXISTS file_time timestamp"
 )
+_LOADS_5 = "ALTER TABLE {s}.loads ADD COLUMN IF NOT EXISTS rejected bigint NOT NULL DEFAULT 0"
 
 # Version 4: a source in every key. Rows from before belong to the source of the worker that
 # migrates (until then a ledger served one source; two on one was the defect this fixes).
@@ -291,8 +300,17 @@ def _migrate(connection: Any, schema: str, version: int, source: str) -> None:
 
     if version < 3 and exists("loads"):
         connection.execute(sql.SQL(_LOADS_3).format(s=s))
-    if version >= 4:
-        return
+    if version < 4:
+        _source_keys(connection, schema, source, exists)
+    if version < 5 and exists("loads"):
+        connection.execute(sql.SQL(_LOADS_5).format(s=s))
+
+
+def _source_keys(connection: Any, schema: str, source: str, exists: Any) -> None:
+    """Version 4: the source in every key (see _SOURCE_KEYS)."""
+    from psycopg import sql
+
+    s = sql.Identifier(schema)
     for function in _OLD_FUNCTIONS:
         # Old workers still running fail loudly (and wait) instead of writing rows without
         # a source.

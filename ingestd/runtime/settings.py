@@ -19,6 +19,64 @@ from typing import Any
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 PG_CONVERTERS = ("exact", "duckdb")
+FORMATS = ("json", "csv", "tsv", "parquet", "auto")
+
+
+@dataclass(frozen=True)
+class BadRows:
+    """`--bad-rows`: fail the file at the first bad row, or keep bad rows apart (rejects) up
+    to a count or a share of the file's rows, past which the file fails with nothing loaded."""
+
+    reject: bool = False
+    most: int | None = None  # reject:N
+    percent: float | None = None  # reject:P%
+
+    def __str__(self) -> str:
+        if not self.reject:
+            return "fail"
+        if self.most is not None:
+            return f"reject:{self.most}"
+        if self.percent is not None:
+            return f"reject:{self.percent:g}%"
+        return "reject"
+
+    def over(self, rejected: int, rows: int) -> bool:
+        """Whether `rejected` of `rows` seen so far is past the limit."""
+        if self.most is not None:
+            return rejected > self.most
+        if self.percent is not None:
+            return rejected * 100 > self.percent * rows
+        return False
+
+
+def bad_rows(text: str) -> BadRows:
+    kind, sep, limit = text.strip().partition(":")
+    if kind == "fail" and not sep:
+        return BadRows()
+    if kind != "reject":
+        raise ValueError(f"{text!r}: give fail, reject, reject:N or reject:P%")
+    if not sep:
+        return BadRows(reject=True)
+    try:
+        if limit.endswith("%"):
+            percent = float(limit[:-1])
+            if not math.isfinite(percent) or not 0 <= percent <= 100:
+                raise ValueError
+            return BadRows(reject=True, percent=percent)
+        most = int(limit)
+        if most < 0:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{text!r}: N must be a whole number >= 0, P% a share 0-100%") from None
+    return BadRows(reject=True, most=most)
+
+
+def delimiter(text: str) -> str:
+    if text == "\\t":
+        text = "\t"
+    if len(text) != 1 or text in ('"', "\r", "\n", "\\"):
+        raise ValueError(f"{text!r} is not one character (a tab: \\t)")
+    return text
 
 
 @dataclass(frozen=True)
@@ -54,6 +112,11 @@ class Settings:
     pg_table: str | None = None
     pg_schema: str = "ingestd"
     pg_converter: str = "exact"
+    format: str = "json"  # what the pg handler reads: json, csv, tsv, parquet, or auto
+    csv_header: bool = False  # the first CSV/TSV line names the columns
+    csv_delimiter: str | None = None  # None: a comma for CSV (sniffed by auto), a tab for TSV
+    csv_null: str | None = None  # None: an unquoted empty field for CSV, \N for TSV
+    bad_rows: BadRows = BadRows()
     ledger: str | None = None  # postgresql://...; None: the file ledger in state_dir
     s3_endpoint_url: str | None = None  # None: AWS_ENDPOINT_URL, else AWS's own endpoints
     s3_region: str | None = None  # None: AWS_REGION / the AWS config
@@ -269,6 +332,32 @@ OPTIONS: tuple[Option, ...] = (
         str,
         "pg handler: exact (every number as written) or duckdb (fast; numbers via double)",
         choices=PG_CONVERTERS,
+    ),
+    Option(
+        "format",
+        str,
+        "pg handler: what the files hold; auto tells Parquet, JSON and CSV by their bytes",
+        choices=FORMATS,
+    ),
+    Option("csv_header", yes_no, "pg handler: the first CSV/TSV line names columns", flag=True),
+    Option(
+        "csv_delimiter",
+        delimiter,
+        "pg handler: the CSV/TSV field delimiter (default , for CSV, tab for TSV)",
+        metavar="CHAR",
+    ),
+    Option(
+        "csv_null",
+        str,
+        "pg handler: the CSV/TSV text of a NULL (default: an unquoted empty field; TSV \\N)",
+        metavar="TEXT",
+    ),
+    Option(
+        "bad_rows",
+        bad_rows,
+        "pg handler: fail the file at a bad row, or reject[:N|:P%] to keep bad rows in "
+        "ingestd.rejects (past N rows or P% the file fails, nothing loaded)",
+        metavar="POLICY",
     ),
     Option("one_per_key", yes_no, "one file of a key in work at a time, oldest first", flag=True),
     Option(

@@ -129,7 +129,7 @@ def test_a_ledger_from_before_sources_is_migrated_and_nothing_is_done_twice(
     w = spawn(data, "--ledger", pg.url, "--seconds-in-min", "0", "--exit-when-idle", "0.5")
     assert w.wait() == 0
     assert [e["file"] for e in w.events("file_done")] == [B]
-    assert pg.psql("SELECT max(version) FROM ingestd.schema_version").strip() == "4"
+    assert pg.psql("SELECT max(version) FROM ingestd.schema_version").strip() == "5"
     owners = pg.psql("SELECT string_agg(DISTINCT source, ',') FROM ingestd.records")
     assert owners.strip() == str(data)
     assert ingestd("verify", str(data), "--ledger", pg.url, "--expect", "2").returncode == 0

@@ -29,8 +29,8 @@ def test_both_paths_load_the_same_rows(pg: Any, tmp_path: Path) -> None:
     """The same objects through the fast path and the standard converter: equal tables."""
     import psycopg
 
+    from ingestd.handlers.content import open_content
     from ingestd.handlers.pg import Target, _copy
-    from ingestd.handlers.tsv import open_json
 
     raw = (
         '{"id": 1, "num": 0.1000000000000000055511151231257827, "dbl": -0.0, "flag": true,'
@@ -48,7 +48,7 @@ def test_both_paths_load_the_same_rows(pg: Any, tmp_path: Path) -> None:
             for row in decoder.rows(stream):
                 sink.write_row(row)
         standard = Target("standard", ("public", "standard"), COLUMNS, frozenset({"doc"}), KINDS)
-        with open_json(path) as (stream, _):
+        with open_content(path) as (stream, _):
             assert _copy(cursor, standard, stream, "exact") == 4
     query = "SELECT json_agg(t ORDER BY id)::text FROM {} t"
     got_fast, got_standard = pg.psql(query.format("fast")), pg.psql(query.format("standard"))
