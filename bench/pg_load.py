@@ -22,6 +22,10 @@ One JSON Lines file (default 100 MB), one typed target table, a throwaway cluste
 - `ingestd --handler pg`, end to end, with each `--pg-converter`: one worker on the one file,
   and two workers on ten files of a tenth of the size (first claim to last record, from the
   manifest).
+- Other formats, one worker, in rows/s beside a ceiling of the same run: `--format csv` (the
+  same rows as CSV) against PostgreSQL's `COPY (FORMAT csv)` of that very file; `--format
+  parquet` (pyarrow, if installed) against the text COPY ceiling; the JSON with every 100th
+  row bad (a string id) under `--bad-rows reject` against the text COPY ceiling.
 
 Each also reports its conversion alone (no database) where that makes sense. MB/s are of the
 JSON input; the ratio is to the ceiling of the same run.
@@ -32,6 +36,7 @@ JSON input; the ratio is to the ceiling of the same run.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import queue
@@ -43,6 +48,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -313,8 +319,11 @@ def run(base: Path, megabytes: float, cluster: PgCluster, rounds: int) -> None:
                         size / (time.perf_counter() - start) / 1e6))  # fmt: skip
     url = cluster.url()
     tenths = []
+    (base / "tenths").mkdir()
     for i in range(10):
-        part = base / f"2018_06_28_{i:02d}_00.txt"
+        # Apart from `source`: the first tenth has its name (it overwrote it once, so the
+        # one-worker rows measured a tenth of the file).
+        part = base / "tenths" / f"2018_06_28_{i:02d}_00.txt"
         generate(part, megabytes / 10)
         tenths.append(part)
     for converter in ("exact", "duckdb"):
@@ -329,6 +338,8 @@ def run(base: Path, megabytes: float, cluster: PgCluster, rounds: int) -> None:
                 assert loaded is not None and loaded[0] == sum(lines(f) for f in files), loaded
             rate, ceiling = median_pair(pairs)
             results.append((f"ingestd --pg-converter {converter}, {label}", rate, ceiling, None))
+    results.extend(format_rows(base, source, count, conn, columns, url, rounds, timed_load,
+                               ceiling_load, fresh))  # fmt: skip
     rows = [
         [name, round(rate, 1) if rate else "", round(ceiling, 1) if ceiling else "",
          round(rate / ceiling, 2) if ceiling else "", "" if alone is None else round(alone, 1),
@@ -344,19 +355,89 @@ def run(base: Path, megabytes: float, cluster: PgCluster, rounds: int) -> None:
     conn.close()
 
 
+def format_rows(base: Path, source: Path, count: int, conn: Any, columns: str, url: str,
+                rounds: int, timed_load: Callable[..., float], ceiling_load: Callable[[], None],
+                fresh: Callable[[], None]) -> list[tuple[str, float, float, None]]:  # fmt: skip
+    """Rows/s of ingestd on CSV, Parquet and 1% bad rows, each beside its ceiling (rows/s)."""
+    csv_path = base / "csv" / source.name
+    csv_path.parent.mkdir()
+    with open(source, encoding="utf-8") as src, open(csv_path, "w", newline="") as out:
+        writer = csv.writer(out)
+        for line in src:
+            obj = json.loads(line)
+            writer.writerow([_csv_value(obj.get(c), c in JSON_COLUMNS) for c in COLUMNS])
+    bad_path = base / "bad" / source.name
+    bad_path.parent.mkdir()
+    with open(source, encoding="utf-8") as src, open(bad_path, "w", encoding="utf-8") as out:
+        for i, line in enumerate(src, start=1):
+            out.write(line.replace('{"id": ', '{"id": "bad', 1).replace(",", '",', 1)
+                      if i % 100 == 0 else line)  # fmt: skip
+    size = source.stat().st_size
+
+    def csv_ceiling() -> None:
+        statement = f"COPY t ({columns}) FROM STDIN (FORMAT csv)"
+        with conn.transaction(), conn.cursor() as cur, cur.copy(statement) as sink:
+            sink.write(csv_path.read_bytes())
+
+    ways: list[tuple[str, Path, tuple[str, ...], Callable[[], None], int]] = [
+        ("ingestd --format csv (ceiling: COPY of the same CSV)", csv_path,
+         ("--format", "csv"), csv_ceiling, count),
+        ("ingestd, JSON with 1% bad rows, --bad-rows reject", bad_path,
+         ("--bad-rows", "reject"), ceiling_load, count - count // 100),
+    ]  # fmt: skip
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        objects = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines()]
+        arrays = {c: [(_compact(o.get(c)) if c in JSON_COLUMNS and o.get(c) is not None
+                       else o.get(c)) for o in objects] for c in COLUMNS}  # fmt: skip
+        parquet_path = base / "parquet" / source.name
+        parquet_path.parent.mkdir()
+        pq.write_table(pa.table(arrays), parquet_path)
+        ways.append(("ingestd --format parquet (ceiling: text COPY)", parquet_path,
+                     ("--format", "parquet"), ceiling_load, count))  # fmt: skip
+    except ImportError:
+        pass
+    results = []
+    for name, path, args, ceiling_way, rows in ways:
+        pairs = []
+        for _ in range(rounds):
+            ceiling = timed_load(ceiling_way) * 1e6 / size * count  # rows/s
+            fresh()
+            seconds = size / (ingestd_load(base, [path], 1, "exact", url, args) * 1e6)
+            pairs.append((rows / (seconds * path.stat().st_size / size), ceiling))
+            loaded = conn.execute("SELECT count(*) FROM t").fetchone()
+            assert loaded is not None and loaded[0] == rows, (name, loaded, rows)
+        rate, ceiling = median_pair(pairs)
+        results.append((name + ", rows/s (thousands)", rate / 1e3, ceiling / 1e3, None))
+    return results
+
+
+def _csv_value(value: object, as_json: bool) -> object:
+    if value is None:
+        return ""
+    if as_json:
+        return _compact(value)
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    return value
+
+
 def lines(path: Path) -> int:
     with open(path, "rb") as handle:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 
 
-def ingestd_load(base: Path, files: list[Path], count: int, converter: str, url: str) -> float:
+def ingestd_load(base: Path, files: list[Path], count: int, converter: str, url: str,
+                 extra: tuple[str, ...] = ()) -> float:  # fmt: skip
     """MB/s of `python -m ingestd --handler pg` workers, first claim to last record."""
     data = Path(tempfile.mkdtemp(prefix=f"drop-{converter}-{count}-", dir=base))  # per round
     for path in files:
         os.link(path, data / path.name)
     command = [sys.executable, "-m", "ingestd", str(data), "--handler", "pg", "--pg-url", url,
                "--pg-table", "t", "--pg-converter", converter, "--exit-when-idle", "0.5",
-               "--log-format", "json", "--seconds-in-min", "0"]  # fmt: skip
+               "--log-format", "json", "--seconds-in-min", "0", *extra]  # fmt: skip
     procs = [
         subprocess.Popen([*command, "--worker-id", f"w{i}"], stdout=subprocess.DEVNULL)
         for i in range(count)

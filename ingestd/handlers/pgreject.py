@@ -1,10 +1,11 @@
 """`--bad-rows reject`: a file's bad rows kept apart, its good rows loaded, in one transaction.
 
-Rows go into `COPY` in segments, each under a savepoint. A row the decoder refused never
+Rows go into `COPY` in segments (32 to 5,000 rows: halved at each bad row, doubled after each
+clean segment), each under a savepoint. A row the decoder refused never
 reaches the server. When the server refuses one, its error names the line of the segment; the
 segment is rolled back, that row is rejected, the rows before it (known good) are sent again
-on their own, and the rows after it start the next segment. So each good row is sent at most
-twice, and each bad row costs one round trip. A row psycopg refuses before sending (a NUL in a
+on their own, and the rows after it start the next segment. So each bad row costs a round trip
+and at most a segment of rows sent again. A row psycopg refuses before sending (a NUL in a
 text value) is rejected the same way. An error the server gives without a line (a deferred
 constraint at commit) fails the file, as `--bad-rows fail` would.
 
@@ -23,7 +24,8 @@ from ingestd.postgres.errors import BAD_INPUT, classify, copy_line, with_context
 from ingestd.postgres.rejects import Rejected
 from ingestd.runtime.settings import BadRows
 
-SEGMENT = 5000  # rows per savepoint: a bad row costs at most this many rows sent again
+SEGMENT = 5000  # rows per savepoint at most: a bad row costs at most this many rows sent again
+SMALLEST = 32  # ... and at least: where bad rows are frequent, segments shrink to this
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,9 @@ class _Rejecting:
     done: Loaded = field(default_factory=Loaded)
     pending: list[Rejected] = field(default_factory=list)
     exhausted: bool = False
+    # Rows a segment pulls: halved at each refused row, doubled at each clean segment, so
+    # frequent bad rows do not resend thousands of rows each.
+    limit: int = SEGMENT
 
     def run(self) -> Loaded:
         # Work to do, in order: (rows to send first, whether to pull new rows after them).
@@ -88,9 +93,11 @@ class _Rejecting:
             if refused is None:
                 self.cursor.execute("RELEASE SAVEPOINT ingestd_rows")
                 self.done.rows += len(segment)
+                self.limit = min(SEGMENT, self.limit * 2) if pull else self.limit
                 self._flush()
                 continue
             index, message = refused
+            self.limit = max(SMALLEST, self.limit // 2)
             self.cursor.execute("ROLLBACK TO SAVEPOINT ingestd_rows")
             self._reject(segment[index], message)
             parts = ((segment[:index], False), (segment[index + 1 :], pull))
@@ -109,7 +116,7 @@ class _Rejecting:
             with self.cursor.copy(self.statement) as sink:
                 for row in first:
                     _send(sink, segment, row)
-                while pull and not self.exhausted and len(segment) < SEGMENT:
+                while pull and not self.exhausted and len(segment) < self.limit:
                     pulled = next(self.rows, None)
                     if pulled is None:
                         self.exhausted = True
