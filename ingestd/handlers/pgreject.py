@@ -15,6 +15,7 @@ of all the rows seen) the file fails with the count and the first bad row, nothi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from ingestd.postgres.rejects import Rejected
 from ingestd.runtime.settings import BadRows
 
 SEGMENT = 5000  # rows per savepoint at most: a bad row costs at most this many rows sent again
+_SEGMENT_LINE = re.compile(r"(\(COPY [^,]*), line \d+")
 SMALLEST = 32  # ... and at least: where bad rows are frequent, segments shrink to this
 
 
@@ -130,7 +132,8 @@ class _Rejecting:
             found = _row_at(segment, copy_line(exc))
             if classify(exc) != BAD_INPUT or found is None:
                 raise
-            return found, with_context(exc)
+            # The server's line counts within the segment: the row's own line is the file's.
+            return found, _SEGMENT_LINE.sub(r"\1", with_context(exc), count=1)
         return None
 
     def _reject(self, row: Row, error: str) -> None:
