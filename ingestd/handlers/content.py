@@ -30,7 +30,6 @@ Opener = Callable[[], BinaryIO]
 CHUNK = 1 << 20
 SNIFF_BYTES = 64 << 10  # how much of the start tells the format and the CSV dialect
 BOM = b"\xef\xbb\xbf"
-FORMATS = ("json", "csv", "tsv", "parquet", "auto")
 PARQUET_MAGIC = b"PAR1"
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),

@@ -6,7 +6,8 @@ table lacks are left out). Values stay exact: integers of any width as `int`, de
 `Decimal`, timestamps as `datetime` (aware when the file says its time zone; a value with
 nanoseconds, which PostgreSQL cannot hold, is bad input), dates and times as such, binary as
 `bytes`. Lists, structs and maps become JSON text, with decimals written as their exact
-digits and times in ISO 8601; a `json`/`jsonb` column gets any value as JSON. Parquet needs
+digits, times in ISO 8601, binary in base64 (a NaN inside is bad input: JSON has none); a
+`json`/`jsonb` column gets any value as JSON. Parquet needs
 to seek, so a stream is spooled to a temp file first (in memory up to 64 MiB).
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import base64
 import datetime
 import decimal
+import math
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -51,8 +53,9 @@ def _plain(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
-    if isinstance(value, float):
-        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, float) and not math.isfinite(value):
+        # JSON has no NaN or infinity: bad input, as in a JSON file.
+        raise BadInput(f"a nested Parquet value holds {value}, which JSON cannot")
     return value
 
 

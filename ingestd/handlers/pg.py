@@ -52,7 +52,6 @@ from ingestd.runtime.settings import BadRows, Settings
 if TYPE_CHECKING:
     import psycopg
 
-_BATCH = 2000  # rows per COPY write from the standard library converter
 _IDENTITY = "SELECT current_database() || '@' || system_identifier FROM pg_control_system()"
 
 
@@ -244,6 +243,11 @@ def prepare(options: Options) -> None:
     """Start-up: options present, the extra installed, the table there if the database is."""
     if not options.table:
         raise StartupError("--handler pg needs --pg-table [SCHEMA.]TABLE")
+    if options.converter == "duckdb" and (options.format.name != "json" or options.bad_rows.reject):
+        raise StartupError(
+            "--pg-converter duckdb reads JSON in one piece: it goes with --format json and "
+            "--bad-rows fail only"
+        )
     psycopg = _psycopg()
     if options.converter == "duckdb":
         try:
@@ -392,7 +396,10 @@ def _rows(cursor: psycopg.Cursor[Any], target: Target, job: Job, load: loads.Loa
                 for values in parquet.rows(stream, target.columns, target.json_columns):
                     sink.write_row(values)
             count = max(cursor.rowcount, 0)
-        elif options.converter == "exact" and (plain := _copy_plain(cursor, target, stream, job)):
+        elif (
+            options.converter == "exact"
+            and (plain := _copy_plain(cursor, target, stream, job)) is not None
+        ):
             count = plain
         else:
             if options.converter == "exact":  # the fast path could not take it: from the start

@@ -31,17 +31,22 @@ def _json_field(value: Any) -> str:
     return "\\N" if value is None else field_text(exact_json(value))
 
 
-def _formats(target: Target) -> list[Callable[[Any], str]]:
-    return [_json_field if c in target.json_columns else field_text for c in target.columns]
+def _text_row(target: Target) -> Callable[[dict[str, Any]], str]:
+    """A JSON object as one COPY text row of the target's columns (no line ending)."""
+    fields = [(c, _json_field if c in target.json_columns else field_text) for c in target.columns]
+
+    def row(record: dict[str, Any]) -> str:
+        return "\t".join([f(record.get(c)) for c, f in fields])
+
+    return row
 
 
 def json_text(target: Target, records: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     """COPY text rows of JSON objects, in batches."""
-    formats = _formats(target)
-    columns = target.columns
+    row = _text_row(target)
     batch: list[str] = []
     for record in records:
-        batch.append("\t".join([f(record.get(c)) for f, c in zip(formats, columns, strict=True)]))
+        batch.append(row(record))
         if len(batch) >= _BATCH:
             yield ("\n".join(batch) + "\n").encode()
             batch = []
@@ -52,7 +57,8 @@ def json_text(target: Target, records: Iterator[dict[str, Any]]) -> Iterator[byt
 def plan_text(target: Target, form: Format, head: bytes, sniffed: bool) -> tuple[Target, bool]:
     """(the target narrowed to the columns the file fills, whether its first line is a
     header) for CSV or TSV content starting with `head`."""
-    first = next(iter((csv_records if form.name == "csv" else lines)(_lines_of(head))), None)
+    cut = csv_records if form.name == "csv" else lines
+    first = next(cut(head.splitlines(keepends=True)), None)
     names = header_fields(first.raw, form) if first is not None else []
     known = {name for name, _ in target.catalog}
     header = form.header or (sniffed and bool(names) and all(n in known for n in names))
@@ -65,10 +71,6 @@ def plan_text(target: Target, form: Format, head: bytes, sniffed: bool) -> tuple
             f"distinct column of {target.table}"
         )
     return target.only(tuple(names)), True
-
-
-def _lines_of(head: bytes) -> Iterator[bytes]:
-    yield from head.splitlines(keepends=True)
 
 
 def straight(cursor: Any, target: Target, stream: IO[bytes], form: Format, sniffed: bool) -> int:
@@ -113,14 +115,10 @@ def _no_render(payload: Any) -> bytes:
 
 
 def _json_rows(stream: IO[bytes], target: Target) -> Iterator[Row]:
-    formats = _formats(target)
-    columns = target.columns
+    row = _text_row(target)
     for record in lines(stream):
         try:
-            text = record.raw.decode("utf-8")
-            values = decode_object(text)
-            row = "\t".join([f(values.get(c)) for f, c in zip(formats, columns, strict=True)])
-            payload = (row + "\n").encode("utf-8")
+            payload = (row(decode_object(record.raw.decode("utf-8"))) + "\n").encode("utf-8")
         except UnicodeDecodeError as exc:
             yield Row(record.line, None, record.raw, f"not UTF-8 at byte {exc.start}")
         except UnicodeEncodeError:
