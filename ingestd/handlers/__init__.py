@@ -72,11 +72,27 @@ def choose(spec: str, settings: Settings) -> Chosen:
     """The handler `--handler` names, its options and its start-up check. `HandlerError`
     (exit 2) if it cannot be used; `StartupError` if its options are wrong."""
     handle, module = _load(spec)
+    _refuse_load_options(spec, settings)
     options = options_from(getattr(module, "OPTIONS", None), settings)
     prepare = getattr(module, "prepare", None)
     check = (lambda: prepare(options)) if callable(prepare) else None
     marks = getattr(module, "watermarks", None)
     return Chosen(handle, options, check, (lambda: marks(options)) if callable(marks) else None)
+
+
+# What --handler pg reads of a file; a handler of one's own may read them too (by OPTIONS).
+LOAD_OPTIONS = ("format", "csv_header", "csv_delimiter", "csv_null", "bad_rows")
+
+
+def _refuse_load_options(spec: str, settings: Settings) -> None:
+    """The built-in handlers other than pg read no formats: an option for them is a mistake."""
+    if spec not in ("simulate", "tsv"):
+        return
+    defaults = {f.name: f.default for f in dataclasses.fields(settings)}
+    given = [name for name in LOAD_OPTIONS if getattr(settings, name) != defaults[name]]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise StartupError(f"{flags}: for --handler pg, not --handler {spec}")
 
 
 def options_from(declared: Any, settings: Settings) -> Any:

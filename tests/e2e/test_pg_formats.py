@@ -221,7 +221,14 @@ def test_format_options_are_checked_at_start_up(data: Path, spawn, pg: Any) -> N
         (("--format", "xml"), "invalid choice"),
         (("--csv-delimiter", "ab"), "one character"),
         (("--bad-rows", "skip"), "reject:N"),
+        (("--pg-converter", "duckdb", "--format", "csv"), "goes with --format json"),
+        (("--pg-converter", "duckdb", "--bad-rows", "reject"), "--bad-rows fail only"),
     ):
         w = spawn_pg(spawn, data, pg, *args)
         assert w.wait() == 2
-        assert words in w.text
+        assert words in w.text and "Traceback" not in w.text
+    # The other built-in handlers read no formats: the options are a mistake there.
+    w = spawn(data, "--handler", "tsv", "--output-dir", str(data / "out"), "--format", "csv",
+              "--bad-rows", "reject")  # fmt: skip
+    assert w.wait() == 2
+    assert "--format, --bad-rows: for --handler pg, not --handler tsv" in w.text
