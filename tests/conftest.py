@@ -316,6 +316,34 @@ def pg(pg_cluster: Any, request: pytest.FixtureRequest) -> Any:
     return Database()
 
 
+def hold_copy(pg: Any, table: str, row_id: int) -> Callable[[], None]:
+    """Hold any insert into `table` at the row whose id is `row_id` (a trigger sleeps there),
+    so a worker can be killed with its COPY partly sent however fast the machine; wait for
+    it with `copy_held`, then call what this returns to lift the hold."""
+    pg.psql(
+        "CREATE TABLE hold (on_row bigint)",
+        f"INSERT INTO hold VALUES ({int(row_id)})",
+        "CREATE FUNCTION held() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " IF EXISTS (SELECT 1 FROM hold WHERE on_row = NEW.id) THEN PERFORM pg_sleep(60);"
+        " END IF; RETURN NEW; END $$",
+        f"CREATE TRIGGER held BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION held()",
+    )
+
+    def lift() -> None:
+        pg.psql(
+            "DELETE FROM hold",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'",
+        )
+
+    return lift
+
+
+def copy_held(pg: Any) -> bool:
+    return (
+        pg.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'").strip() == "1"
+    )
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[Any]:
     """A real S3-compatible server (tests/s3server.py: SeaweedFS, or moto's) for the whole run;

@@ -7,13 +7,12 @@ import json
 import os
 import signal
 import textwrap
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import done_names, manifest_records, wait_for
+from conftest import copy_held, done_names, hold_copy, manifest_records, wait_for
 
 A, B = "2018_06_28_00_00.txt", "2018_06_28_00_15.txt"
 
@@ -151,18 +150,13 @@ def test_killed_after_commit_before_the_record_the_redo_loads_nothing(
 
 def test_killed_mid_copy_a_peer_loads_it_once(data: Path, spawn, pg: Any) -> None:
     pg.psql("CREATE TABLE t (id bigint, pad text)")
+    lift = hold_copy(pg, "t", 150_000)  # the COPY partly sent for sure
     pad = "x" * 200
     (data / A).write_text("".join(f'{{"id": {i}, "pad": "{pad}"}}\n' for i in range(300_000)))
     doomed = spawn_pg(spawn, data, pg, name="doomed")
-    wait_for(
-        lambda: pg.psql(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ingestd' "
-            "AND query LIKE 'COPY%'"
-        ).strip() == "1",
-        what="a COPY under way",
-    )  # fmt: skip
-    time.sleep(0.3)  # rows partly sent
+    wait_for(lambda: copy_held(pg), what="a COPY held mid-way")
     doomed.kill()
+    lift()
     heir = spawn_pg(spawn, data, pg, "--exit-when-idle", "0.5", name="heir")
     assert heir.wait(timeout=120) == 0
     assert pg.psql("SELECT count(*), count(DISTINCT id) FROM t").strip() == "300000|300000"
