@@ -26,9 +26,10 @@ class _Slot:
 
 
 class Claiming:
-    def __init__(self, shared: Shared, on_finished: Callable[[], None]) -> None:
+    def __init__(self, shared: Shared, on_finished: Callable[[list[str]], None]) -> None:
         self.shared = shared
-        self._on_finished = on_finished  # a file was done or failed (wakes publishing)
+        # Files were done or failed (publishing notes them, then runs a pass).
+        self._on_finished = on_finished
         self._slots = asyncio.Semaphore(shared.settings.concurrency)
         self.busy: set[asyncio.Task[None]] = set()  # claim tasks with a file in hand
         self._resumed = asyncio.Event()
@@ -80,9 +81,10 @@ class Claiming:
         for tried, result in results.items():
             self.shared.discovery.after(tried, result)
         self.active_at = time.monotonic()
-        if Result.DONE in results.values() or Result.FAILED in results.values():
+        finished = [n for n, r in results.items() if r in (Result.DONE, Result.FAILED)]
+        if finished:
             self.shared.notifier.notify(f"STATUS={self.shared.status_line()}")
-            self._on_finished()
+            self._on_finished(finished)
 
     async def check_pause(self) -> None:
         """Follow the fleet's pause flag (`ingestd pause`/`resume`)."""

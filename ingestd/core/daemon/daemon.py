@@ -98,8 +98,9 @@ class Daemon:
     def ledger(self) -> Ledger:
         return self.shared.ledger
 
-    def _wake_publishing(self) -> None:
+    def _wake_publishing(self, finished: list[str]) -> None:
         if self.publishing is not None:
+            self.publishing.publisher.note_finished(finished)
             self.publishing.wake.set()
 
     def _after_scan(self) -> None:

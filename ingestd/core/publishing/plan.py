@@ -91,6 +91,11 @@ class Marks:
                 marks.skipped[key] = list(skipped)
         return marks
 
+    def passed(self, name: str) -> bool:
+        """Whether the watermark of `name`'s key is at or past it."""
+        mark = self.published.get(key_of(name))
+        return mark is not None and sort_key(name) <= sort_key(mark)
+
     def copy(self) -> Marks:
         return Marks(dict(self.published), {k: list(v) for k, v in self.skipped.items()})
 

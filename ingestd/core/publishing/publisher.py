@@ -11,12 +11,17 @@ Where the watermark lives, and what makes a pass the fleet's only one, is a `Mar
 `ingestd.ledgers.file.marks.FileMarks` keeps `OUT/_watermark` under a `flock`;
 `ingestd.postgres.marks.PgMarks` keeps a table under a transaction's advisory lock, for the
 `pg` handler, whose rows need no moving and whose fleet may share no directory.
+
+A pass sees the names in the source and the names this worker finished since the watermark
+passed them (`note_finished`): `--on-done`/`--on-failed` take a finished file out of the
+source at once, and the watermark must still reach it.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import threading
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +84,15 @@ class Publisher:
         self.source = source
         self.ledger = ledger
         self.marks = marks
+        # Files this worker finished that the watermark has not passed yet: with --on-done
+        # or --on-failed they leave the source at once, and a pass must still see them (or
+        # the watermark would never reach them). A peer's are its own passes' to see.
+        self._finished: set[str] = set()
+        self._mutex = threading.Lock()  # noted on the event loop, read in a pass's thread
+
+    def note_finished(self, names: list[str]) -> None:
+        with self._mutex:
+            self._finished.update(names)
 
     def prepare(self) -> None:
         """Start-up: the staging dir exists and the watermark (if any) is readable.
@@ -95,10 +109,13 @@ class Publisher:
             marks = self.marks.read()
             # The order of these four looks is what makes the plan safe (`plan.py`).
             before = self._staged()
-            present = self.source.names()
+            with self._mutex:
+                finished = set(self._finished)
+            present = finished.union(self.source.names())
             self.ledger.sync()
             now = self._staged()
             decided = plan(marks, before, present, now, self._status)
+            passed = {n for n in finished if decided.marks.passed(n)}
             report = PassReport(marks=decided.marks, again=decided.again)
             moves = False
             for step in decided.steps:
@@ -115,6 +132,8 @@ class Publisher:
             if decided.marks != marks:
                 self.marks.write(decided.marks)
                 report.moved = True
+            with self._mutex:
+                self._finished -= passed
             return report
 
     def _status(self, name: str) -> str | None:

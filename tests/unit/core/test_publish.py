@@ -190,3 +190,20 @@ def test_a_pass_killed_half_way_is_finished_by_the_next(tmp_path: Path) -> None:
     assert [s.name for s in report.steps] == [A0, A1]
     assert (out / first.name).read_text() == "one" and (out / "second.out").read_text() == "two"
     assert read_marks(out).published == {"a": A1}
+
+
+def test_files_this_worker_finished_and_moved_away_are_still_passed(tmp_path: Path) -> None:
+    """--on-done/--on-failed take a finished file out of the source at once; the watermark
+    must still reach it, and past a failed one, listed as skipped."""
+    out = tmp_path / "out"
+    source, ledger = MemorySource({A0: b"", A1: b"", A2: b""}), MemoryLedger()
+    publisher = Publisher(out, source, ledger, FileMarks(out))
+    publisher.prepare()
+    finish(ledger, A0)
+    finish(ledger, A1, FAILED)
+    finish(ledger, A2)
+    for name in (A0, A1, A2):
+        source.remove(name)  # disposed of before any pass listed the source
+    assert publisher.run().marks == Marks()  # unknown to this worker: nothing to pass
+    publisher.note_finished([A0, A1, A2])
+    assert publisher.run().marks == Marks(published={"a": A2}, skipped={"a": [A1]})
