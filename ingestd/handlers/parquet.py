@@ -14,6 +14,7 @@ to seek, so a stream is spooled to a temp file first (in memory up to 64 MiB).
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import decimal
 import math
@@ -78,37 +79,73 @@ def _converter(arrow_type: Any, to_json: bool) -> Callable[[Any], Any] | None:
     return None
 
 
-def rows(
-    stream: IO[bytes], columns: tuple[str, ...], json_columns: frozenset[str]
-) -> Iterator[list[Any]]:
-    """Every row of the Parquet file in `stream`, as values for `columns`."""
+@contextlib.contextmanager
+def _opened(stream: IO[bytes]) -> Iterator[Any]:
+    """The Parquet file in `stream`, spooled to be seekable."""
     pa = _arrow()
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL) as spool:
         shutil.copyfileobj(stream, spool, 1 << 20)
         spool.seek(0)
         try:
-            parquet = pa.parquet.ParquetFile(spool)
+            yield pa.parquet.ParquetFile(spool)
         except (pa.ArrowException, OSError) as exc:
             raise BadInput(f"not a readable Parquet file: {exc}") from None
+
+
+def schema_of(stream: IO[bytes]) -> Any:
+    """The Arrow schema of the Parquet file in `stream`."""
+    with _opened(stream) as parquet:
+        return parquet.schema_arrow
+
+
+def rows(
+    stream: IO[bytes],
+    columns: tuple[str, ...],
+    json_columns: frozenset[str],
+    unknown: str = "ignore",
+    rescue: str | None = None,
+) -> Iterator[list[Any]]:
+    """Every row of the Parquet file in `stream`, as values for `columns`. Columns of the
+    file that are not among them are left out (`unknown` ignore), fail it (fail), or go into
+    the `rescue` column as one JSON object per row (rescue)."""
+    pa = _arrow()
+    with _opened(stream) as parquet:
         schema = parquet.schema_arrow
-        present = [c for c in columns if schema.get_field_index(c) >= 0]
+        present = [c for c in columns if c != rescue and schema.get_field_index(c) >= 0]
+        extra = [n for n in schema.names if n not in columns or n == rescue]
+        if extra and unknown == "fail":
+            raise BadInput(
+                f"columns the table lacks: {', '.join(map(repr, extra))} (--on-new-columns fail)"
+            )
+        rescued = extra if unknown == "rescue" else []
         converters = {c: _converter(schema.field(c).type, c in json_columns) for c in present}
         try:
-            for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=present or None):
+            for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=present + rescued):
                 count = batch.num_rows
                 values: list[list[Any]] = []
                 for column in columns:
-                    if column not in converters:
+                    if column == rescue:
+                        values.append(_rescued(pa, batch, rescued, count))
+                    elif column in converters:
+                        items = _microseconds(pa, batch.column(column)).to_pylist()
+                        convert = converters[column]
+                        values.append(items if convert is None else [convert(v) for v in items])
+                    else:
                         values.append([None] * count)
-                        continue
-                    array = _microseconds(pa, batch.column(column))
-                    items = array.to_pylist()
-                    convert = converters[column]
-                    values.append(items if convert is None else [convert(v) for v in items])
                 for row in zip(*values, strict=True):
                     yield list(row)
         except pa.ArrowException as exc:
             raise BadInput(f"Parquet: {exc}") from None
+
+
+def _rescued(pa: Any, batch: Any, names: list[str], count: int) -> list[str | None]:
+    """Per row, the JSON object of the named columns' values that are not null."""
+    columns = [(n, _microseconds(pa, batch.column(n)).to_pylist()) for n in names]
+    out: list[str | None] = []
+    for i in range(count):
+        found = {n: values[i] for n, values in columns if values[i] is not None}
+        out.append(as_json(found) if found else None)
+    return out
 
 
 def _microseconds(pa: Any, array: Any) -> Any:

@@ -37,16 +37,16 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ingestd.contracts.errors import BadInput, RetryLater, StartupError
 from ingestd.contracts.naming import parse
-from ingestd.handlers import Job, Outcome, parquet, pgcopy
+from ingestd.handlers import Job, Outcome, pgcolumns, pgcopy
 from ingestd.handlers.content import Format, head_of, open_content, skip_bom, tell
 from ingestd.handlers.pgreject import copy_rejecting
 from ingestd.handlers.pgrows import NotPlain, decoder_for
-from ingestd.handlers.pgtarget import JSON_TYPES, Target, statement
+from ingestd.handlers.pgtarget import Target, read_target, statement
 from ingestd.handlers.tsv import iter_objects
 from ingestd.postgres import loads, rejects
 from ingestd.postgres.errors import BAD_INPUT, RETRY, classify, redact, with_context
 from ingestd.postgres.marks import PgMarks
-from ingestd.postgres.schema import connect, ensure_schema, require_psycopg, resolve_table
+from ingestd.postgres.schema import connect, ensure_schema, require_psycopg
 from ingestd.runtime.settings import BadRows, Settings
 
 if TYPE_CHECKING:
@@ -69,6 +69,9 @@ class Options:
     source_id: str = ""  # the source's identity: `loads` is keyed by it
     format: Format = Format("json")  # noqa: RUF009 - frozen: --format and the CSV options
     bad_rows: BadRows = BadRows()  # noqa: RUF009 - frozen: --bad-rows
+    new_columns: str = "ignore"  # --on-new-columns
+    rescue_column: str = "_rescued_data"  # --rescue-column
+    create_table: bool = False  # --pg-create-table
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Options:
@@ -87,6 +90,9 @@ class Options:
                 settings.csv_header,
             ),
             bad_rows=settings.bad_rows,
+            new_columns=settings.on_new_columns,
+            rescue_column=settings.rescue_column,
+            create_table=settings.pg_create_table,
         )
 
 
@@ -204,38 +210,20 @@ class PgTransaction:
 
 
 def _target(connection: psycopg.Connection[Any], options: Options) -> Target:
-    """The target's columns, from the catalog (or --columns), and which of them hold JSON."""
+    """The target's columns, from the catalog (or --columns), cached until it changes."""
     cache = _pool.targets
     table = options.table
     if table not in cache:
-        # Resolved once, the way PostgreSQL resolves the name (`Events` is events): the COPY
-        # and the load record use what it found, never the text as typed.
-        found = resolve_table(connection, table)
-        rows = connection.execute(
-            "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
-            " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped"
-            " AND a.attgenerated = '' ORDER BY a.attnum",
-            (table,),
-        ).fetchall()
-        connection.rollback()
-        if found is None or not rows:
-            raise StartupError(f"--pg-table {table}: no such table (create it first)")
-        types = {name: kind for name, kind in rows}
-        columns = options.columns or tuple(types)
-        unknown = [c for c in columns if c not in types]
-        if unknown:
-            raise StartupError(f"--columns: {table} has no column {', '.join(unknown)}")
-        json_columns = frozenset(c for c in columns if types[c] in JSON_TYPES)
-        kinds = tuple(types[c] for c in columns)
-        with _pool.mutex:
-            cache[table] = Target(
-                found[2],
-                (found[0], found[1]),
-                tuple(columns),
-                json_columns,
-                kinds,
-                tuple((str(n), str(k)) for n, k in rows),
+        try:
+            found = read_target(
+                connection, table, options.columns, options.new_columns, options.rescue_column
             )
+        finally:
+            connection.rollback()
+        if found is None:
+            raise StartupError(f"--pg-table {table}: no such table (create it first)")
+        with _pool.mutex:
+            cache[table] = found
     return cache[table]
 
 
@@ -243,11 +231,14 @@ def prepare(options: Options) -> None:
     """Start-up: options present, the extra installed, the table there if the database is."""
     if not options.table:
         raise StartupError("--handler pg needs --pg-table [SCHEMA.]TABLE")
-    if options.converter == "duckdb" and (options.format.name != "json" or options.bad_rows.reject):
+    plain = options.bad_rows.reject or options.new_columns != "ignore"
+    if options.converter == "duckdb" and (options.format.name != "json" or plain):
         raise StartupError(
-            "--pg-converter duckdb reads JSON in one piece: it goes with --format json and "
-            "--bad-rows fail only"
+            "--pg-converter duckdb reads JSON in one piece: it goes with --format json, "
+            "--bad-rows fail and --on-new-columns ignore only"
         )
+    if options.columns and options.new_columns == "add":
+        raise StartupError("--on-new-columns add makes columns: it does not go with --columns")
     psycopg = _psycopg()
     if options.converter == "duckdb":
         try:
@@ -260,6 +251,9 @@ def prepare(options: Options) -> None:
         session = _connect(options)
         try:
             _target(session.connection, options)
+        except StartupError:
+            if not options.create_table:  # else made from the first file
+                raise
         finally:
             _close(session.connection)
     except psycopg.Error as exc:
@@ -281,6 +275,8 @@ def load(job: Job) -> Outcome:
     session: Session | None = None
     try:
         session = _connect(options)
+        if options.new_columns == "add" or options.create_table:
+            _evolve(session.connection, options, job)
         target = _target(session.connection, options)
         size, sha256, rows, already = _load(session.connection, target, job)
     except BaseException as exc:
@@ -316,6 +312,32 @@ def load(job: Job) -> Outcome:
         records=rows,
         transaction=PgTransaction(session),
     )
+
+
+def _evolve(connection: psycopg.Connection[Any], options: Options, job: Job) -> None:
+    """--on-new-columns add, --pg-create-table: the columns this file brings, added (or the
+    table made) and committed before its own transaction begins."""
+    try:
+        target: Target | None = _target(connection, options)
+    except StartupError:
+        if not options.create_table:
+            raise
+        target = None
+    if target is not None and options.new_columns != "add":
+        return
+    known = [name for name, _ in target.catalog] if target is not None else []
+    wanted = pgcolumns.survey(job.open, options.format, known, options.bad_rows.reject)
+    if target is None and options.new_columns == "rescue":
+        wanted.setdefault(options.rescue_column, "jsonb")
+    if target is not None and not wanted:
+        return
+    parts = target.parts if target is not None else tuple(options.table.split("."))
+    added, created = pgcolumns.evolve(connection, parts, wanted, create=target is None)
+    _forget_targets()  # a peer may have added them first: read the catalog again either way
+    if created:
+        job.log.info("table_created", table=options.table, columns=added)
+    elif added:
+        job.log.info("columns_added", table=target.table if target else "", columns=added)
 
 
 def _load(
@@ -393,20 +415,19 @@ def _rows(cursor: psycopg.Cursor[Any], target: Target, job: Job, load: loads.Loa
             count = pgcopy.straight(cursor, target, stream, form, sniffed)
         elif form.name == "parquet":
             with cursor.copy(statement(target)) as sink:
-                for values in parquet.rows(stream, target.columns, target.json_columns):
+                for values in pgcopy.parquet_rows(stream, target):
                     sink.write_row(values)
             count = max(cursor.rowcount, 0)
-        elif (
-            options.converter == "exact"
-            and (plain := _copy_plain(cursor, target, stream, job)) is not None
-        ):
-            count = plain
-        else:
-            if options.converter == "exact":  # the fast path could not take it: from the start
+        elif options.converter == "exact" and target.unknown != "rescue":
+            # The fast path first (it cannot see the fields a rescue keeps).
+            plain = _copy_plain(cursor, target, stream, job)
+            if plain is None:  # it could not take the file: the standard one, from the start
                 with open_content(job.open) as (again, rehashing):
                     count = _copy(cursor, target, again, options.converter)
                     size, sha256 = rehashing.finish()
                 return _Done(size, sha256, count)
+            count = plain
+        else:
             count = _copy(cursor, target, stream, options.converter)
         size, sha256 = hashing.finish()
     return _Done(size, sha256, count)
@@ -417,7 +438,7 @@ def _copy_plain(
 ) -> int | None:
     """The rows loaded through the fast exact path (pgrows.py); None if it cannot take the
     file: then nothing of it is in the table (rolled back to a savepoint)."""
-    decoder = decoder_for(target.columns, target.kinds)
+    decoder = decoder_for(target.columns, target.kinds, strict=target.unknown == "fail")
     if decoder is None:
         return None  # no msgspec: the standard library converter does it all
     cursor.execute("SAVEPOINT ingestd_plain")

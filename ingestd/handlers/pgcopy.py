@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import IO, Any
 
 from ingestd.contracts.errors import BadInput
@@ -32,13 +33,28 @@ def _json_field(value: Any) -> str:
 
 
 def _text_row(target: Target) -> Callable[[dict[str, Any]], str]:
-    """A JSON object as one COPY text row of the target's columns (no line ending)."""
+    """A JSON object as one COPY text row of the target's columns (no line ending), its
+    fields the columns lack left out, refused, or rescued as the target says."""
     fields = [(c, _json_field if c in target.json_columns else field_text) for c in target.columns]
+    if target.unknown == "ignore":
 
-    def row(record: dict[str, Any]) -> str:
-        return "\t".join([f(record.get(c)) for c, f in fields])
+        def row(record: dict[str, Any]) -> str:
+            return "\t".join([f(record.get(c)) for c, f in fields])
 
-    return row
+        return row
+    known = frozenset(target.known)
+    rescue = target.rescue
+
+    def checked(record: dict[str, Any]) -> str:
+        extra = {k: v for k, v in record.items() if k not in known}
+        if extra and rescue is None:
+            names = ", ".join(map(repr, extra))
+            raise BadInput(f"fields the table has no column for: {names} (--on-new-columns fail)")
+        return "\t".join(
+            [_json_field(extra or None) if c == rescue else f(record.get(c)) for c, f in fields]
+        )
+
+    return checked
 
 
 def json_text(target: Target, records: Iterator[dict[str, Any]]) -> Iterator[bytes]:
@@ -54,32 +70,94 @@ def json_text(target: Target, records: Iterator[dict[str, Any]]) -> Iterator[byt
         yield ("\n".join(batch) + "\n").encode()
 
 
-def plan_text(target: Target, form: Format, head: bytes, sniffed: bool) -> tuple[Target, bool]:
-    """(the target narrowed to the columns the file fills, whether its first line is a
-    header) for CSV or TSV content starting with `head`."""
+@dataclass(frozen=True)
+class TextPlan:
+    """How a CSV or TSV file's columns meet the table's."""
+
+    target: Target  # narrowed to the columns the file fills
+    header: bool  # its first line names them
+    extra: tuple[str, ...] = ()  # header names the table lacks (ignored or rescued)
+    names: tuple[str, ...] = ()  # the header's names, in order
+
+
+def plan_text(target: Target, form: Format, head: bytes, sniffed: bool) -> TextPlan:
+    """The plan for CSV or TSV content starting with `head`."""
     cut = csv_records if form.name == "csv" else lines
     first = next(cut(head.splitlines(keepends=True)), None)
-    names = header_fields(first.raw, form) if first is not None else []
-    known = {name for name, _ in target.catalog}
+    names = tuple(header_fields(first.raw, form)) if first is not None else ()
+    known = {name for name, _ in target.catalog} - {target.rescue}
     header = form.header or (sniffed and bool(names) and all(n in known for n in names))
-    if not header:
-        return target, False
-    unknown = [n for n in names if n not in known]
-    if unknown or len(set(names)) != len(names) or not names:
+    if not header:  # the file fills the columns in order: none is left to rescue into
+        return TextPlan(target.only(target.known) if target.rescue else target, False)
+    if not names or len(set(names)) != len(names):
+        raise BadInput(f"the header names {', '.join(map(repr, names))}: each column once")
+    extra = tuple(n for n in names if n not in known)
+    if extra and target.unknown not in ("ignore", "rescue"):
         raise BadInput(
-            f"the header names {', '.join(map(repr, unknown or names))}: each must be a "
-            f"distinct column of {target.table}"
+            f"the header names {', '.join(map(repr, extra))}: {target.table} has no such "
+            "column (--on-new-columns fail)"
         )
-    return target.only(tuple(names)), True
+    filled = tuple(n for n in names if n in known)
+    if target.rescue is not None:
+        filled = (*filled, target.rescue)
+    return TextPlan(target.only(filled), True, extra, names)
 
 
 def straight(cursor: Any, target: Target, stream: IO[bytes], form: Format, sniffed: bool) -> int:
-    """Stream CSV or TSV content into COPY as it is; the rows loaded."""
-    into, header = plan_text(target, form, head_of(stream), sniffed)
-    with cursor.copy(statement(into, options=text_options(form, header))) as sink:
-        while chunk := stream.read(1 << 20):
-            sink.write(chunk)
+    """Stream CSV or TSV content into COPY as it is; the rows loaded. Columns the table
+    lacks go through a temp table, where the server casts what it keeps."""
+    plan = plan_text(target, form, head_of(stream), sniffed)
+    if plan.extra or plan.target.rescue is not None:
+        return _through_temp(cursor, plan, stream, form)
+    with cursor.copy(statement(plan.target, options=text_options(form, plan.header))) as sink:
+        _send(sink, stream)
     return max(int(cursor.rowcount), 0)
+
+
+def _send(sink: Any, stream: IO[bytes]) -> None:
+    while chunk := stream.read(1 << 20):
+        sink.write(chunk)
+
+
+def _through_temp(cursor: Any, plan: TextPlan, stream: IO[bytes], form: Format) -> int:
+    """COPY every column of the file into a temp table as text, then INSERT the ones the
+    table has, cast to their types (and the others as JSON, with a rescue column)."""
+    from psycopg import sql
+
+    temp = sql.Identifier("ingestd_text")
+    slots = [sql.Identifier(f"c{i}") for i in range(len(plan.names))]
+    cursor.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
+        temp, sql.SQL(", ").join(sql.SQL("{} text").format(s) for s in slots)
+    ))  # fmt: skip
+    copy = sql.SQL("COPY {} ({}) FROM STDIN" + text_options(form, True)).format(
+        temp, sql.SQL(", ").join(slots)
+    )
+    with cursor.copy(copy) as sink:
+        _send(sink, stream)
+    declared = dict(plan.target.declared)
+    slot = dict(zip(plan.names, slots, strict=True))
+    values: list[Any] = [
+        sql.SQL("CAST({} AS {})").format(slot[c], sql.SQL(declared[c]))
+        for c in plan.target.columns
+        if c != plan.target.rescue
+    ]
+    if plan.target.rescue is not None:
+        pairs = sql.SQL(", ").join(
+            sql.SQL("{}, {}").format(sql.Literal(n), slot[n]) for n in plan.extra
+        )
+        values.append(
+            sql.SQL("nullif(jsonb_strip_nulls(jsonb_build_object({})), '{{}}')").format(pairs)
+            if plan.extra
+            else sql.SQL("NULL")
+        )
+    cursor.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+        sql.Identifier(*plan.target.parts),
+        sql.SQL(", ").join(sql.Identifier(c) for c in plan.target.columns),
+        sql.SQL(", ").join(values), temp,
+    ))  # fmt: skip
+    count = max(int(cursor.rowcount), 0)
+    cursor.execute(sql.SQL("DROP TABLE {}").format(temp))
+    return count
 
 
 def framed(
@@ -97,17 +175,24 @@ def framed(
 
         rows = (
             Row(number, values)
-            for number, values in enumerate(
-                parquet.rows(stream, target.columns, target.json_columns), start=1
-            )
+            for number, values in enumerate(parquet_rows(stream, target), start=1)
         )
         return statement(target), rows, render
-    into, header = plan_text(target, form, head_of(stream), sniffed)
+    plan = plan_text(target, form, head_of(stream), sniffed)
+    if plan.extra or plan.target.rescue is not None:
+        raise BadInput(
+            "--bad-rows reject reads CSV and TSV straight into the table's columns: a header "
+            "naming columns it lacks needs --on-new-columns add"
+        )
     records = (csv_records if form.name == "csv" else lines)(stream)
-    if header:
+    if plan.header:
         next(records, None)
     rows = (Row(r.line, r.raw + b"\n", r.raw, lines=1 + r.raw.count(b"\n")) for r in records)
-    return statement(into, options=text_options(form, False)), rows, _no_render
+    return statement(plan.target, options=text_options(form, False)), rows, _no_render
+
+
+def parquet_rows(stream: IO[bytes], target: Target) -> Iterator[list[Any]]:
+    return parquet.rows(stream, target.columns, target.json_columns, target.unknown, target.rescue)
 
 
 def _no_render(payload: Any) -> bytes:

@@ -40,7 +40,9 @@ class NotPlain(Exception):
 class RowDecoder:
     """Rows (lists of column values) from a stream of JSON Lines, for one target's columns."""
 
-    def __init__(self, msgspec: Any, columns: tuple[str, ...], kinds: tuple[str, ...]) -> None:
+    def __init__(
+        self, msgspec: Any, columns: tuple[str, ...], kinds: tuple[str, ...], strict: bool = False
+    ) -> None:
         fields = []
         for i, kind in enumerate(kinds):
             python: Any
@@ -57,8 +59,13 @@ class RowDecoder:
             else:
                 python = str
             fields.append((f"c{i}", python if python is msgspec.Raw else python | None, None))
+        # strict: a field the columns lack fails decoding (NotPlain), and the standard
+        # converter, which names it, fails the file (--on-new-columns fail).
         row = msgspec.defstruct(
-            "Row", fields, rename={f"c{i}": name for i, name in enumerate(columns)}
+            "Row",
+            fields,
+            rename={f"c{i}": name for i, name in enumerate(columns)},
+            forbid_unknown_fields=strict,
         )
         self._decoder = msgspec.json.Decoder(row)
         self._astuple = msgspec.structs.astuple
@@ -109,13 +116,15 @@ def _number_text(raw: bytes) -> str | None:
 
 
 _NUMBER_START = frozenset(bytes([c]) for c in b"-0123456789")
-_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], RowDecoder | None] = {}
+_cache: dict[tuple[tuple[str, ...], tuple[str, ...], bool], RowDecoder | None] = {}
 _cache_mutex = threading.Lock()
 
 
-def decoder_for(columns: tuple[str, ...], kinds: tuple[str, ...]) -> RowDecoder | None:
+def decoder_for(
+    columns: tuple[str, ...], kinds: tuple[str, ...], strict: bool = False
+) -> RowDecoder | None:
     """The decoder for these columns and types; None without msgspec."""
-    key = (columns, kinds)
+    key = (columns, kinds, strict)
     with _cache_mutex:
         if key not in _cache:
             try:
@@ -124,7 +133,7 @@ def decoder_for(columns: tuple[str, ...], kinds: tuple[str, ...]) -> RowDecoder 
                 _cache[key] = None
             else:
                 try:
-                    _cache[key] = RowDecoder(msgspec, columns, kinds)
+                    _cache[key] = RowDecoder(msgspec, columns, kinds, strict)
                 except ValueError:
                     # msgspec refuses some names PostgreSQL takes (a `\` or `"` in a column
                     # name): the standard converter takes those.

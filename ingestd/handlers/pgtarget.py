@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ingestd.contracts.errors import StartupError
 from ingestd.handlers.content import Format
+from ingestd.postgres.schema import resolve_table
 
 JSON_TYPES = frozenset({"json", "jsonb"})
 
@@ -21,6 +23,18 @@ class Target:
     # (name, type) of every column of the table, not only those loaded: a CSV header may
     # name any of them.
     catalog: tuple[tuple[str, str], ...] = ()
+    # What becomes of a file's fields the columns lack (--on-new-columns, `add` having added
+    # them first): ignore, fail, or rescue into the `rescue` column (one of `columns`).
+    unknown: str = "ignore"
+    rescue: str | None = None
+    # Each column's type as declared (`numeric(10,2)`, `timestamp with time zone`): what a
+    # text value is cast to when the server, not COPY, converts it.
+    declared: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def known(self) -> tuple[str, ...]:
+        """The columns a file's fields fill (all but the rescue column)."""
+        return tuple(c for c in self.columns if c != self.rescue)
 
     def only(self, columns: tuple[str, ...]) -> Target:
         """The same table loading just `columns` (each one of the table's)."""
@@ -32,7 +46,57 @@ class Target:
             frozenset(c for c in columns if types[c] in JSON_TYPES),
             tuple(types[c] for c in columns),
             self.catalog,
+            self.unknown,
+            self.rescue if self.rescue in columns else None,
+            self.declared,
         )
+
+
+def read_target(
+    connection: Any,
+    table: str,
+    columns: tuple[str, ...] | None,
+    unknown: str = "ignore",
+    rescue: str | None = None,
+) -> Target | None:
+    """The table `--pg-table` names, as the catalog has it now; None if there is none.
+    `StartupError` for `--columns` or a rescue column it does not have."""
+    # Resolved the way PostgreSQL resolves the name (`Events` is events): the COPY and the
+    # load record use what it found, never the text as typed.
+    found = resolve_table(connection, table)
+    rows = connection.execute(
+        "SELECT a.attname, t.typname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
+        " JOIN pg_type t ON t.oid = a.atttypid"
+        " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped"
+        " AND a.attgenerated = '' ORDER BY a.attnum",
+        (table,),
+    ).fetchall()
+    if found is None or not rows:
+        return None
+    types = {str(name): str(kind) for name, kind, _ in rows}
+    chosen = columns or tuple(types)
+    missing = [c for c in chosen if c not in types]
+    if missing:
+        raise StartupError(f"--columns: {table} has no column {', '.join(missing)}")
+    if unknown == "rescue":
+        assert rescue is not None
+        if types.get(rescue) not in JSON_TYPES:
+            raise StartupError(
+                f"--on-new-columns rescue: {table} needs a json or jsonb column {rescue} "
+                f"(ALTER TABLE {found[2]} ADD COLUMN {rescue} jsonb, or --rescue-column NAME)"
+            )
+        chosen = chosen if rescue in chosen else (*chosen, rescue)
+    return Target(
+        found[2],
+        (found[0], found[1]),
+        tuple(chosen),
+        frozenset(c for c in chosen if types[c] in JSON_TYPES),
+        tuple(types[c] for c in chosen),
+        tuple(types.items()),
+        unknown,
+        rescue if unknown == "rescue" else None,
+        tuple((str(name), str(declared)) for name, _, declared in rows),
+    )
 
 
 def statement(target: Target, columns: tuple[str, ...] | None = None, options: str = "") -> Any:

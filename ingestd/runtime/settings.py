@@ -71,6 +71,12 @@ def bad_rows(text: str) -> BadRows:
     return BadRows(reject=True, most=most)
 
 
+def column_name(text: str) -> str:
+    if not text or len(text.encode()) > 63 or "\x00" in text:
+        raise ValueError(f"{text!r} is not a column name (1 to 63 bytes)")
+    return text
+
+
 def delimiter(text: str) -> str:
     if text == "\\t":
         text = "\t"
@@ -117,6 +123,9 @@ class Settings:
     csv_delimiter: str | None = None  # None: a comma for CSV (sniffed by auto), a tab for TSV
     csv_null: str | None = None  # None: an unquoted empty field for CSV, \N for TSV
     bad_rows: BadRows = BadRows()
+    on_new_columns: str = "ignore"  # a file's fields the table lacks: ignore|fail|rescue|add
+    rescue_column: str = "_rescued_data"  # --on-new-columns rescue: the jsonb column
+    pg_create_table: bool = False  # make a missing --pg-table from the first file
     ledger: str | None = None  # postgresql://...; None: the file ledger in state_dir
     s3_endpoint_url: str | None = None  # None: AWS_ENDPOINT_URL, else AWS's own endpoints
     s3_region: str | None = None  # None: AWS_REGION / the AWS config
@@ -358,6 +367,25 @@ OPTIONS: tuple[Option, ...] = (
         "pg handler: fail the file at a bad row, or reject[:N|:P%] to keep bad rows in "
         "ingestd.rejects (past N rows or P% the file fails, nothing loaded)",
         metavar="POLICY",
+    ),
+    Option(
+        "on_new_columns",
+        str,
+        "pg handler: fields the table has no column for are left out (ignore), fail the file, "
+        "go into --rescue-column as JSON (rescue), or become new columns (add)",
+        choices=("ignore", "fail", "rescue", "add"),
+    ),
+    Option(
+        "rescue_column",
+        column_name,
+        "pg handler: the json/jsonb column --on-new-columns rescue fills",
+        metavar="NAME",
+    ),
+    Option(
+        "pg_create_table",
+        yes_no,
+        "pg handler: make a missing --pg-table from the first file, typed from its values",
+        flag=True,
     ),
     Option("one_per_key", yes_no, "one file of a key in work at a time, oldest first", flag=True),
     Option(

@@ -43,7 +43,7 @@ def test_the_readme_lists_no_event_the_code_does_not_log() -> None:
             "reason", "action", "via", "earlier", "newest_finished", "outputs", "published",
         "blocked_keys", "left_waiting", "recorded_sha256", "recorded_version", "sha256",
         "version", "source", "ledger", "data_dir", "state_dir", "claims_resume_in",
-        "url", "actions", "who", "result", "rejected", "first_line", "first_error",
+        "url", "actions", "who", "result", "rejected", "first_line", "first_error", "columns",
     }  # fmt: skip
     assert sorted(events_in_readme() - events_in_code() - fields) == []
 
