@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import manifest_records
+from conftest import copy_held, hold_copy, manifest_records, wait_for
 
 NAMES = [f"2018_06_28_{h:02d}_{m:02d}.txt" for h in range(3) for m in (0, 15, 30, 45)]
 
@@ -221,3 +221,23 @@ def test_a_headerless_csv_fills_the_columns_but_the_rescue_one(data: Path, spawn
     assert w.wait() == 0, w.text
     assert rows(pg) == [{"id": 1, "name": "a", "_rescued_data": None},
                         {"id": 2, "name": "b", "_rescued_data": None}]  # fmt: skip
+
+
+def test_killed_after_adding_a_column_the_heir_loads_every_row_once(
+    data: Path, spawn, pg: Any
+) -> None:
+    pg.psql("CREATE TABLE t (id bigint)")
+    (data / NAMES[0]).write_text("".join(f'{{"id": {i}, "a": {i}}}\n' for i in range(60_000)))
+    lift = hold_copy(pg, "t", 30_000)  # the column committed, the rows not
+    doomed = spawn_pg(spawn, data, pg, "--on-new-columns", "add", name="doomed")
+    wait_for(lambda: copy_held(pg), what="a COPY held mid-way")
+    doomed.kill()
+    lift()
+    assert [c for e in doomed.events("columns_added") for c in e["columns"]] == ["a"]
+    heir = spawn_pg(spawn, data, pg, "--on-new-columns", "add", name="heir")
+    assert heir.wait(timeout=120) == 0
+    assert not heir.events("columns_added")  # already there
+    assert pg.psql("SELECT count(*), count(DISTINCT id), sum(a) FROM t").strip() == (
+        f"60000|60000|{sum(range(60_000))}"
+    )
+    assert [r["worker"] for r in manifest_records(data)] == ["heir"]
