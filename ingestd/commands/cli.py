@@ -39,6 +39,7 @@ REGISTRY = {
     "explain": "ingestd.commands.explain:COMMAND",
     "compact": "ingestd.commands.compact:COMMAND",
     "rejects": "ingestd.commands.rejects:COMMAND",
+    "reload": "ingestd.commands.reload:COMMAND",
     "console": "ingestd.console.command:COMMAND",
 }
 COMMANDS = tuple(REGISTRY)

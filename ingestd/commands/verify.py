@@ -101,12 +101,7 @@ def request_retries(
     source holds other content now (a re-delivery kept aside); anything else is refused.
     (name, why not; "" when asked), in the order given."""
     failed = inspector.failed_records()
-    others = set(names) - failed.keys()
-    history: dict[str, list[Stored]] = {name: [] for name in others}
-    if others:
-        for record in inspector.records():
-            if record.file in history:
-                history[record.file].append(record)
+    history = histories(inspector, set(names) - failed.keys())
     answers = []
     for name in names:
         request = RetryRequest(
@@ -124,24 +119,41 @@ def request_retries(
     return answers
 
 
+def histories(inspector: Inspector, names: set[str]) -> dict[str, list[Stored]]:
+    """The records of each of `names`, in commit order: one pass over the ledger."""
+    history: dict[str, list[Stored]] = {name: [] for name in names}
+    if names:
+        for record in inspector.records():
+            if record.file in history:
+                history[record.file].append(record)
+    return history
+
+
 def _redo(
-    source: Source, name: str, records: list[Stored], request: RetryRequest
+    source: Source, name: str, records: list[Stored], request: RetryRequest, same: bool = False
 ) -> tuple[str, RetryRequest]:
     """(why not, "" if it may be) and the request that reopens a done file whose source
-    holds other content than was processed."""
+    holds other content than was processed (or the same content too, with `same`: a reload)."""
     from ingestd.commands.explain import standing_record
 
     standing = standing_record(records)
     if standing is None or standing.status != DONE:
-        return "not a failed file, nor a done one", request
+        return "not a failed file, nor a done one" if not same else "not done", request
     try:
         _, sha256 = source.digest(name)
     except OSError:
         return "done, and no longer in the source", request
     processed = standing.sha256
-    if processed is not None and processed == sha256:
+    if not same and processed is not None and processed == sha256:
         return "done, and the source holds the very content that was processed", request
     return "", dataclasses.replace(request, status=REDO, previous_sha256=processed)
+
+
+def redo(source: Source, name: str, records: list[Stored], who: str) -> tuple[str, RetryRequest]:
+    """(why not, the request) to process a done file again whatever its content now."""
+    now = datetime.now(UTC).isoformat(timespec="microseconds")
+    request = RetryRequest(file=name, worker=who, requested_at=now, previous_error=None)
+    return _redo(source, name, records, request, same=True)
 
 
 VERIFY = Command("verify", "audit the manifest; exit 1 on any violation", _verify_arguments,

@@ -41,7 +41,7 @@ from ingestd.handlers import Job, Outcome, pgcolumns, pgcopy
 from ingestd.handlers.content import Format, head_of, open_content, skip_bom, tell
 from ingestd.handlers.pgreject import copy_rejecting
 from ingestd.handlers.pgrows import NotPlain, decoder_for
-from ingestd.handlers.pgtarget import Target, read_target, statement
+from ingestd.handlers.pgtarget import Target, ensure_file_column, read_target, statement
 from ingestd.handlers.tsv import iter_objects
 from ingestd.postgres import loads, rejects
 from ingestd.postgres.errors import BAD_INPUT, RETRY, classify, redact, with_context
@@ -72,6 +72,7 @@ class Options:
     new_columns: str = "ignore"  # --on-new-columns
     rescue_column: str = "_rescued_data"  # --rescue-column
     create_table: bool = False  # --pg-create-table
+    file_column: str = ""  # --pg-file-column: each row's load id; "" for none
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Options:
@@ -93,6 +94,7 @@ class Options:
             new_columns=settings.on_new_columns,
             rescue_column=settings.rescue_column,
             create_table=settings.pg_create_table,
+            file_column=settings.pg_file_column or "",
         )
 
 
@@ -214,10 +216,11 @@ def _target(connection: psycopg.Connection[Any], options: Options) -> Target:
     cache = _pool.targets
     table = options.table
     if table not in cache:
+        if options.file_column:
+            ensure_file_column(connection, table, options.file_column)
         try:
-            found = read_target(
-                connection, table, options.columns, options.new_columns, options.rescue_column
-            )
+            found = read_target(connection, table, options.columns, options.new_columns,
+                                options.rescue_column, options.file_column)  # fmt: skip
         finally:
             connection.rollback()
         if found is None:
@@ -348,17 +351,20 @@ def _load(
     load = loads.Load(target.table, options.source_id, job.name)
     with connection.cursor() as cursor:
         found = loads.find(cursor, options.schema, load)
-        if found is not None:
-            with open_content(job.open) as (stream, hashing):
-                while stream.read(1 << 20):  # the digest of what is there now
-                    pass
-                size, sha256 = hashing.finish()
-            if sha256 != found[0]:
+        reload = None
+        if found is not None and options.file_column:
+            reload = loads.take_reload(cursor, options.schema, load)
+        if found is not None and reload is None:
+            size, sha256 = _digest(job)
+            if sha256 != found.sha256:
                 raise BadInput(
                     f"content_changed_after_load: {job.name} was loaded into "
-                    f"{target.table} with sha256 {found[0]}, it now has {sha256}"
+                    f"{target.table} with sha256 {found.sha256}, it now has {sha256}"
                 )
-            return size, sha256, found[1], True
+            return size, sha256, found.rows, True
+        load_id = loads.next_id(cursor, options.schema) if options.file_column else None
+        if found is not None and load_id is not None:
+            _replace(cursor, target, job, load, found, load_id, reload or "")
         done = _rows(cursor, target, job, load)
         parsed = parse(job.name)  # the file's place in the order, for consumers
         loads.record(
@@ -368,6 +374,7 @@ def _load(
             sha256=done.sha256,
             rows=done.rows,
             rejected=done.rejected,
+            load_id=load_id,
             worker=job.worker,
             key=parsed.key if parsed else None,
             stamp=parsed.stamp if parsed else None,
@@ -383,6 +390,29 @@ def _load(
             first_error=first.error if first else None,
         )
     return done.size, done.sha256, done.rows, False
+
+
+def _digest(job: Job) -> tuple[int, str]:
+    """(size, sha256) of what the source holds now."""
+    with open_content(job.open) as (_, hashing):
+        return hashing.finish()  # of the bytes as stored: nothing to decompress
+
+
+def _replace(cursor: psycopg.Cursor[Any], target: Target, job: Job, load: loads.Load,
+             old: loads.Earlier, new_id: int, who: str) -> None:  # fmt: skip
+    """`ingestd reload`: the old load's rows, rejects and record out, in this transaction."""
+    options: Options = job.options
+    deleted = loads.replace(cursor, options.schema, load, options.file_column, old, new_id,
+                            target.parts)  # fmt: skip
+    if old.rows and not deleted:
+        # Its rows carry no load id (loaded before --pg-file-column): deleting nothing and
+        # loading again would double them.
+        raise BadInput(
+            f"reload: none of the {old.rows} rows of {job.name} in {target.table} carries its "
+            f"load id in {options.file_column} (loaded before --pg-file-column): nothing changed"
+        )
+    job.log.info("reloading", table=target.table, deleted=deleted, load_id=new_id,
+                 replaces=old.load_id, requested_by=who)  # fmt: skip
 
 
 @dataclass(frozen=True)

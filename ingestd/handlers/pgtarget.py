@@ -8,6 +8,7 @@ from typing import Any
 
 from ingestd.contracts.errors import StartupError
 from ingestd.handlers.content import Format
+from ingestd.postgres.loads import STAMP
 from ingestd.postgres.schema import resolve_table
 
 JSON_TYPES = frozenset({"json", "jsonb"})
@@ -52,12 +53,62 @@ class Target:
         )
 
 
+def ensure_file_column(connection: Any, table: str, name: str) -> None:
+    """`--pg-file-column NAME`: a bigint column whose default is the running load's id (set by
+    the load for its transaction), indexed: made, or given that default, if need be (in a
+    transaction of its own). `StartupError` when it is something else."""
+    from psycopg import sql
+
+    found = connection.execute(
+        "SELECT format_type(a.atttypid, a.atttypmod), pg_get_expr(d.adbin, d.adrelid)"
+        " FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid"
+        " AND d.adnum = a.attnum WHERE a.attrelid = to_regclass(%s) AND a.attname = %s"
+        " AND NOT a.attisdropped",
+        (table, name),
+    ).fetchone()
+    connection.rollback()
+    if found is not None and found[0] == "bigint" and "ingestd.load" in (found[1] or ""):
+        return
+    if found is not None and (found[0] != "bigint" or found[1] is not None):
+        raise StartupError(
+            f"--pg-file-column {name}: {table}.{name} is a {found[0]} (default {found[1]}), "
+            f"not ingestd's: ALTER TABLE {table} ALTER COLUMN {name} TYPE bigint, ALTER COLUMN "
+            f"{name} SET DEFAULT {STAMP} (or name another column)"
+        )
+    resolved = resolve_table(connection, table)
+    connection.rollback()
+    if resolved is None:
+        return  # no table yet (--pg-create-table makes it)
+    parts = (resolved[0], resolved[1])
+    column = sql.Identifier(name)
+    with connection.transaction():
+        connection.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('ingestd columns ' || %s))", (resolved[2],)
+        )
+        connection.execute(
+            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} bigint").format(
+                sql.Identifier(*parts), column
+            )
+        )
+        connection.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT " + STAMP).format(
+                sql.Identifier(*parts), column
+            )
+        )
+        connection.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+                sql.Identifier(f"{parts[1]}_{name}_load"[:63]), sql.Identifier(*parts), column
+            )
+        )
+
+
 def read_target(
     connection: Any,
     table: str,
     columns: tuple[str, ...] | None,
     unknown: str = "ignore",
     rescue: str | None = None,
+    file_column: str = "",
 ) -> Target | None:
     """The table `--pg-table` names, as the catalog has it now; None if there is none.
     `StartupError` for `--columns` or a rescue column it does not have."""
@@ -74,7 +125,9 @@ def read_target(
     if found is None or not rows:
         return None
     types = {str(name): str(kind) for name, kind, _ in rows}
-    chosen = columns or tuple(types)
+    if file_column and columns and file_column in columns:
+        raise StartupError(f"--columns: {file_column} is the --pg-file-column, filled by ingestd")
+    chosen = columns or tuple(n for n in types if n != file_column)
     missing = [c for c in chosen if c not in types]
     if missing:
         raise StartupError(f"--columns: {table} has no column {', '.join(missing)}")

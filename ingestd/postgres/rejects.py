@@ -71,13 +71,3 @@ def read(connection: Any, schema: str, source: str, file: str | None, target: st
         Stored(str(t), str(f), int(n), str(e), bytes(r), at)
         for t, f, n, e, r, at in connection.execute(query, params).fetchall()
     ]
-
-
-def exists(connection: Any, schema: str) -> bool:
-    """Whether the schema has a rejects table (version 5 and later)."""
-    from psycopg import sql
-
-    found = connection.execute(
-        "SELECT to_regclass(%s)", (sql.Identifier(schema, "rejects").as_string(None),)
-    ).fetchone()
-    return found is not None and found[0] is not None

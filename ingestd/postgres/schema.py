@@ -24,7 +24,8 @@ SCHEMA_VERSION = 5  # 2: the ledger's claim and commit are server-side functions
 # 3: a load record carries its file's place in the order (file_key, file_time);
 # 4: every key has the source (many sources on one database), targets as resolved, and a
 # record names the source's version of the content it processed;
-# 5: rejected rows (`rejects`) and their count in each load record
+# 5: rejected rows (`rejects`) and their count in each load record; each load an id
+# (`load_id`, stamped on rows with --pg-file-column), reload requests and replaced loads
 
 
 def require_psycopg(option: str) -> Any:
@@ -58,7 +59,17 @@ _TABLES = (
     "CREATE TABLE IF NOT EXISTS {s}.loads (target text NOT NULL, source text NOT NULL,"
     " file text NOT NULL, sha256 text NOT NULL, rows bigint NOT NULL, worker text NOT NULL,"
     " loaded_at timestamptz NOT NULL DEFAULT now(), file_key text, file_time timestamp,"
-    " rejected bigint NOT NULL DEFAULT 0, PRIMARY KEY (target, source, file))",
+    " rejected bigint NOT NULL DEFAULT 0, load_id bigint, PRIMARY KEY (target, source, file))",
+    "CREATE SEQUENCE IF NOT EXISTS {s}.load_ids",
+    # `ingestd reload`: the files whose rows the next load replaces, and the loads replaced.
+    "CREATE TABLE IF NOT EXISTS {s}.reloads (target text NOT NULL, source text NOT NULL,"
+    " file text NOT NULL, requested_by text NOT NULL, requested_at timestamptz NOT NULL"
+    " DEFAULT now(), PRIMARY KEY (target, source, file))",
+    "CREATE TABLE IF NOT EXISTS {s}.load_history (target text NOT NULL, source text NOT NULL,"
+    " file text NOT NULL, sha256 text NOT NULL, rows bigint NOT NULL, worker text NOT NULL,"
+    " loaded_at timestamptz NOT NULL, file_key text, file_time timestamp, rejected bigint NOT"
+    " NULL, load_id bigint, replaced_by bigint NOT NULL, replaced_at timestamptz NOT NULL"
+    " DEFAULT now())",
     # --bad-rows reject: a file's refused rows, committed with its good ones (`rejects.py`).
     "CREATE TABLE IF NOT EXISTS {s}.rejects (target text NOT NULL, source text NOT NULL,"
     " file text NOT NULL, line bigint NOT NULL, error text NOT NULL, raw bytea NOT NULL,"
@@ -170,7 +181,12 @@ _LOADS_3 = (
     "ALTER TABLE {s}.loads ADD COLUMN IF NOT EXISTS file_key text,"
     " ADD COLUMN IF NOT EXISTS file_time timestamp"
 )
-_LOADS_5 = "ALTER TABLE {s}.loads ADD COLUMN IF NOT EXISTS rejected bigint NOT NULL DEFAULT 0"
+_LOADS_5 = (
+    "ALTER TABLE {s}.loads ADD COLUMN IF NOT EXISTS rejected bigint NOT NULL DEFAULT 0,"
+    " ADD COLUMN IF NOT EXISTS load_id bigint",
+    "CREATE SEQUENCE IF NOT EXISTS {s}.load_ids",
+    "UPDATE {s}.loads SET load_id = nextval('{s}.load_ids') WHERE load_id IS NULL",
+)
 
 # Version 4: a source in every key. Rows from before belong to the source of the worker that
 # migrates (until then a ledger served one source; two on one was the defect this fixes).
@@ -303,7 +319,8 @@ def _migrate(connection: Any, schema: str, version: int, source: str) -> None:
     if version < 4:
         _source_keys(connection, schema, source, exists)
     if version < 5 and exists("loads"):
-        connection.execute(sql.SQL(_LOADS_5).format(s=s))
+        for statement in _LOADS_5:
+            connection.execute(sql.SQL(statement).format(s=s))
 
 
 def _source_keys(connection: Any, schema: str, source: str, exists: Any) -> None:

@@ -126,6 +126,7 @@ class Settings:
     on_new_columns: str = "ignore"  # a file's fields the table lacks: ignore|fail|rescue|add
     rescue_column: str = "_rescued_data"  # --on-new-columns rescue: the jsonb column
     pg_create_table: bool = False  # make a missing --pg-table from the first file
+    pg_file_column: str | None = None  # each row's load id, for `ingestd reload`
     ledger: str | None = None  # postgresql://...; None: the file ledger in state_dir
     s3_endpoint_url: str | None = None  # None: AWS_ENDPOINT_URL, else AWS's own endpoints
     s3_region: str | None = None  # None: AWS_REGION / the AWS config
@@ -386,6 +387,13 @@ OPTIONS: tuple[Option, ...] = (
         yes_no,
         "pg handler: make a missing --pg-table from the first file, typed from its values",
         flag=True,
+    ),
+    Option(
+        "pg_file_column",
+        column_name,
+        "pg handler: a bigint column stamped with each row's load id (made if missing), so "
+        "ingestd reload can replace a file's rows",
+        metavar="NAME",
     ),
     Option("one_per_key", yes_no, "one file of a key in work at a time, oldest first", flag=True),
     Option(

@@ -44,6 +44,7 @@ def test_the_readme_lists_no_event_the_code_does_not_log() -> None:
         "blocked_keys", "left_waiting", "recorded_sha256", "recorded_version", "sha256",
         "version", "source", "ledger", "data_dir", "state_dir", "claims_resume_in",
         "url", "actions", "who", "result", "rejected", "first_line", "first_error", "columns",
+        "deleted", "load_id", "replaces", "requested_by",
     }  # fmt: skip
     assert sorted(events_in_readme() - events_in_code() - fields) == []
 
