@@ -103,3 +103,31 @@ def test_keyed_csv_with_bad_rows_one_per_key_published_in_order_and_moved_away(
         'acme acme_2018_06_28_00_30.txt ["acme_2018_06_28_00_15.txt"],'
         "beta beta_2018_06_28_00_00.txt []"
     )
+
+
+def test_two_bucket_prefixes_on_one_ledger_add_columns_and_reload_only_their_own(
+    s3_server: Any, spawn, pg: Any
+) -> None:
+    """Two sources, one ledger, one table, the same file name in each: new columns added once,
+    and a reload of one prefix's file replaces its rows only."""
+    name = s3_server.bucket()
+    client = s3_server.client()
+    client.put_object(Bucket=name, Key=f"p1/{A}", Body=b'{"id": 1, "city": "Paris"}\n')
+    client.put_object(Bucket=name, Key=f"p2/{A}", Body=b'{"id": 2, "zip": 75001}\n')
+    pg.psql("CREATE TABLE t (id bigint)")
+    common = ("--ledger", pg.url, "--handler", "pg", "--pg-url", pg.url, "--pg-table", "t",
+              "--on-new-columns", "add", "--pg-file-column", "load_id",
+              "--exit-when-idle", "1")  # fmt: skip
+    for prefix in ("p1", "p2"):
+        assert spawn(f"s3://{name}/{prefix}", *common).wait(timeout=120) == 0
+    got = pg.psql("SELECT string_agg(concat_ws(':', id, city, zip), ',' ORDER BY id) FROM t")
+    assert got.strip() == "1:Paris,2:75001"
+    client.put_object(Bucket=name, Key=f"p2/{A}", Body=b'{"id": 3, "zip": 13001}\n')
+    asked = ingestd("reload", f"s3://{name}/p2", A, "--ledger", pg.url, "--pg-table", "t")
+    assert asked.returncode == 0, asked.stderr
+    assert spawn(f"s3://{name}/p2", *common).wait(timeout=120) == 0
+    got = pg.psql("SELECT string_agg(concat_ws(':', id, city, zip), ',' ORDER BY id) FROM t")
+    assert got.strip() == "1:Paris,3:13001"
+    for prefix in ("p1", "p2"):
+        verify = ingestd("verify", f"s3://{name}/{prefix}", "--ledger", pg.url, "--expect", "1")
+        assert verify.returncode == 0, verify.stdout + verify.stderr
