@@ -22,10 +22,11 @@ One JSON Lines file (default 100 MB), one typed target table, a throwaway cluste
 - `ingestd --handler pg`, end to end, with each `--pg-converter`: one worker on the one file,
   and two workers on ten files of a tenth of the size (first claim to last record, from the
   manifest).
-- Other formats, one worker, in rows/s beside a ceiling of the same run: `--format csv` (the
-  same rows as CSV) against PostgreSQL's `COPY (FORMAT csv)` of that very file; `--format
-  parquet` (pyarrow, if installed) against the text COPY ceiling; the JSON with every 100th
-  row bad (a string id) under `--bad-rows reject` against the text COPY ceiling.
+- Other formats and options, one worker, in rows/s beside a ceiling of the same run: `--format
+  csv` (the same rows as CSV) against PostgreSQL's `COPY (FORMAT csv)` of that very file;
+  `--format parquet` (pyarrow, if installed), the JSON with every 100th row bad (a string id)
+  under `--bad-rows reject`, and the plain JSON alone, with `--pg-file-column` and with
+  `--on-new-columns add`, each against the text COPY ceiling.
 
 Each also reports its conversion alone (no database) where that makes sense. MB/s are of the
 JSON input; the ratio is to the ceiling of the same run.
@@ -384,6 +385,11 @@ def format_rows(base: Path, source: Path, count: int, conn: Any, columns: str, u
          ("--format", "csv"), csv_ceiling, count),
         ("ingestd, JSON with 1% bad rows, --bad-rows reject", bad_path,
          ("--bad-rows", "reject"), ceiling_load, count - count // 100),
+        ("ingestd, JSON (ceiling: text COPY)", source, (), ceiling_load, count),
+        ("ingestd, JSON, --pg-file-column", source, ("--pg-file-column", "load_id"),
+         ceiling_load, count),
+        ("ingestd, JSON, --on-new-columns add (no new field: the survey's cost)", source,
+         ("--on-new-columns", "add"), ceiling_load, count),
     ]  # fmt: skip
     try:
         import pyarrow as pa
