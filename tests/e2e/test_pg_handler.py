@@ -269,6 +269,8 @@ def test_a_load_record_says_where_its_file_stands_and_an_older_schema_gains_that
     assert pg.psql("SELECT max(version) FROM ingestd.schema_version").strip() == "5"
     # Version 5 counts rejected rows: none for the loads from before.
     assert pg.psql("SELECT string_agg(rejected::text, ',') FROM ingestd.loads").strip() == "0,0"
+    # ... and gives every load an id, the ones from before too.
+    assert pg.psql("SELECT count(DISTINCT load_id) FROM ingestd.loads").strip() == "2"
     # The rows from before belong to the source that migrated them, under the target as
     # PostgreSQL resolves it.
     assert pg.psql("SELECT DISTINCT target || ' ' || source FROM ingestd.loads").strip() == (
