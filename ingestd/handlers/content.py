@@ -228,6 +228,25 @@ def sniff_delimiter(head: bytes, default: str) -> str:
     return str(dialect.delimiter)
 
 
+def line_blocks(stream: IO[bytes]) -> Iterator[bytes]:
+    """The content in blocks of whole lines (each cut after a newline; the last as it ends),
+    a byte order mark at the start left out: for decoders that take many lines at once."""
+    rest = b""
+    first = True
+    while True:
+        chunk = stream.read(CHUNK)
+        if first and chunk.startswith(BOM):
+            chunk = chunk[len(BOM) :]
+        first = False
+        data = rest + chunk
+        cut = data.rfind(b"\n") + 1 if chunk else len(data)
+        data, rest = data[:cut], data[cut:]
+        if data:
+            yield data
+        if not chunk:
+            return
+
+
 @dataclass(frozen=True)
 class Record:
     """One row of the content as it came: where it starts (line), and its bytes."""

@@ -26,11 +26,11 @@ import threading
 from collections.abc import Iterator
 from typing import IO, Any
 
+from ingestd.handlers.content import line_blocks
+
 INTEGERS = frozenset({"int2", "int4", "int8"})
 FLOATS = frozenset({"float4", "float8"})
 JSON_TYPES = frozenset({"json", "jsonb"})
-_BOM = b"\xef\xbb\xbf"
-_CHUNK = 1 << 20
 
 
 class NotPlain(Exception):
@@ -75,35 +75,23 @@ class RowDecoder:
 
     def rows(self, stream: IO[bytes]) -> Iterator[list[Any]]:
         """Every object's row, in order; `NotPlain` when this path cannot take the file."""
-        rest = b""
-        first = True
-        while True:
-            chunk = stream.read(_CHUNK)
-            if first and chunk.startswith(_BOM):
-                chunk = chunk[len(_BOM) :]  # editors on Windows add one; the standard path too
-            first = False
-            data = rest + chunk
-            cut = data.rfind(b"\n") + 1 if chunk else len(data)
-            data, rest = data[:cut], data[cut:]
-            if data:
-                try:
-                    decoded = self._decoder.decode_lines(data)
-                except self._errors as exc:
-                    raise NotPlain(str(exc)) from None
-                for record in decoded:
-                    values = list(self._astuple(record))
-                    for i in self._json:
-                        raw = values[i]
-                        if raw is not None:
-                            text = bytes(raw).decode()
-                            values[i] = None if text == "null" else text
-                    for i in self._floats:
-                        raw = values[i]
-                        if raw is not None:
-                            values[i] = _number_text(bytes(raw))
-                    yield values
-            if not chunk:
-                return
+        for data in line_blocks(stream):
+            try:
+                decoded = self._decoder.decode_lines(data)
+            except self._errors as exc:
+                raise NotPlain(str(exc)) from None
+            for record in decoded:
+                values = list(self._astuple(record))
+                for i in self._json:
+                    raw = values[i]
+                    if raw is not None:
+                        text = bytes(raw).decode()
+                        values[i] = None if text == "null" else text
+                for i in self._floats:
+                    raw = values[i]
+                    if raw is not None:
+                        values[i] = _number_text(bytes(raw))
+                yield values
 
 
 def _number_text(raw: bytes) -> str | None:

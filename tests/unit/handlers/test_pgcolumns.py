@@ -73,3 +73,17 @@ def test_arrow_types_map_to_postgresql_types() -> None:
         "smallint", "integer", "bigint", "numeric", "double precision", "numeric", "text",
         "bytea", "timestamptz", "timestamp", "date", "jsonb", "text",
     ]  # fmt: skip
+
+
+def test_the_fast_survey_agrees_with_the_standard_one_and_gives_up_on_a_bad_line() -> None:
+    from ingestd.handlers.pgcolumns import _survey_lines
+
+    text = (b'{"id": 1, "b": 1, "t": "2018-06-28T00:00:00Z"}\n'
+            b'{"a": "x", "b": 2.5, "c": null, "d": [1], "big": 99999999999999999999}\n'
+            b'{"id": 3}\n')  # fmt: skip
+    standard = survey_json(io.BytesIO(text), ["id"], by_line=False)
+    fast = _survey_lines(io.BytesIO(text), ["id"])
+    assert fast == standard
+    assert list(fast) == ["b", "t", "a", "c", "d", "big"]  # first-seen order
+    assert _survey_lines(io.BytesIO(b'{"id":\n 1, "n": 2}\n'), ["id"]) == {"n": "bigint"}
+    assert _survey_lines(io.BytesIO(b'{"id": 1}\nnot json\n'), ["id"]) is None
