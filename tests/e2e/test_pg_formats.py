@@ -234,3 +234,23 @@ def test_format_options_are_checked_at_start_up(data: Path, spawn, pg: Any) -> N
               "--bad-rows", "reject")  # fmt: skip
     assert w.wait() == 2
     assert "--format, --bad-rows: for --handler pg, not --handler tsv" in w.text
+
+
+def test_a_nul_in_csv_fails_the_file_or_under_reject_only_its_row(
+    data: Path, spawn, pg: Any
+) -> None:
+    pg.psql("CREATE TABLE t (id bigint, name text, note text)")
+    body = b"1,a,x\n2,b\x00c,y\n3,c,z\n"
+    (data / NAMES[0]).write_bytes(body)
+    w = spawn_pg(spawn, data, pg, "--format", "csv")
+    assert w.wait() == 0
+    assert statuses(data) == {NAMES[0]: "failed"}
+    assert table(pg) == []
+    (data / NAMES[1]).write_bytes(body)
+    w = spawn_pg(spawn, data, pg, "--format", "csv", "--bad-rows", "reject")
+    assert w.wait() == 0
+    assert statuses(data)[NAMES[1]] == "done"
+    assert table(pg) == [[1, "a", "x"], [3, "c", "z"]]
+    assert pg.psql("SELECT line || ' ' || encode(raw, 'hex') FROM ingestd.rejects").strip() == (
+        "2 " + b"2,b\x00c,y".hex()
+    )
