@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from ingestd.runtime.settings import non_negative
 
@@ -33,6 +33,22 @@ EXIT_CODES = {
 }
 STATE_DIR_ENV = "INGESTD_STATE_DIR"
 LEDGER_ENV = "INGESTD_LEDGER"
+
+
+T = TypeVar("T")
+
+
+def argument_type(parse: Callable[[str], T], name: str | None = None) -> Callable[[str], T]:
+    """A value parser that raises ValueError, as an argparse type (its message shown)."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = name or parse.__name__
+    return convert
 
 
 class UsageError(Exception):

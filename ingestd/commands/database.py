@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from ingestd.commands.arguments import argument_type
 from ingestd.contracts.errors import StartupError
 from ingestd.postgres.errors import RETRY, classify, redact
 from ingestd.postgres.schema import (
@@ -24,7 +25,9 @@ from ingestd.runtime.settings import table_name
 
 
 def add_arguments(parser: argparse.ArgumentParser, table_help: str) -> None:
-    parser.add_argument("--pg-table", type=_table, metavar="[SCHEMA.]TABLE", help=table_help)
+    parser.add_argument(
+        "--pg-table", type=argument_type(table_name), metavar="[SCHEMA.]TABLE", help=table_help
+    )
     parser.add_argument(
         "--pg-url",
         default=os.environ.get("INGESTD_PG_URL") or None,
@@ -32,13 +35,6 @@ def add_arguments(parser: argparse.ArgumentParser, table_help: str) -> None:
         help="the database the workers load into (default: --ledger if it is postgresql://, "
         "else DATABASE_URL, else the PG* variables) [env INGESTD_PG_URL]",
     )
-
-
-def _table(text: str) -> str:
-    try:
-        return table_name(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def url_of(args: argparse.Namespace) -> str:

@@ -16,7 +16,7 @@ from types import FrameType
 from typing import Any
 
 from ingestd import ledgers, sources
-from ingestd.commands.arguments import Command, UsageError
+from ingestd.commands.arguments import Command, UsageError, argument_type
 from ingestd.contracts import naming
 from ingestd.runtime import logs
 from ingestd.runtime.settings import OPTIONS, Option, Settings, default_worker_id
@@ -29,14 +29,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _typed(option: Option) -> Any:
-    def convert(text: str) -> Any:
-        try:
-            return option.parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    convert.__name__ = option.name.replace("_", "-")
-    return convert
+    return argument_type(option.parse, option.name.replace("_", "-"))
 
 
 def _env_default(option: Option) -> Any:

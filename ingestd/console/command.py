@@ -12,7 +12,13 @@ from types import FrameType
 
 from ingestd import ledgers, sources
 from ingestd.commands import target
-from ingestd.commands.arguments import Command, UsageError, add_dir, interval_minutes
+from ingestd.commands.arguments import (
+    Command,
+    UsageError,
+    add_dir,
+    argument_type,
+    interval_minutes,
+)
 from ingestd.console.actions import Token, loose_permissions, read_tokens
 from ingestd.console.app import Console
 from ingestd.console.view import Scope, Watch
@@ -34,21 +40,14 @@ def _host_port(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive(text: str) -> float:
-    try:
-        return positive(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def arguments(parser: argparse.ArgumentParser) -> None:
     add_dir(parser)
     parser.add_argument("--listen", type=_host_port, default=_host_port(DEFAULT_LISTEN),
                         metavar="HOST:PORT", help=f"where to serve ({DEFAULT_LISTEN}; "
                         "another address only behind a firewall or a proxy)")  # fmt: skip
-    parser.add_argument("--refresh", type=_positive, default=5.0, metavar="S",
+    parser.add_argument("--refresh", type=argument_type(positive), default=5.0, metavar="S",
                         help="seconds between readings of the ledger (5)")  # fmt: skip
-    parser.add_argument("--timeline-hours", type=_positive, default=6.0, metavar="H",
+    parser.add_argument("--timeline-hours", type=argument_type(positive), default=6.0, metavar="H",
                         help="how far back the page's timeline goes (6)")  # fmt: skip
     parser.add_argument("--interval-minutes", type=interval_minutes, default=15.0, metavar="M",
                         help="the provider's schedule step, for missing slots (15)")  # fmt: skip
