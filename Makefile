@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: venv demo demo-pg demo-s3 docs docs-serve test test-fast test-postgres-system test-postgres-wheel test-s3-moto \
+.PHONY: venv demo demo-pg demo-s3 dist docs docs-serve test test-fast test-postgres-system test-postgres-wheel test-s3-moto \
 	container-test lint format bench clean
 
 venv: $(VENV)/.installed
@@ -66,8 +66,16 @@ format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The release build: sdist and wheel, twine's metadata check, then tools/check_dist.py (their
+# contents, and the wheel installed in a fresh venv outside the checkout and run).
+dist: venv
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist . >/dev/null
+	$(BIN)/twine check --strict dist/*
+	$(BIN)/python tools/check_dist.py dist
+
 bench: venv
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) demo-run bench/out containers/wheels .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-run bench/out containers/wheels dist .pytest_cache .mypy_cache .ruff_cache

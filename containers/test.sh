@@ -14,6 +14,7 @@ export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/containers/containers.conf}
 BASE=${BASE:-localhost/ingestd-base:bookworm}
 PG_BASE=localhost/ingestd-postgres-base:bookworm
 IMAGE=localhost/ingestd:latest
+VERSION=$(.venv/bin/python -c 'import ingestd; print(ingestd.__version__)')
 PROJECT=ingestdtest$$
 COMPOSE=(.venv/bin/podman-compose --in-pod false -p "$PROJECT" -f compose.yaml)
 export INGESTD_SECONDS_IN_MIN=0.01
@@ -76,8 +77,13 @@ rm -rf containers/wheels
     >/tmp/ingestd-wheels.$$ 2>&1 || fail "pip wheel: $(tail -5 /tmp/ingestd-wheels.$$)"
 rm -f /tmp/ingestd-wheels.$$
 started=$(date +%s.%N)
-podman build --quiet --format docker --build-arg "BASE=$BASE" -t "$IMAGE" -f Containerfile . >/dev/null
+podman build --quiet --format docker --build-arg "BASE=$BASE" -t "$IMAGE" \
+    -t "localhost/ingestd:$VERSION" -f Containerfile . >/dev/null
 built=$(date +%s.%N)
+# The image is tagged with the version it holds, and says so.
+said=$(podman run --rm "localhost/ingestd:$VERSION" --version)  # the entrypoint is ingestd
+[ "$said" = "ingestd $VERSION" ] || fail "localhost/ingestd:$VERSION says '$said'"
+say "localhost/ingestd:$VERSION: $said"
 podman build --quiet --format docker --build-arg "BASE=$PG_BASE" -t localhost/ingestd-postgres:15 \
     -f containers/postgres/Containerfile . >/dev/null
 size=$(podman image inspect --format '{{.Size}}' "$IMAGE")

@@ -14,6 +14,8 @@ from pathlib import Path
 from builders import samples
 from conftest import manifest_records, wait_for
 
+from ingestd import __version__
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -58,7 +60,7 @@ def test_metrics_agree_with_the_manifest_after_a_run_with_a_takeover(
         assert got["ingestd_ledger_files"] == 13
         assert got["ingestd_files_failed"] == 1
         assert got["ingestd_files_in_progress"] == 0
-        assert got["ingestd_build_info{version=0.1.0}"] == 1
+        assert got[f"ingestd_build_info{{version={__version__}}}"] == 1
         for outcome in ("done", "redone", "failed", "duplicate_suppressed"):
             totals[outcome] += int(got[f"ingestd_files_total{{outcome={outcome}}}"])
     assert totals == {"done": 11, "redone": 1, "failed": 1, "duplicate_suppressed": 0}
