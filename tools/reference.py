@@ -185,9 +185,10 @@ def schema_page() -> str:
     out = [
         "# The PostgreSQL schema\n",
         f"What a `postgresql://` ledger and the `pg` handler keep, in the schema named by "
-        f"`--pg-schema` (`ingestd` here), at schema version {schema.SCHEMA_VERSION}. The "
-        "first worker of a new version migrates an older schema; operator commands never "
-        "do, and refuse a schema of another version. The ledger's steps are server-side "
+        f"`--pg-schema` (`ingestd` here), at schema version {schema.SCHEMA_VERSION}. A "
+        "missing schema is made by the first worker; an older one is migrated by `ingestd "
+        "migrate` alone (workers and the other operator commands refuse a schema of another "
+        "version, naming it). The ledger's steps are server-side "
         "functions in the same schema (`claim`, `begin_attempt`, `commit`, ...), made by "
         "the same statements.\n",
         f"```sql\n{tables}\n```",

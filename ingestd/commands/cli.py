@@ -40,6 +40,7 @@ REGISTRY = {
     "compact": "ingestd.commands.compact:COMMAND",
     "rejects": "ingestd.commands.rejects:COMMAND",
     "reload": "ingestd.commands.reload:COMMAND",
+    "migrate": "ingestd.commands.migrate:COMMAND",
     "console": "ingestd.console.command:COMMAND",
 }
 COMMANDS = tuple(REGISTRY)

@@ -244,12 +244,22 @@ def _refuse_newer(schema: str, version: int | None) -> None:
         )
 
 
+# What each version brought, for `ingestd migrate` to say.
+CHANGES = {
+    2: "the ledger's claim and commit as server-side functions",
+    3: "each load record names its file's key and time",
+    4: "every key carries its source (rows from before: the migrating command's source)",
+    5: "rejected rows, reload requests, load history and load ids",
+}
+
+
 def ensure_schema(connection: Any, schema: str, source: str) -> None:
-    """Make the schema if missing, migrate it if older (rows from before belong to `source`).
+    """Make the schema if there is none; `StartupError` if it is of another version.
 
     The version is read first: a schema already current runs no DDL at all, so a role with
-    only the grants a worker needs (GRANTS_HINT) can run workers. `StartupError` when the
-    schema is newer than this code, or when it must change and this role cannot change it.
+    only the grants a worker needs (GRANTS_HINT) can run workers. An older schema is never
+    changed under a fleet that may still run the older version: `ingestd migrate` does that,
+    once the old workers are stopped (the error says so).
     """
     psycopg = require_psycopg("PostgreSQL")
     try:
@@ -259,6 +269,12 @@ def ensure_schema(connection: Any, schema: str, source: str) -> None:
         _refuse_newer(schema, version)
         if version == SCHEMA_VERSION:
             return
+        if version is not None:
+            raise StartupError(
+                f"schema {schema} is at version {version}, this ingestd needs {SCHEMA_VERSION}:"
+                " stop the workers of the older version, then run `ingestd migrate DIR` with "
+                "this database (--ledger or --pg-url); see Upgrading in the docs"
+            )
         _create_or_migrate(connection, schema, source)
     except psycopg.errors.InsufficientPrivilege as exc:
         if not connection.autocommit:
@@ -268,9 +284,20 @@ def ensure_schema(connection: Any, schema: str, source: str) -> None:
         if not connection.autocommit:
             connection.rollback()
         raise StartupError(
-            f"schema {schema} needs creating or upgrading and the database is read-only "
-            f"({first_line(exc)})"
+            f"schema {schema} needs creating and the database is read-only ({first_line(exc)})"
         ) from None
+
+
+def migrate_schema(connection: Any, schema: str, source: str, dry_run: bool) -> int | None:
+    """Bring an older schema to this version (`ingestd migrate`); rows from before version
+    4 belong to `source`. The version it was at (None: there is none, and nothing is made)."""
+    version = schema_version(connection, schema)
+    if not connection.autocommit:
+        connection.rollback()
+    _refuse_newer(schema, version)
+    if version is not None and version < SCHEMA_VERSION and not dry_run:
+        _create_or_migrate(connection, schema, source)
+    return version
 
 
 def _create_or_migrate(connection: Any, schema: str, source: str) -> None:

@@ -126,6 +126,18 @@ def test_a_ledger_from_before_sources_is_migrated_and_nothing_is_done_twice(
     # An operator command does not migrate: it says what to do.
     early = ingestd("status", str(data), "--ledger", pg.url)
     assert early.returncode == 2 and "version 3" in early.stderr, early.stderr
+    # Nor does a worker: an older fleet may still be running on it.
+    refused = spawn(data, "--ledger", pg.url, "--seconds-in-min", "0", "--exit-when-idle", "0.5")
+    assert refused.wait() == 2
+    assert "is at version 3, this ingestd needs 5" in refused.text
+    assert "ingestd migrate" in refused.text
+    dry = ingestd("migrate", str(data), "--ledger", pg.url, "--dry-run")
+    assert dry.returncode == 0 and "would migrate from version 3 to 5" in dry.stdout, dry.stderr
+    assert pg.psql("SELECT max(version) FROM ingestd.schema_version").strip() == "3"
+    done = ingestd("migrate", str(data), "--ledger", pg.url)
+    assert done.returncode == 0 and "migrated from version 3 to 5" in done.stdout, done.stderr
+    again = ingestd("migrate", str(data), "--ledger", pg.url)
+    assert "at version 5 already" in again.stdout
     w = spawn(data, "--ledger", pg.url, "--seconds-in-min", "0", "--exit-when-idle", "0.5")
     assert w.wait() == 0
     assert [e["file"] for e in w.events("file_done")] == [B]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import textwrap
 from collections import Counter
 from pathlib import Path
@@ -254,6 +256,14 @@ def test_a_load_record_says_where_its_file_stands_and_an_older_schema_gains_that
         f"INSERT INTO ingestd.loads VALUES ('t', '{A}', 'x', 0, 'old')",
     )
     (data / "acme_2018_06_28_00_15.txt").write_text('{"id": 1}\n')
+    refused = spawn_pg(spawn, data, pg, "--exit-when-idle", "0.5", "--publish-in-order")
+    assert refused.wait() == 2 and "ingestd migrate" in refused.text
+    migrate = subprocess.run(
+        [sys.executable, "-m", "ingestd", "migrate", str(data), "--pg-url", pg.url],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert migrate.returncode == 0 and "from version 2 to 5" in migrate.stdout, migrate.stderr
+    assert "state dir" in migrate.stdout  # the file ledger: nothing to do, and said
     w = spawn_pg(spawn, data, pg, "--exit-when-idle", "0.5", "--publish-in-order")
     assert w.wait() == 0
     # Nothing to move: the watermark alone says how far every file of a key is loaded, in

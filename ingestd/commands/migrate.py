@@ -1,0 +1,76 @@
+"""`ingestd migrate`: bring what a fleet stores to this version, once its older workers are
+stopped, and say what was done (`--dry-run`: what would be).
+
+The PostgreSQL schema (of `--ledger postgresql://…`, and of `--pg-url` where the `pg` handler
+loads) is versioned: an older one is migrated in one transaction under the schema's advisory
+lock, and rows from before sources existed (version 3) become DIR's. A worker of this version
+refuses an older schema and names this command; one of an older version refuses a newer one.
+The file ledger's state dir and the publishing watermark have changed in no way that needs a
+step: the command says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from ingestd.commands import target
+from ingestd.commands.arguments import Command, add_dir
+from ingestd.contracts.errors import StartupError
+from ingestd.postgres.errors import RETRY, classify, redact
+from ingestd.postgres.schema import (
+    CHANGES,
+    SCHEMA_VERSION,
+    connect,
+    migrate_schema,
+    require_psycopg,
+)
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    add_dir(parser)
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("INGESTD_PG_URL") or None,
+        metavar="URL",
+        help="the database the pg handler loads into, when it is not the ledger's "
+        "[env INGESTD_PG_URL]",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="say what would be done only")
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    source = target.where(args).source_id
+    urls = [
+        u for u in (args.ledger, args.pg_url) if u and u.startswith(("postgresql:", "postgres:"))
+    ]
+    if not args.ledger or not args.ledger.startswith(("postgresql:", "postgres:")):
+        where = target.state_dir(args)
+        print(f"state dir {where}: nothing to migrate (its format is the same in this version)")
+    for url in dict.fromkeys(urls):
+        _migrate(url, args.pg_schema, source, args.dry_run)
+    return 0
+
+
+def _migrate(url: str, schema: str, source: str, dry_run: bool) -> None:
+    psycopg = require_psycopg("ingestd migrate")
+    where = f"schema {schema} at {redact(url)}"
+    try:
+        with connect(url, "ingestd migrate", "ingestd migrate", autocommit=True) as connection:
+            version = migrate_schema(connection, schema, source, dry_run)
+    except psycopg.Error as exc:
+        kind = "unreachable" if classify(exc) == RETRY else "refused"
+        raise StartupError(f"{where} {kind}: {exc}".strip()) from None
+    if version is None:
+        print(f"{where}: none yet (the first worker makes it at version {SCHEMA_VERSION})")
+        return
+    if version == SCHEMA_VERSION:
+        print(f"{where}: at version {SCHEMA_VERSION} already, nothing to do")
+        return
+    steps = "; ".join(f"{v}: {CHANGES[v]}" for v in range(version + 1, SCHEMA_VERSION + 1))
+    verb = "would migrate" if dry_run else "migrated"
+    print(f"{where}: {verb} from version {version} to {SCHEMA_VERSION} ({steps})")
+
+
+COMMAND = Command("migrate", "bring the fleet's stored formats to this version", arguments,
+                  cmd_migrate)  # fmt: skip
