@@ -5,8 +5,8 @@ The PostgreSQL schema (of `--ledger postgresql://…`, and of `--pg-url` where t
 loads) is versioned: an older one is migrated in one transaction under the schema's advisory
 lock, and rows from before sources existed (version 3) become DIR's. A worker of this version
 refuses an older schema and names this command; one of an older version refuses a newer one.
-The file ledger's state dir and the publishing watermark have changed in no way that needs a
-step: the command says so.
+The file ledger's state dir (format 1, said in its `source` file) and the publishing watermark
+have changed in no way that needs a step: the command says so.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import os
 from ingestd.commands import target
 from ingestd.commands.arguments import Command, add_dir
 from ingestd.contracts.errors import StartupError
+from ingestd.ledgers.file.statedir import FORMAT
 from ingestd.postgres.errors import RETRY, classify, redact
 from ingestd.postgres.schema import (
     CHANGES,
@@ -46,7 +47,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     ]
     if not args.ledger or not args.ledger.startswith(("postgresql:", "postgres:")):
         where = target.state_dir(args)
-        print(f"state dir {where}: nothing to migrate (its format is the same in this version)")
+        print(f"state dir {where}: format {FORMAT}, nothing to migrate")
     for url in dict.fromkeys(urls):
         _migrate(url, args.pg_schema, source, args.dry_run)
     return 0

@@ -2,7 +2,9 @@
 
 Start-up makes `STATE/`, `locks/` and `workers/`, proves them writable with a probe file and
 refuses an NFS mount whose locks are host-local. A state dir belongs to one source: `STATE/source`
-names it, written by the first start, and a worker of another source is refused. Every failure
+names it, written by the first start, and a worker of another source is refused. The same file
+says the state dir's format (`FORMAT`; none said: 1): a state dir of a newer format is refused,
+never misread, and a later format will name `ingestd migrate` for an older one. Every failure
 is one line a person can act on (exit 2).
 """
 
@@ -60,6 +62,7 @@ def recreate_state_dir(state_dir: Path) -> bool:
 
 
 SOURCE_FILE = "source"
+FORMAT = 1  # the layout of the state dir and its manifest records this version writes
 
 
 def claim_source(state_dir: Path, source: str, inode: int | None) -> None:
@@ -70,7 +73,7 @@ def claim_source(state_dir: Path, source: str, inode: int | None) -> None:
     server's, the same on every client.
     """
     path = state_dir / SOURCE_FILE
-    mine = {"source": source, "inode": inode}
+    mine = {"source": source, "inode": inode, "format": FORMAT}
     try:
         _write_new(path, json.dumps(mine).encode() + b"\n")
         return
@@ -81,11 +84,17 @@ def claim_source(state_dir: Path, source: str, inode: int | None) -> None:
     try:
         theirs = json.loads(path.read_bytes())
         owner, owner_inode = str(theirs["source"]), theirs.get("inode")
+        written = int(theirs.get("format", 1))
     except (OSError, ValueError, KeyError, TypeError):
         raise StartupError(
             f"state dir {state_dir}: {path} is unreadable; it names the one source this "
             "state dir belongs to (remove it only if that is this one)"
         ) from None
+    if written > FORMAT:
+        raise StartupError(
+            f"state dir {state_dir} is of format {written}, newer than this ingestd "
+            f"understands ({FORMAT}): upgrade ingestd"
+        )
     if owner == source or (inode is not None and owner_inode == inode and "fleet:" not in owner):
         return
     raise StartupError(

@@ -32,3 +32,24 @@ def test_peers_with_the_same_pid_prepare_the_state_dir_at_once(tmp_path: Path) -
         t.join()
     assert errors == []
     assert sorted(p.name for p in settings.state_dir.iterdir()) == ["locks", "workers"]
+
+
+def test_a_state_dir_says_its_format_and_a_newer_one_is_refused(tmp_path: Path) -> None:
+    import json
+
+    import pytest
+
+    from ingestd.contracts.errors import StartupError
+    from ingestd.ledgers.file.statedir import FORMAT, SOURCE_FILE, claim_source
+
+    state = tmp_path / ".ingestd"
+    state.mkdir()
+    claim_source(state, "src", None)
+    written = json.loads((state / SOURCE_FILE).read_text())
+    assert written == {"source": "src", "inode": None, "format": FORMAT}
+    claim_source(state, "src", None)  # its own format: taken
+    (state / SOURCE_FILE).write_text(json.dumps({"source": "src", "inode": None}))
+    claim_source(state, "src", None)  # none said: format 1, as before formats were written
+    (state / SOURCE_FILE).write_text(json.dumps({**written, "format": FORMAT + 1}))
+    with pytest.raises(StartupError, match=f"format {FORMAT + 1}, newer than this ingestd"):
+        claim_source(state, "src", None)
