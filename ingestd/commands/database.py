@@ -28,13 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser, table_help: str) -> None:
     parser.add_argument(
         "--pg-table", type=argument_type(table_name), metavar="[SCHEMA.]TABLE", help=table_help
     )
-    parser.add_argument(
-        "--pg-url",
-        default=os.environ.get("INGESTD_PG_URL") or None,
-        metavar="URL",
-        help="the database the workers load into (default: --ledger if it is postgresql://, "
-        "else DATABASE_URL, else the PG* variables) [env INGESTD_PG_URL]",
-    )
+    add_url(parser, "the database the workers load into (default: --ledger if it is "
+            "postgresql://, else DATABASE_URL, else the PG* variables)")  # fmt: skip
+
+
+def add_url(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--pg-url", default=os.environ.get("INGESTD_PG_URL") or None,
+                        metavar="URL", help=f"{help} [env INGESTD_PG_URL]")  # fmt: skip
 
 
 def url_of(args: argparse.Namespace) -> str:
@@ -46,28 +46,36 @@ def url_of(args: argparse.Namespace) -> str:
 
 
 @contextlib.contextmanager
-def connected(args: argparse.Namespace, who: str) -> Iterator[Any]:
-    """An autocommit connection to the workers' database, whose schema is this version's;
-    anything that goes wrong is a `StartupError` of one line (the password never shown)."""
+def session(url: str, who: str) -> Iterator[Any]:
+    """An autocommit connection; anything that goes wrong is a `StartupError` of one line
+    (the password never shown)."""
     psycopg = require_psycopg(who)
-    url = url_of(args)
-    where = redact(url) or "the database"
     try:
         with connect(url, who, who, autocommit=True) as connection:
-            version = schema_version(connection, args.pg_schema)
-            if version is None:
-                raise StartupError(
-                    f"{where}: no ingestd schema {args.pg_schema!r} (no worker has loaded there)"
-                )
-            if version != SCHEMA_VERSION:
-                raise StartupError(
-                    f"{where}: schema {args.pg_schema} is at version {version}, this ingestd "
-                    f"reads {SCHEMA_VERSION}: start a worker of this version first"
-                )
             yield connection
     except psycopg.Error as exc:
         kind = "unreachable" if classify(exc) == RETRY else "refused"
-        raise StartupError(f"{where} {kind}: {exc}".strip()) from None
+        raise StartupError(f"{redact(url) or 'the database'} {kind}: {exc}".strip()) from None
+
+
+@contextlib.contextmanager
+def connected(args: argparse.Namespace, who: str) -> Iterator[Any]:
+    """A `session` with the workers' database, whose schema must be this version's."""
+    url = url_of(args)
+    where = redact(url) or "the database"
+    with session(url, who) as connection:
+        version = schema_version(connection, args.pg_schema)
+        if version is None:
+            raise StartupError(
+                f"{where}: no ingestd schema {args.pg_schema!r} (no worker has loaded there)"
+            )
+        if version != SCHEMA_VERSION:
+            fix = "run `ingestd migrate DIR`" if version < SCHEMA_VERSION else "upgrade ingestd"
+            raise StartupError(
+                f"{where}: schema {args.pg_schema} is at version {version}, this ingestd "
+                f"reads {SCHEMA_VERSION}: {fix}"
+            )
+        yield connection
 
 
 def resolved(connection: Any, table: str) -> str:

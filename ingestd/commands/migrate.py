@@ -12,31 +12,21 @@ have changed in no way that needs a step: the command says so.
 from __future__ import annotations
 
 import argparse
-import os
 
-from ingestd.commands import target
+from ingestd.commands import database, target
 from ingestd.commands.arguments import Command, add_dir
-from ingestd.contracts.errors import StartupError
 from ingestd.ledgers.file.statedir import FORMAT
-from ingestd.postgres.errors import RETRY, classify, redact
+from ingestd.postgres.errors import redact
 from ingestd.postgres.schema import (
     CHANGES,
     SCHEMA_VERSION,
-    connect,
     migrate_schema,
-    require_psycopg,
 )
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
     add_dir(parser)
-    parser.add_argument(
-        "--pg-url",
-        default=os.environ.get("INGESTD_PG_URL") or None,
-        metavar="URL",
-        help="the database the pg handler loads into, when it is not the ledger's "
-        "[env INGESTD_PG_URL]",
-    )
+    database.add_url(parser, "the database the pg handler loads into, when not the ledger's")
     parser.add_argument("--dry-run", action="store_true", help="say what would be done only")
 
 
@@ -54,14 +44,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def _migrate(url: str, schema: str, source: str, dry_run: bool) -> None:
-    psycopg = require_psycopg("ingestd migrate")
     where = f"schema {schema} at {redact(url)}"
-    try:
-        with connect(url, "ingestd migrate", "ingestd migrate", autocommit=True) as connection:
-            version = migrate_schema(connection, schema, source, dry_run)
-    except psycopg.Error as exc:
-        kind = "unreachable" if classify(exc) == RETRY else "refused"
-        raise StartupError(f"{where} {kind}: {exc}".strip()) from None
+    with database.session(url, "ingestd migrate") as connection:
+        version = migrate_schema(connection, schema, source, dry_run)
     if version is None:
         print(f"{where}: none yet (the first worker makes it at version {SCHEMA_VERSION})")
         return
