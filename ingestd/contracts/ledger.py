@@ -112,6 +112,28 @@ class Unusable(Exception):
     """The file cannot be claimed until an operator looks (a symlink planted at a lock path)."""
 
 
+BUSY = "busy"
+ALREADY_FINISHED = "already_finished"
+
+
+def claim_in_order(
+    try_claim: Callable[[str], Hold], names: list[str]
+) -> tuple[list[tuple[str, str]], Hold | None]:
+    """`Ledger.claim_first` as one `try_claim` per name. An error on a later name ends the
+    pass without it: the caller's next pass starts there, so the error names its file."""
+    passed: list[tuple[str, str]] = []
+    for name in names:
+        try:
+            return passed, try_claim(name)
+        except Busy:
+            passed.append((name, BUSY))
+        except (Unusable, OSError):
+            if not passed:
+                raise
+            break
+    return passed, None
+
+
 @dataclass(frozen=True)
 class Owner:
     """Who holds a file, written into the claim when an attempt begins."""
@@ -377,6 +399,9 @@ class Hold(Protocol):
     name: str
     attempt: int  # set by `begin`
     lost: int  # times the claim was re-taken because the previous one vanished under us
+    # The claim brought the ledger's view of what is finished up to date as of the claim:
+    # the `sync` the protocol does right after a claim is not needed.
+    fresh: bool
 
     @property
     def previous_owner(self) -> Owner | None:
@@ -440,6 +465,13 @@ class Ledger(Protocol):
 
     def try_claim(self, name: str) -> Hold:
         """Hold `name`, or raise `Busy`/`Unusable`; OSError when the ledger is unreachable."""
+
+    def claim_first(self, names: list[str]) -> tuple[list[tuple[str, str]], Hold | None]:
+        """Try `names` in order until one is held: the names passed over with why (`BUSY`,
+        or `ALREADY_FINISHED` where the ledger saw that while claiming) and the hold (None:
+        none won, or the pass ended early at a name that raised: the caller tries again from
+        there). `Unusable`/OSError as `try_claim`, for the first name only. A ledger that can
+        try several names in one round trip does (`claim_in_order` is one at a time)."""
 
     def commit(
         self,

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 from ingestd.contracts.errors import BadInput, RetryLater
 from ingestd.contracts.handler import HEAD_BYTES, Handler, Job, Outcome
 from ingestd.contracts.ledger import (
-    Busy,
+    ALREADY_FINISHED,
+    BUSY,
     Hold,
     Ledger,
     Owner,
@@ -125,7 +126,7 @@ class Processor:
                     give_back(name)
         for name, result, why in tried:
             results[name] = result
-            if why == "busy" and self.recording.metrics is not None:
+            if why == BUSY and self.recording.metrics is not None:
                 self.recording.metrics.conflict()
             self._log_outcome(self.log.bind(file=name), why)
         if won is not None:
@@ -160,11 +161,11 @@ class Processor:
         return name in self.in_hand or name in self.sweeping
 
     def _log_outcome(self, log: Log, why: str) -> None:
-        if why == "busy":
+        if why == BUSY:
             log.debug("peer_busy")
         elif why.startswith("unreadable"):
             log.warning("file_unreadable", error=why.partition(": ")[2], retry=True)
-        elif why == "already_finished":
+        elif why == ALREADY_FINISHED:
             log.debug("already_finished")
         elif why.startswith("waiting_for_key: "):
             log.debug("waiting_for_key", earlier=why.removeprefix("waiting_for_key: "))
@@ -201,32 +202,43 @@ class Processor:
     ) -> tuple[list[tuple[str, Result, str]], tuple[Hold, bytes] | None]:
         """Try `names` in order until one is claimed. Blocking: runs in a thread."""
         tried: list[tuple[str, Result, str]] = []
-        for name in names:
+        rest = names
+        while rest:
             try:
-                acquired = self._acquire(name)
+                passed, hold = self.ledger.claim_first(rest)
             except Unusable as exc:
-                tried.append((name, Result.RETRY, f"unusable: {exc}"))
+                tried.append((rest[0], Result.RETRY, f"unusable: {exc}"))
+                rest = rest[1:]
                 continue
             except OSError as exc:
-                tried.append((name, Result.STALLED, f"error: {exc}"))
+                tried.append((rest[0], Result.STALLED, f"error: {exc}"))
                 break  # the ledger is in trouble: do not hammer it with the rest
-            if isinstance(acquired[0], Result):
-                tried.append((name, acquired[0], str(acquired[1])))
+            for name, why in passed:
+                tried.append((name, Result.BUSY if why == BUSY else Result.SKIPPED, why))
+            rest = rest[len(passed) :]
+            if hold is None:
+                continue  # all busy (rest is empty), or the pass ended at a name to try alone
+            rest = rest[1:]
+            try:
+                checked = self._checked(hold)
+            except OSError as exc:
+                tried.append((hold.name, Result.STALLED, f"error: {exc}"))
+                break
+            if isinstance(checked[0], Result):
+                tried.append((hold.name, checked[0], str(checked[1])))
             else:
-                return tried, (acquired[0], bytes(acquired[1]))
+                return tried, (checked[0], bytes(checked[1]))
         return tried, None
 
-    def _acquire(self, name: str) -> tuple[Hold, bytes] | tuple[Result, str]:
-        """Claim, fresh look at what is finished, file check, owner record. Blocking."""
+    def _checked(self, hold: Hold) -> tuple[Hold, bytes] | tuple[Result, str]:
+        """A claim just won: fresh look at what is finished, file check, owner record."""
+        name = hold.name
         try:
-            hold = self.ledger.try_claim(name)
-        except Busy:
-            return Result.BUSY, "busy"
-        try:
-            self.ledger.sync()
+            if not hold.fresh:
+                self.ledger.sync()
             if self.ledger.is_finished(name):
                 hold.finish()
-                return Result.SKIPPED, "already_finished"
+                return Result.SKIPPED, ALREADY_FINISHED
             if self.gate is not None and (earlier := self.gate(name)) is not None:
                 hold.abandon()  # no attempt spent: its turn comes
                 return Result.HELD, f"waiting_for_key: {earlier}"

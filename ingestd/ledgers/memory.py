@@ -29,6 +29,7 @@ from ingestd.contracts.ledger import (
     StatusView,
     Stored,
     Transaction,
+    claim_in_order,
     fold_statuses,
 )
 
@@ -66,6 +67,7 @@ class MemoryHold:
         self.name = name
         self.attempt = 0
         self.lost = 0
+        self.fresh = False
         self._ledger = ledger
         self._store = ledger.store
         self._token = token
@@ -154,6 +156,9 @@ class MemoryLedger:
         with self.store.mutex:
             found = [r for r in self.store.records if r["file"] == name]
         return Stored.from_dict(found[-1]) if found else None
+
+    def claim_first(self, names: list[str]) -> tuple[list[tuple[str, str]], Hold | None]:
+        return claim_in_order(self.try_claim, names)
 
     def try_claim(self, name: str) -> MemoryHold:
         with self.store.mutex:

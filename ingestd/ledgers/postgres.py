@@ -15,8 +15,10 @@ database:
   reader that keeps the last `seq` it saw never skips a record. A handler's open transaction
   on the same database (the `pg` handler's rows and load record) is joined: the rows, the load
   record and the done record commit at once, or not at all.
-- Claim, begin and commit are server-side functions (`ingestd/postgres/schema.py`): one round
-  trip each.
+- Claim and commit are server-side functions (`ingestd/postgres/schema.py`), one round trip
+  each per file: the claim also writes the attempt's owner, and both return the records
+  committed since the worker's last look, so the view is current without a round trip of its
+  own (a worker's owner that differs from the one written takes one more, `begin_attempt`).
 - Database errors surface as `LedgerUnavailable` (an OSError): the worker gives the file back
   without spending an attempt and waits, as for a full disk.
 """
@@ -26,6 +28,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,6 +50,7 @@ from ingestd.contracts.ledger import (
     Transaction,
     fold_statuses,
 )
+from ingestd.core.recording import utc_now
 from ingestd.ledgers import Where
 from ingestd.postgres.errors import RETRY, classify, describe, redact
 from ingestd.postgres.schema import SCHEMA_VERSION, ensure_schema, require_psycopg, schema_version
@@ -99,9 +104,15 @@ class _Sql:
             # Composed once: composing on every call cost more than the round trip.
             return sql.SQL(statement).format(s=s).as_string(None)
 
-        self.claim = text("SELECT o_token, o_owner FROM {s}.claim(%s, %s, %s, %s, %s, %s)")
+        self.claim = text(
+            "SELECT o_seq, o_file, o_status, o_token, o_owner, o_attempt"
+            " FROM {s}.claim(%s, %s::text[], %s, %s, %s, %s, %s::jsonb, %s, %s)"
+        )
         self.begin = text("SELECT {s}.begin_attempt(%s, %s, %s, %s::jsonb)")
-        self.commit = text("SELECT {s}.commit_record(%s, %s, %s::jsonb, %s)")
+        self.commit = text(
+            "SELECT o_seq, o_file, o_status, o_ours FROM {s}.commit_record(%s, %s, %s::jsonb,"
+            " %s, %s)"
+        )
         self.since = text(
             "SELECT seq, file, status FROM {s}.records WHERE source = %s AND seq > %s ORDER BY seq"
         )
@@ -112,15 +123,22 @@ class _Sql:
 
 class PgHold:
     def __init__(
-        self, ledger: PostgresLedger, name: str, token: int, previous: Owner | None
+        self,
+        ledger: PostgresLedger,
+        name: str,
+        token: int,
+        previous: Owner | None,
+        written: Owner,
     ) -> None:
         self.name = name
         self.token = token
         self.attempt = 0
         self.lost = 0
+        self.fresh = True  # the claim returned the records since our last look
         self.committed = False
         self._ledger = ledger
         self._previous = previous
+        self._written = written  # the owner the claim wrote, with its attempt
 
     @property
     def previous_owner(self) -> Owner | None:
@@ -128,6 +146,14 @@ class PgHold:
 
     def begin(self, owner: Owner) -> int:
         self.attempt = self._previous.attempt + 1 if self._previous else 1
+        written = self._written
+        if (owner.worker, owner.host, owner.pid, self.attempt) == (
+            written.worker,
+            written.host,
+            written.pid,
+            written.attempt,
+        ):
+            return self.attempt  # the claim wrote it (its claimed_at: the claim's moment)
         data = _with_attempt(owner, self.attempt).to_json().decode()
         # Not waited for on disk (see begin_attempt): a server crash can lose this attempt's
         # count (one attempt more for a poison file), never a claim.
@@ -182,11 +208,19 @@ def _with_attempt(owner: Owner, attempt: int) -> Owner:
 
 class PostgresLedger:
     def __init__(
-        self, url: str, schema: str, worker: str, *, source: str, lease: float = 30.0
+        self,
+        url: str,
+        schema: str,
+        worker: str,
+        *,
+        source: str,
+        lease: float = 30.0,
+        host: str = "",
     ) -> None:
         self.url = url
         self.schema = schema
         self.worker = worker
+        self.host = host or socket.gethostname()  # for the owner a claim writes
         self.source = source  # every row this ledger reads or writes is this source's
         self.lease = lease
         self.description = redact(url)
@@ -322,10 +356,17 @@ class PostgresLedger:
     def sync(self) -> None:
         self._ensure_session()  # every rescan: our lock is back soon after a server restart
         with self._sync_mutex:
-            rows = self.run(self.q.since, (self.source, self._seen))
-            self.view.apply((name, status) for _, name, status in rows)
-            if rows:
-                self._seen = rows[-1][0]
+            self._apply(self.run(self.q.since, (self.source, self._seen)))
+
+    def _apply(self, rows: list[tuple[int, str, str]] | list[Any]) -> None:
+        """Fold records (seq, file, status, ...) read after `_seen`, in seq order, into the
+        view. Under `_sync_mutex`. Another thread may have read some of them already: those
+        are skipped, so each record is applied once, in commit order."""
+        seen = self._seen
+        fresh = [(row[1], row[2]) for row in rows if row[0] > seen]
+        if fresh:
+            self.view.apply(fresh)
+            self._seen = rows[-1][0]
 
     def is_finished(self, name: str) -> bool:
         return self.view.is_finished(name)
@@ -347,16 +388,35 @@ class PostgresLedger:
     # ---- claims ----
 
     def try_claim(self, name: str) -> PgHold:
+        _, hold = self._claim([name], skip_finished=False)
+        if hold is None:
+            raise Busy(name)  # a live holder, or a peer taking or giving it back right now
+        return hold
+
+    def claim_first(self, names: list[str]) -> tuple[list[tuple[str, str]], Hold | None]:
+        return self._claim(names, skip_finished=True)
+
+    def _claim(
+        self, names: list[str], skip_finished: bool
+    ) -> tuple[list[tuple[str, str]], PgHold | None]:
+        """One round trip: the first of `names` claimable, and what was passed over."""
         self._ensure_session()
         self._flush_deferred()
-        rows = self.run(
-            self.q.claim, (self.source, name, self.worker, self.lease, LOCK_CLASS, RESTART_GRACE)
-        )
-        if not rows:
-            raise Busy(name)  # a live holder, or a peer taking or giving it back right now
-        token, owner = rows[0]
-        previous = Owner.parse(owner) if isinstance(owner, dict) else None
-        return PgHold(self, name, token, previous)
+        owner = Owner(self.worker, self.host, os.getpid(), utc_now())
+        with self._sync_mutex:
+            # Under the mutex: the records it returns follow `_seen` as it was sent.
+            rows = self.run(
+                self.q.claim,
+                (self.source, names, self.worker, self.lease, LOCK_CLASS, RESTART_GRACE,
+                 owner.to_json().decode(), self._seen, skip_finished),
+            )  # fmt: skip
+            self._apply([row for row in rows if row[0] is not None])
+        passed = [(row[1], row[2]) for row in rows if row[0] is None and row[3] is None]
+        if not rows or rows[-1][3] is None:
+            return passed, None
+        _, name, _, token, previous_owner, attempt = rows[-1]
+        previous = Owner.parse(previous_owner) if isinstance(previous_owner, dict) else None
+        return passed, PgHold(self, name, token, previous, _with_attempt(owner, attempt))
 
     def commit(
         self,
@@ -366,12 +426,12 @@ class PostgresLedger:
         transaction: Transaction | None = None,
     ) -> bool:
         assert isinstance(hold, PgHold)
-        params = (self.source, hold.token, json.dumps(record.to_dict()), COMMIT_CLASS)
+        seen = self._seen  # read without the mutex: records after it come back, once each
+        params = (self.source, hold.token, json.dumps(record.to_dict()), COMMIT_CLASS, seen)
         with self._commit_mutex:
             try:
                 if transaction is None:
                     rows = self.run(self.q.commit, params)  # one statement: autocommit
-                    written = bool(rows and rows[0][0])
                 elif (
                     isinstance(transaction, Joinable)
                     and self.database
@@ -379,17 +439,16 @@ class PostgresLedger:
                 ):
                     # The handler's rows and our record: one transaction, one COMMIT.
                     with self._errors():
-                        row = transaction.connection.execute(self.q.commit, params).fetchone()
-                    written = bool(row and row[0])
-                    if written:
+                        rows = transaction.connection.execute(self.q.commit, params).fetchall()
+                    if rows:
                         transaction.commit()
                 else:
                     with self._errors(), self._connection().transaction() as tx:
                         # Another database's work commits first, inside our fencing.
-                        row = tx.connection.execute(self.q.commit, params).fetchone()
-                        written = bool(row and row[0])
-                        if written:
+                        rows = tx.connection.execute(self.q.commit, params).fetchall()
+                        if rows:
                             transaction.commit()
+                written = bool(rows)
                 hold.committed = written
             except BaseException:
                 with contextlib.suppress(OSError):
@@ -400,7 +459,11 @@ class PostgresLedger:
                     transaction.close()  # rolls back what was not committed
             if written and on_written is not None:
                 on_written()
-        self.sync()
+        if written:
+            with self._sync_mutex:
+                self._apply(rows)  # committed: ours and any before it
+        else:
+            self.sync()  # fenced out: see what the peer recorded
         return written
 
     def leftovers(self) -> list[str]:
@@ -601,14 +664,20 @@ class PostgresInspector(RecordsInspector):
     def retry(self, request: RetryRequest) -> None:
         data = {"source": self.source, **request.to_dict()}
         columns = list(data)
-        self._run(
-            self.q.sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-                self.q.records,
-                self.q.sql.SQL(", ").join(map(self.q.sql.Identifier, columns)),
-                self.q.sql.SQL(", ").join(self.q.sql.Placeholder() * len(columns)),
-            ),
-            tuple(data.values()),
+        insert = self.q.sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+            self.q.records,
+            self.q.sql.SQL(", ").join(map(self.q.sql.Identifier, columns)),
+            self.q.sql.SQL(", ").join(self.q.sql.Placeholder() * len(columns)),
         )
+        self._check_version()
+        ledger = self._ledger
+        with ledger._errors(), ledger._connection().transaction() as tx:
+            # In commit order like the workers' records (see commit_record): a worker that
+            # read past this record's seq before it committed would never see it.
+            tx.connection.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (COMMIT_CLASS, self.source)
+            )
+            tx.connection.execute(insert, tuple(data.values()))
 
 
 class PostgresKind:
@@ -631,6 +700,7 @@ class PostgresKind:
             settings.worker_id,
             source=settings.source_id,
             lease=lease,
+            host=settings.host,
         )
 
     def for_operator(self, where: Where) -> PostgresInspector:

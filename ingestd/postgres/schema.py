@@ -20,12 +20,14 @@ from typing import Any
 
 from ingestd.contracts.errors import StartupError
 
-SCHEMA_VERSION = 5  # 2: the ledger's claim and commit are server-side functions;
+SCHEMA_VERSION = 6  # 2: the ledger's claim and commit are server-side functions;
 # 3: a load record carries its file's place in the order (file_key, file_time);
 # 4: every key has the source (many sources on one database), targets as resolved, and a
 # record names the source's version of the content it processed;
 # 5: rejected rows (`rejects`) and their count in each load record; each load an id
-# (`load_id`, stamped on rows with --pg-file-column), reload requests and replaced loads
+# (`load_id`, stamped on rows with --pg-file-column), reload requests and replaced loads;
+# 6: a claim writes the attempt's owner and a claim or commit returns the records committed
+# since the caller's last look (one round trip each per file, where there were five)
 
 
 def require_psycopg(option: str) -> Any:
@@ -104,40 +106,80 @@ _TABLES = (
 # The ledger's steps, one round trip each (a claim was five, a commit seven). Every one names
 # its source: one database serves many sources, each kept apart.
 _FUNCTIONS = (
-    # claim: take `file` unless a live peer (lease running and its session's advisory lock
-    # held, or the server restarted less than `grace` seconds ago) or we ourselves hold it.
-    # Nothing returned: busy (or a peer is taking it right now: SKIP LOCKED).
-    """CREATE OR REPLACE FUNCTION {s}.claim(p_source text, p_file text, p_worker text,
-        p_lease float8, p_class integer, p_grace float8)
-        RETURNS TABLE (o_token bigint, o_owner jsonb)
+    # claim: take the first of `files` that no live peer holds (lease running and its
+    # session's advisory lock held, or the server restarted less than `grace` seconds ago)
+    # and that we do not hold ourselves, and write `owner` with the next attempt number.
+    # With `skip_finished`, a file with a standing done record is passed over without a
+    # claim. Rows: each file passed over (o_status 'busy' or 'already_finished'); then, if
+    # one was won or found finished, the source's records committed after `seen` (o_seq set:
+    # the caller learns in the same round trip whether the file was finished meanwhile);
+    # then the claim (o_token set). SKIP LOCKED: a file a peer is taking or giving back
+    # right now is busy.
+    """CREATE OR REPLACE FUNCTION {s}.claim(p_source text, p_files text[], p_worker text,
+        p_lease float8, p_class integer, p_grace float8, p_owner jsonb, p_seen bigint,
+        p_skip_finished boolean)
+        RETURNS TABLE (o_seq bigint, o_file text, o_status text, o_token bigint,
+            o_owner jsonb, o_attempt integer)
     LANGUAGE plpgsql AS $$
     DECLARE
         c record;
+        v_file text;
+        v_attempt integer;
+        v_won boolean := false;
+        v_finished boolean := false;
     BEGIN
-        INSERT INTO {s}.claims (source, file, token) VALUES (p_source, p_file, 0)
-            ON CONFLICT DO NOTHING;
-        SELECT token, holder, lease_until, owner INTO c FROM {s}.claims
-            WHERE source = p_source AND file = p_file FOR UPDATE SKIP LOCKED;
-        IF NOT FOUND THEN
-            RETURN;
+        FOREACH v_file IN ARRAY p_files LOOP
+            IF p_skip_finished AND EXISTS (SELECT 1 FROM {s}.records d
+                    WHERE d.source = p_source AND d.file = v_file AND d.status = 'done'
+                    AND d.generation = (SELECT count(*) FROM {s}.records r
+                        WHERE r.source = p_source AND r.file = v_file AND r.status = 'redo'))
+                    THEN
+                v_finished := true;
+                RETURN QUERY SELECT NULL::bigint, v_file, 'already_finished'::text,
+                    NULL::bigint, NULL::jsonb, NULL::integer;
+                CONTINUE;
+            END IF;
+            INSERT INTO {s}.claims (source, file, token) VALUES (p_source, v_file, 0)
+                ON CONFLICT DO NOTHING;
+            SELECT token, holder, lease_until, owner INTO c FROM {s}.claims
+                WHERE source = p_source AND file = v_file FOR UPDATE SKIP LOCKED;
+            IF NOT FOUND OR (c.holder IS NOT NULL AND c.lease_until > now()
+                    AND (c.holder = p_worker
+                    OR EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'
+                        AND l.classid = p_class
+                        AND l.objid = hashtext(p_source || ' ' || c.holder)::oid
+                        AND l.granted)
+                    OR pg_postmaster_start_time() > now() - make_interval(secs => p_grace)))
+                    THEN
+                RETURN QUERY SELECT NULL::bigint, v_file, 'busy'::text, NULL::bigint,
+                    NULL::jsonb, NULL::integer;
+                CONTINUE;
+            END IF;
+            -- The worker counts the same way and writes the owner itself where it reads
+            -- the earlier one otherwise (hand-edited).
+            v_attempt := CASE WHEN jsonb_typeof(c.owner->'attempt') = 'number'
+                AND (c.owner->>'attempt')::numeric BETWEEN 0 AND 1000000000
+                THEN trunc((c.owner->>'attempt')::numeric)::integer + 1 ELSE 1 END;
+            UPDATE {s}.claims SET token = c.token + 1, holder = p_worker,
+                lease_until = now() + make_interval(secs => p_lease),
+                owner = p_owner || jsonb_build_object('attempt', v_attempt)
+                WHERE source = p_source AND file = v_file;
+            v_won := true;
+            EXIT;
+        END LOOP;
+        IF v_won OR v_finished THEN
+            RETURN QUERY SELECT r.seq, r.file, r.status, NULL::bigint, NULL::jsonb,
+                NULL::integer FROM {s}.records r
+                WHERE r.source = p_source AND r.seq > p_seen ORDER BY r.seq;
         END IF;
-        IF c.holder IS NOT NULL AND c.lease_until > now() AND (c.holder = p_worker
-                OR EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'
-                    AND l.classid = p_class
-                    AND l.objid = hashtext(p_source || ' ' || c.holder)::oid
-                    AND l.granted)
-                OR pg_postmaster_start_time() > now() - make_interval(secs => p_grace)) THEN
-            RETURN;
+        IF v_won THEN
+            RETURN QUERY SELECT NULL::bigint, v_file, NULL::text, c.token + 1, c.owner,
+                v_attempt;
         END IF;
-        UPDATE {s}.claims SET token = c.token + 1, holder = p_worker,
-            lease_until = now() + make_interval(secs => p_lease)
-            WHERE source = p_source AND file = p_file;
-        o_token := c.token + 1;
-        o_owner := c.owner;
-        RETURN NEXT;
     END $$""",
-    # begin: the attempt's owner, not waited for on disk (like the file ledger's owner
-    # record): a server crash can lose an attempt's count, never a claim.
+    # begin: the attempt's owner when it is not the one the claim wrote; not waited for on
+    # disk (like the file ledger's owner record): a server crash can lose an attempt's
+    # count, never a claim.
     """CREATE OR REPLACE FUNCTION {s}.begin_attempt(p_source text, p_file text, p_token bigint,
         p_owner jsonb) RETURNS void LANGUAGE plpgsql AS $$
     BEGIN
@@ -148,12 +190,16 @@ _FUNCTIONS = (
     # commit: fenced by the token, at most one done per file, the claim row goes with it.
     # The advisory lock (one per source) makes `seq` order commit order within the source
     # (readers keep the last seq they saw); taken last, so a joined handler transaction
-    # holds it only for the record and COMMIT.
+    # holds it only for the record and COMMIT. Written: the source's records after `seen`,
+    # ours among them (o_ours); fenced out: nothing.
     """CREATE OR REPLACE FUNCTION {s}.commit_record(p_source text, p_token bigint,
-        p_record jsonb, p_class integer) RETURNS boolean LANGUAGE plpgsql AS $$
+        p_record jsonb, p_class integer, p_seen bigint)
+        RETURNS TABLE (o_seq bigint, o_file text, o_status text, o_ours boolean)
+    LANGUAGE plpgsql AS $$
     DECLARE
         v_file text := p_record->>'file';
         v_generation integer;
+        v_seq bigint;
     BEGIN
         PERFORM pg_advisory_xact_lock(p_class, hashtext(p_source));
         -- Each `redo` an operator asked for opens the file for one more done record.
@@ -163,7 +209,7 @@ _FUNCTIONS = (
                 AND token = p_token FOR UPDATE)
             OR EXISTS (SELECT 1 FROM {s}.records WHERE source = p_source AND file = v_file
                 AND status = 'done' AND generation = v_generation) THEN
-            RETURN false;
+            RETURN;
         END IF;
         INSERT INTO {s}.records (source, file, status, worker, host, pid, attempt, minutes,
                 size, sha256, seen_at, started_at, finished_at, error, outputs, records,
@@ -171,9 +217,11 @@ _FUNCTIONS = (
             SELECT p_source, r.file, r.status, r.worker, r.host, r.pid, r.attempt, r.minutes,
                 r.size, r.sha256, r.seen_at, r.started_at, r.finished_at, r.error, r.outputs,
                 r.records, r.version, v_generation
-            FROM jsonb_populate_record(NULL::{s}.records, p_record) r;
+            FROM jsonb_populate_record(NULL::{s}.records, p_record) r
+            RETURNING seq INTO v_seq;
         DELETE FROM {s}.claims WHERE source = p_source AND file = v_file;
-        RETURN true;
+        RETURN QUERY SELECT r.seq, r.file, r.status, r.seq = v_seq
+            FROM {s}.records r WHERE r.source = p_source AND r.seq > p_seen ORDER BY r.seq;
     END $$""",
 )
 
@@ -202,6 +250,11 @@ _OLD_FUNCTIONS = (
     "claim(text, text, float8, integer, float8)",
     "begin_attempt(text, bigint, jsonb)",
     "commit_record(bigint, jsonb, integer, integer)",
+)
+# Version 6: claim and commit take the caller's last seen seq and return records.
+_FUNCTIONS_5 = (
+    "claim(text, text, text, float8, integer, float8)",
+    "commit_record(text, bigint, jsonb, integer)",
 )
 # Version 4 names a load's target as PostgreSQL resolves it (schema.table, each part quoted
 # as needed), so `--pg-table Events` and `--pg-table public.events` are one target.
@@ -250,6 +303,7 @@ CHANGES = {
     3: "each load record names its file's key and time",
     4: "every key carries its source (rows from before: the migrating command's source)",
     5: "rejected rows, reload requests, load history and load ids",
+    6: "a claim writes its attempt's owner; claims and commits return the new records",
 }
 
 
@@ -348,6 +402,9 @@ def _migrate(connection: Any, schema: str, version: int, source: str) -> None:
     if version < 5 and exists("loads"):
         for statement in _LOADS_5:
             connection.execute(sql.SQL(statement).format(s=s))
+    for function in _FUNCTIONS_5:
+        # Replaced by `_FUNCTIONS`: a worker of version 5 still running fails and waits.
+        connection.execute(sql.SQL("DROP FUNCTION IF EXISTS {}." + function).format(s))
 
 
 def _source_keys(connection: Any, schema: str, source: str, exists: Any) -> None:

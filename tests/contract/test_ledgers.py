@@ -9,7 +9,9 @@ killed with SIGKILL where the backend can be shared by processes.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -22,6 +24,8 @@ import pytest
 import structlog
 
 from ingestd.contracts.ledger import (
+    ALREADY_FINISHED,
+    BUSY,
     Busy,
     Heartbeat,
     Inspector,
@@ -239,6 +243,59 @@ def test_one_holder_at_a_time_and_free_again_after_finish(backend: Backend) -> N
     b.try_claim(B).finish()  # other files are free
     hold.finish()
     b.try_claim(A).finish()
+
+
+def test_claim_first_passes_over_held_files_in_order(backend: Backend) -> None:
+    a, b = backend.make(), backend.make()
+    held = a.try_claim(A)
+    passed, hold = b.claim_first([A, B, C])
+    assert passed == [(A, BUSY)]  # C is not tried: B was won first
+    assert hold is not None and hold.name == B
+    assert b.claim_first([A, B]) == ([(A, BUSY), (B, BUSY)], None)  # held by a, and by b
+    hold.finish()
+    held.finish()
+
+
+def test_claim_first_after_a_peer_finished_the_file(backend: Backend) -> None:
+    """A file a peer finished since this worker last looked is never worked on twice: passed
+    over, or held with the view already saying it is finished (the claim protocol then lets
+    it go). Either way the view is current as of the claim."""
+    a, b = backend.make(), backend.make()
+    b.sync()
+    hold = a.try_claim(A)
+    hold.begin(owner("a"))
+    assert a.commit(hold, record(A, "a"))
+    passed, won = b.claim_first([A, B])
+    assert won is not None
+    if won.name == A:
+        assert passed == []
+        if not won.fresh:
+            b.sync()
+        won.finish()
+    else:
+        assert passed == [(A, ALREADY_FINISHED)] and won.name == B
+        won.finish()
+    assert b.is_done(A)
+
+
+def test_the_owner_an_attempt_begins_with_is_what_the_next_holder_reads(backend: Backend) -> None:
+    """Whether `begin` writes it or the claim already did (the PostgreSQL ledger writes its
+    own worker's owner while claiming), the owner and its attempt are the same."""
+    a, b = backend.make(), backend.make()
+    me = Owner(worker=getattr(a, "worker", "a"), host=socket.gethostname(), pid=os.getpid(),
+               claimed_at="2018-06-28T00:00:00+00:00")  # fmt: skip
+    hold = a.try_claim(A)
+    assert hold.begin(me) == 1
+    held, now = backend.inspector().claim(A)
+    assert held and now is not None
+    assert (now.worker, now.host, now.pid, now.attempt) == (me.worker, me.host, me.pid, 1)
+    hold.release("RuntimeError: boom")  # a crash: the attempt stays spent
+    again = b.try_claim(A)
+    previous = again.previous_owner
+    assert previous is not None and (previous.worker, previous.attempt) == (me.worker, 1)
+    assert previous.error == "RuntimeError: boom"
+    assert again.begin(owner("b")) == 2
+    again.finish()
 
 
 def test_a_live_peer_excludes_and_a_dead_ones_file_is_taken_over(backend: Backend) -> None:

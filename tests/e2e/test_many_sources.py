@@ -12,6 +12,7 @@ from typing import Any
 
 from conftest import ROOT, read_json_log
 
+from ingestd.postgres.schema import SCHEMA_VERSION
 from ingestd.sources import identity as source_identity
 
 A, B = "2018_06_28_00_00.txt", "2018_06_28_00_15.txt"
@@ -129,19 +130,23 @@ def test_a_ledger_from_before_sources_is_migrated_and_nothing_is_done_twice(
     # Nor does a worker: an older fleet may still be running on it.
     refused = spawn(data, "--ledger", pg.url, "--seconds-in-min", "0", "--exit-when-idle", "0.5")
     assert refused.wait() == 2
-    assert "is at version 3, this ingestd needs 5" in refused.text
+    assert f"is at version 3, this ingestd needs {SCHEMA_VERSION}" in refused.text
     assert "ingestd migrate" in refused.text
     dry = ingestd("migrate", str(data), "--ledger", pg.url, "--dry-run")
-    assert dry.returncode == 0 and "would migrate from version 3 to 5" in dry.stdout, dry.stderr
+    assert (
+        dry.returncode == 0 and f"would migrate from version 3 to {SCHEMA_VERSION}" in dry.stdout
+    ), dry.stderr
     assert pg.psql("SELECT max(version) FROM ingestd.schema_version").strip() == "3"
     done = ingestd("migrate", str(data), "--ledger", pg.url)
-    assert done.returncode == 0 and "migrated from version 3 to 5" in done.stdout, done.stderr
+    assert done.returncode == 0 and f"migrated from version 3 to {SCHEMA_VERSION}" in done.stdout, (
+        done.stderr
+    )
     again = ingestd("migrate", str(data), "--ledger", pg.url)
-    assert "at version 5 already" in again.stdout
+    assert f"at version {SCHEMA_VERSION} already" in again.stdout
     w = spawn(data, "--ledger", pg.url, "--seconds-in-min", "0", "--exit-when-idle", "0.5")
     assert w.wait() == 0
     assert [e["file"] for e in w.events("file_done")] == [B]
-    assert pg.psql("SELECT max(version) FROM ingestd.schema_version").strip() == "5"
+    assert pg.psql("SELECT max(version) FROM ingestd.schema_version").strip() == str(SCHEMA_VERSION)
     owners = pg.psql("SELECT string_agg(DISTINCT source, ',') FROM ingestd.records")
     assert owners.strip() == str(data)
     assert ingestd("verify", str(data), "--ledger", pg.url, "--expect", "2").returncode == 0

@@ -25,6 +25,8 @@ from conftest import (
     wait_for,
 )
 
+from ingestd.postgres.schema import SCHEMA_VERSION
+
 PREVIOUS = "e56b69bed00afc3c7e55b69215f2291b3e882219"  # 0.2.0, which still said 0.1.0
 DAY = [
     (name, int(float(minutes)))
@@ -100,7 +102,7 @@ def test_a_fleet_upgraded_by_the_documented_steps_loses_and_doubles_nothing(
         # 3-4. the new version: migrate (the ledger's schema and the loader's, one database)
         migrate = run(None, tmp_path, "migrate", str(data), *where, "--pg-url", pg.url)
         assert migrate.returncode == 0, migrate.stderr
-        assert "migrated from version 4 to 5" in migrate.stdout
+        assert f"migrated from version 4 to {SCHEMA_VERSION}" in migrate.stdout
         # 5. new workers, resume, the rest of the day
         new = [run(None, tmp_path, *worker, name=f"new-{i}", background=True) for i in (1, 2)]
         procs += new

@@ -48,6 +48,7 @@ class Claim:
     previous: bytes  # owner record left by the last holder (a dead worker), or b""
     attempt: int = 0
     lost: int = 0  # times the lock was won on an inode no longer at the path (started over)
+    fresh: bool = False  # the manifest is read by `sync`, not by a claim
     # finish/abandon/release may race (a cancelled task gives back a claim whose finish is
     # still running in a thread): the first one wins, the others do nothing. Acting on a
     # closed descriptor number could touch whatever file reused it.

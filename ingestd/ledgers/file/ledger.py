@@ -28,6 +28,7 @@ from ingestd.contracts.ledger import (
     Stored,
     Summary,
     Transaction,
+    claim_in_order,
     count_failed,
     failed_names,
 )
@@ -117,6 +118,9 @@ class FileLedger:
         return None if found is None else Stored.from_dict(found)
 
     # ---- claims ----
+
+    def claim_first(self, names: list[str]) -> tuple[list[tuple[str, str]], Hold | None]:
+        return claim_in_order(self.try_claim, names)
 
     def try_claim(self, name: str) -> claims.Claim:
         wait = self._claims_resume_at - time.monotonic()
