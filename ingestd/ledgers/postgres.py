@@ -2,10 +2,12 @@
 
 For fleets without a shared filesystem. The same promises as the `file` ledger, kept by the
 database:
-- A claim is a row of `claims` taken under `FOR UPDATE SKIP LOCKED`, with a token that grows
-  on every takeover, the holder's id and a lease on the database's clock, renewed with each
-  heartbeat. Each worker also holds a session advisory lock on its own id, so a peer sees at
-  once that a holder's session is gone (SIGKILL, host loss, `pg_terminate_backend`) and takes
+- A claim is a row of `claims` taken under `FOR UPDATE SKIP LOCKED`, with a fresh random
+  token, the holder's id and a lease on the database's clock, renewed with each heartbeat.
+  It is not waited for on disk: the record's durable commit makes it durable too, and a claim
+  a server crash loses is fenced by its token (work redone, never recorded twice). Each
+  worker also holds a session advisory lock on its own id, so a peer sees at once that a
+  holder's session is gone (SIGKILL, host loss, `pg_terminate_backend`) and takes
   the file over without waiting for the lease; the lease stays the rule while a holder's
   session still looks alive (a partition: bounded by the keepalives set on the connection).
 - A commit is one transaction: the claim still carries our token (else a peer took the file
@@ -16,7 +18,8 @@ database:
   on the same database (the `pg` handler's rows and load record) is joined: the rows, the load
   record and the done record commit at once, or not at all.
 - Claim and commit are server-side functions (`ingestd/postgres/schema.py`), one round trip
-  each per file: the claim also writes the attempt's owner, and both return the records
+  each per file: the claim tries the worker's next few ready files in order (passing over
+  those already done) and writes the attempt's owner, and both return the records
   committed since the worker's last look, so the view is current without a round trip of its
   own (a worker's owner that differs from the one written takes one more, `begin_attempt`).
 - Database errors surface as `LedgerUnavailable` (an OSError): the worker gives the file back

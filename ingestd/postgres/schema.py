@@ -26,8 +26,9 @@ SCHEMA_VERSION = 6  # 2: the ledger's claim and commit are server-side functions
 # record names the source's version of the content it processed;
 # 5: rejected rows (`rejects`) and their count in each load record; each load an id
 # (`load_id`, stamped on rows with --pg-file-column), reload requests and replaced loads;
-# 6: a claim writes the attempt's owner and a claim or commit returns the records committed
-# since the caller's last look (one round trip each per file, where there were five)
+# 6: a claim tries several files, writes the attempt's owner and is not waited for on disk
+# (its token random), and a claim or commit returns the records committed since the
+# caller's last look (one round trip each per file, where there were five)
 
 
 def require_psycopg(option: str) -> Any:
@@ -115,6 +116,11 @@ _FUNCTIONS = (
     # the caller learns in the same round trip whether the file was finished meanwhile);
     # then the claim (o_token set). SKIP LOCKED: a file a peer is taking or giving back
     # right now is busy.
+    # A claim is not waited for on disk (the record's commit is, and it makes the claim
+    # durable on its way, the log being sequential): a server crash can lose a claim of its
+    # last moments. Its token is a fresh random number, never the old one plus one, so a
+    # claim lost that way and taken again after the restart cannot share its token with the
+    # lost one: the first holder's commit and give-backs are fenced out.
     """CREATE OR REPLACE FUNCTION {s}.claim(p_source text, p_files text[], p_worker text,
         p_lease float8, p_class integer, p_grace float8, p_owner jsonb, p_seen bigint,
         p_skip_finished boolean)
@@ -125,9 +131,11 @@ _FUNCTIONS = (
         c record;
         v_file text;
         v_attempt integer;
+        v_token bigint;
         v_won boolean := false;
         v_finished boolean := false;
     BEGIN
+        PERFORM set_config('synchronous_commit', 'off', true);
         FOREACH v_file IN ARRAY p_files LOOP
             IF p_skip_finished AND EXISTS (SELECT 1 FROM {s}.records d
                     WHERE d.source = p_source AND d.file = v_file AND d.status = 'done'
@@ -160,7 +168,8 @@ _FUNCTIONS = (
             v_attempt := CASE WHEN jsonb_typeof(c.owner->'attempt') = 'number'
                 AND (c.owner->>'attempt')::numeric BETWEEN 0 AND 1000000000
                 THEN trunc((c.owner->>'attempt')::numeric)::integer + 1 ELSE 1 END;
-            UPDATE {s}.claims SET token = c.token + 1, holder = p_worker,
+            v_token := floor(random() * 9007199254740991)::bigint + 1;
+            UPDATE {s}.claims SET token = v_token, holder = p_worker,
                 lease_until = now() + make_interval(secs => p_lease),
                 owner = p_owner || jsonb_build_object('attempt', v_attempt)
                 WHERE source = p_source AND file = v_file;
@@ -173,7 +182,7 @@ _FUNCTIONS = (
                 WHERE r.source = p_source AND r.seq > p_seen ORDER BY r.seq;
         END IF;
         IF v_won THEN
-            RETURN QUERY SELECT NULL::bigint, v_file, NULL::text, c.token + 1, c.owner,
+            RETURN QUERY SELECT NULL::bigint, v_file, NULL::text, v_token, c.owner,
                 v_attempt;
         END IF;
     END $$""",
