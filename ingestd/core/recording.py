@@ -116,13 +116,22 @@ class Recording:
             report.update(self.stats.fields(), due=self.stats.due())
 
         transaction, outcome.transaction = outcome.transaction, None  # the ledger's now
-        if (refused := await self.commit(hold, record, log, count, transaction)) is not None:
+        # Kept files are looked at again once recorded (has the content changed since?), in
+        # the commit's own thread hop: on a drain of small files, hops are the cost.
+        look = self.disposals[DONE].kind == KEEP and record.version is not None
+        found: list[str | None] = []
+        refused = await self.commit(hold, record, log, count, transaction, found if look else None)
+        if refused is not None:
             return refused
         due = report.pop("due")
         log.info("file_done", minutes=outcome.minutes, files_processed=report["files_processed"])
         if due:
             log.unbind("file", "attempt").info("stats", **report)
-        await self.dispose(hold.name, DONE, log, Content(record.version, record.sha256))
+        processed = Content(record.version, record.sha256)
+        if look:
+            self._compare(hold.name, log, processed, found[0] if found else None)
+        else:
+            await self.dispose(hold.name, DONE, log, processed)
         return Result.DONE
 
     async def fail(self, hold: Hold, seen_at: str, started_at: str, error: str, log: Log) -> Result:
@@ -141,8 +150,7 @@ class Recording:
         if disposal.kind == KEEP:
             if status == DONE and processed.version is not None:
                 now = await asyncio.to_thread(_quietly_version, self.source, name)
-                if now is not None and now != processed.version:
-                    self.report_changed(name, log, processed, Changed(name, now, None))
+                self._compare(name, log, processed, now)
             return
         try:
             await asyncio.to_thread(self.source.dispose, name, disposal, processed)
@@ -157,6 +165,10 @@ class Recording:
             return
         log.info("file_disposed", action=str(disposal))
 
+    def _compare(self, name: str, log: Log, processed: Content, now: str | None) -> None:
+        if now is not None and now != processed.version:
+            self.report_changed(name, log, processed, Changed(name, now, None))
+
     async def commit(
         self,
         hold: Hold,
@@ -164,12 +176,19 @@ class Recording:
         log: Log,
         on_written: Callable[[], None] | None = None,
         transaction: Transaction | None = None,
+        version: list[str | None] | None = None,
     ) -> Result | None:
-        """Step 6: record durably, then release. None when written; else what became of it."""
+        """Step 6: record durably, then release. None when written; else what became of it.
+        `version`, when given, gets the source's version of the file once it is recorded."""
+
+        def commit() -> bool:
+            written = self.ledger.commit(hold, record, on_written, transaction)
+            if written and version is not None:
+                version.append(_quietly_version(self.source, hold.name))
+            return written
+
         try:
-            written = await asyncio.to_thread(
-                self.ledger.commit, hold, record, on_written, transaction
-            )
+            written = await asyncio.to_thread(commit)
         except OSError as exc:
             # Disk full, read-only, NFS trouble: the file is not finished. It was given back
             # without spending an attempt; the worker waits before it claims again.
