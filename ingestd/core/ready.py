@@ -11,9 +11,9 @@ import asyncio
 import heapq
 from collections.abc import Container
 from dataclasses import dataclass, field
-from datetime import datetime
+from typing import Any
 
-from ingestd.contracts.naming import sort_key
+from ingestd.contracts.naming import order_key
 
 Signature = tuple[int, int]  # (size, mtime_ns)
 
@@ -76,6 +76,9 @@ class Settling:
         return len(self._seen)
 
 
+_POPPED_KEPT = 256
+
+
 class ReadyQueue:
     """Ready files, oldest timestamp first (then by key); putting a name twice queues it once.
 
@@ -83,14 +86,18 @@ class ReadyQueue:
     """
 
     def __init__(self) -> None:
-        self._heap: list[tuple[tuple[datetime, str, str], str]] = []
+        self._heap: list[tuple[tuple[Any, str, str], str]] = []
         self._names: set[str] = set()
         self._changed = asyncio.Event()
+        # Keys of names popped lately: a claim pass pops a few and hands most back, and
+        # a key made again for each costs more than the rest of the queue's work.
+        self._popped: dict[str, tuple[Any, str, str]] = {}
 
     def put(self, name: str) -> bool:
         if name in self._names:
             return False
-        heapq.heappush(self._heap, (sort_key(name), name))
+        key = self._popped.pop(name, None)
+        heapq.heappush(self._heap, (order_key(name) if key is None else key, name))
         self._names.add(name)
         self._changed.set()
         return True
@@ -98,8 +105,11 @@ class ReadyQueue:
     def pop_nowait(self) -> str | None:
         if not self._heap:
             return None
-        _, name = heapq.heappop(self._heap)
+        key, name = heapq.heappop(self._heap)
         self._names.discard(name)
+        if len(self._popped) >= _POPPED_KEPT:
+            self._popped.clear()
+        self._popped[name] = key
         return name
 
     def pop_many(self, count: int) -> list[str]:

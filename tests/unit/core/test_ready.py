@@ -72,3 +72,28 @@ def test_a_file_unchanged_for_longer_than_settle_by_its_own_clock_is_ready_at_on
     assert settling.observe("b", (1, 5), now=100.7)
     assert not settling.observe("c", (1, 5), now=100.0, age=-5.0)  # mtime in the future
     assert settling.next_deadline() == 101.0
+
+
+async def test_names_handed_back_keep_their_place_with_keys_and_another_scheme() -> None:
+    from ingestd.contracts.naming import use_pattern
+
+    names = ["b_2018_06_28_00_00.txt", "2018_06_28_00_15.txt", "a_2018_06_28_00_00.txt",
+             "2018_06_28_00_00.txt", "2017_01_01_00_00.txt"]  # fmt: skip
+    expected = ["2017_01_01_00_00.txt", "2018_06_28_00_00.txt", "a_2018_06_28_00_00.txt",
+                "b_2018_06_28_00_00.txt", "2018_06_28_00_15.txt"]  # fmt: skip
+    pattern = (r"(?P<key>[a-z]+)-(?P<year>\d{4})(?P<month>\d\d)(?P<day>\d\d)"
+               r"T(?P<hour>\d\d)(?P<minute>\d\d)")  # fmt: skip
+    other = ["b-20180628T0000", "a-20180628T0015", "a-20180628T0000", "a-20170101T0000"]
+    by_time = sorted(other, key=lambda n: (n[2:], n[0]))  # the timestamp, then the key
+    for scheme, given, order in ((None, names, expected), (pattern, other, by_time)):
+        use_pattern(scheme)
+        try:
+            queue = ReadyQueue()
+            for name in given:
+                queue.put(name)
+            first = queue.pop_many(3)
+            for name in reversed(first):  # a claim pass hands back what it did not take
+                queue.put(name)
+            assert queue.pop_many(10) == order
+        finally:
+            use_pattern(None)
