@@ -13,8 +13,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ingestd.contracts.ledger import DONE, FAILED, REDO, RETRY, Stored, Summary
-from ingestd.contracts.naming import is_data_name, oldest_first
+from ingestd.contracts.ledger import (
+    DONE,
+    FAILED,
+    REDO,
+    RETRY,
+    Stored,
+    Summary,
+    SummaryBlock,
+    blocks_of,
+)
+from ingestd.contracts.naming import invalid_names, is_data_name, oldest_first
 from ingestd.runtime.stats import RunningStats
 
 Summaries = Iterable[Summary] | Callable[[], Iterable[Summary]]
@@ -89,57 +98,152 @@ def audit(
     expected: int | None = None,
     full: Records | None = None,
 ) -> Audit:
-    """Audit the records' summaries, streamed. A second pass over `full` (whole records, a
-    callable giving them anew or a list) collects the done records of the rare files done
-    more than once, for their overlaps, instead of keeping every record."""
-    first = records if callable(records) else (lambda: records)
+    """Audit the records' summaries (see `audit_blocks`)."""
+    if callable(records):
+        given = records
+        return audit_blocks(lambda: blocks_of(given()), present, expected, full)
+    return _audit(blocks_of(records), present, expected, full, None)[0]
+
+
+def audit_blocks(
+    blocks: Callable[[], Iterable[SummaryBlock]],
+    present: Iterable[str] = (),
+    expected: int | None = None,
+    full: Records | None = None,
+) -> Audit:
+    """Audit the records, streamed in blocks (`blocks` gives them anew for a second pass). A
+    second pass over `full` (whole records, a callable giving them anew or a list) collects
+    the done records of the rare files done more than once, for their overlaps, instead of
+    keeping every record.
+
+    The names are checked all at once after the pass (one regex pass over a million names,
+    not a call each); only if one is not a data-file name are the records read again, with
+    those names known."""
+    first, others = _audit(blocks(), present, expected, full, _UNCHECKED)
+    bad = invalid_names([*first.done, *others])
+    if not bad:
+        return first
+    return _audit(blocks(), present, expected, full, frozenset(bad))[0]
+
+
+_UNCHECKED: frozenset[str] = frozenset()
+
+
+def _audit(
+    blocks: Iterable[SummaryBlock],
+    present: Iterable[str],
+    expected: int | None,
+    full: Records | None,
+    invalid: frozenset[str] | None,
+    fast: bool = True,
+) -> tuple[Audit, set[str]]:
+    """One pass. `invalid`: the names known not to be data-file names (None: ask of each
+    name; `_UNCHECKED`: take every name). With the audit, the names of the records that
+    are not done (unchecked only; the done ones are the audit's), for the caller to check.
+    `fast`: a block of done records of files not seen before is folded as a whole (the
+    common case, and the same result as record by record)."""
     again = full if callable(full) else (lambda: full or ())
     result = Audit(expected=expected)
-    doubled: set[str] = set()
-    last_done: str | None = None
-    for record in first():
-        result.records += 1
-        name, status = record.file, record.status
-        if not is_data_name(name):
-            result.invalid_names.append(name)
-            continue
-        if status == DONE:
-            if name in result.done:
-                doubled.add(name)
-            else:
-                result.done.add(name)
-                result.failed.pop(name, None)
-                if (record.attempt or 1) > 1:
-                    result.redone += 1
-                finished = record.finished_at
-                if finished is not None and (last_done is None or finished > last_done):
-                    last_done = finished
-            minutes = record.minutes
-            if minutes is not None:
-                worker = str(record.worker)
-                stats = result.per_worker.get(worker)  # not setdefault: no object per record
-                if stats is None:
-                    stats = result.per_worker[worker] = RunningStats()
-                stats.add(float(minutes))
-        elif status == FAILED and name not in result.done:
-            result.failed[name] = record
-        elif status == RETRY:
-            result.failed.pop(name, None)
-        elif status == REDO:
-            # An operator reopened a done file (its content changed): the next done record
-            # is its own, not a duplicate of the one before.
-            result.done.discard(name)
-            result.failed.pop(name, None)
-    if last_done is not None:
-        result.last_done_at = _moment(last_done)
-    if doubled:
+    fold = _Fold(result, invalid)
+    for block in blocks:
+        result.records += len(block.files)
+        if not (fast and invalid is _UNCHECKED and fold.whole(block)):
+            fold.each(block)
+    if fold.last_done is not None:
+        result.last_done_at = _moment(fold.last_done)
+    if fold.doubled:
+        doubled = fold.doubled
         for stored in again():
             if stored.status == DONE and stored.file in doubled:
                 result.duplicates.setdefault(stored.file, []).append(stored)
         _overlaps(result)
     result.unfinished = [n for n in oldest_first(present) if n not in result.done]
     result.unfinished = [n for n in result.unfinished if n not in result.failed]
-    return result
+    return result, fold.others
+
+
+class _Fold:
+    """The audit's state between blocks, and the two ways a block is folded into it."""
+
+    def __init__(self, result: Audit, invalid: frozenset[str] | None) -> None:
+        self.result = result
+        self.invalid = invalid
+        self.doubled: set[str] = set()
+        self.last_done: str | None = None
+        self.others: set[str] = set()  # unchecked: names of records that are not done
+
+    def _stats(self, worker: str) -> RunningStats:
+        per_worker = self.result.per_worker
+        stats = per_worker.get(worker)  # not setdefault: no object per record
+        if stats is None:
+            stats = per_worker[worker] = RunningStats()
+        return stats
+
+    def whole(self, block: SummaryBlock) -> bool:
+        """Fold a block of done records of files not seen before, all at once (C loops
+        over its columns); False, and nothing folded, for any other block."""
+        files = block.files
+        count = len(files)
+        done = self.result.done
+        if block.statuses.count(DONE) != count:
+            return False
+        names = set(files)
+        if len(names) != count or not names.isdisjoint(done):
+            return False
+        result = self.result
+        done.update(names)
+        if result.failed:
+            for name in files:
+                result.failed.pop(name, None)
+        result.redone += sum(1 for attempt in block.attempts if attempt is not None and attempt > 1)
+        newest = max(filter(None, block.finished), default=None)
+        if newest is not None and (self.last_done is None or newest > self.last_done):
+            self.last_done = newest
+        workers, minutes = block.workers, block.minutes
+        if workers.count(workers[0]) == count and None not in minutes:
+            self._stats(str(workers[0])).add_many(minutes)  # type: ignore[arg-type]
+        else:
+            for worker, value in zip(workers, minutes, strict=True):
+                if value is not None:
+                    self._stats(str(worker)).add(float(value))
+        return True
+
+    def each(self, block: SummaryBlock) -> None:
+        """Fold a block record by record."""
+        result, invalid = self.result, self.invalid
+        unchecked = invalid is _UNCHECKED
+        for record in block.summaries():
+            name, status = record.file, record.status
+            if unchecked:
+                if status != DONE:
+                    self.others.add(name)
+            elif name in invalid if invalid is not None else not is_data_name(name):
+                result.invalid_names.append(name)
+                continue
+            if status == DONE:
+                if name in result.done:
+                    self.doubled.add(name)
+                else:
+                    result.done.add(name)
+                    result.failed.pop(name, None)
+                    if (record.attempt or 1) > 1:
+                        result.redone += 1
+                    finished = record.finished_at
+                    if finished is not None and (
+                        self.last_done is None or finished > self.last_done
+                    ):
+                        self.last_done = finished
+                if record.minutes is not None:
+                    self._stats(str(record.worker)).add(float(record.minutes))
+            elif status == FAILED and name not in result.done:
+                result.failed[name] = record
+            elif status == RETRY:
+                result.failed.pop(name, None)
+            elif status == REDO:
+                # An operator reopened a done file (its content changed): the next done
+                # record is its own, not a duplicate of the one before.
+                result.done.discard(name)
+                result.failed.pop(name, None)
 
 
 def _overlaps(result: Audit) -> None:

@@ -19,8 +19,9 @@ The `file` ledger (`ledgers/file/`) keeps all of this in a state dir on a POSIX 
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, NamedTuple, Protocol
 
@@ -334,6 +335,35 @@ class Summary(NamedTuple):
                    record.finished_at)  # fmt: skip
 
 
+class SummaryBlock(NamedTuple):
+    """Consecutive records' audit fields, column by column: a manifest block of thousands of
+    lines is read this way without an object per record."""
+
+    files: list[str]
+    statuses: list[str]
+    workers: list[str | None]
+    attempts: list[int | None]
+    minutes: list[float | None]
+    finished: list[str | None]
+
+    @classmethod
+    def of(cls, summaries: Sequence[Summary]) -> SummaryBlock:
+        if not summaries:
+            return cls([], [], [], [], [], [])
+        columns = map(list, zip(*summaries, strict=True))
+        return cls(*columns)
+
+    def summaries(self) -> Iterator[Summary]:
+        return map(Summary._make, zip(*self, strict=True))
+
+
+def blocks_of(summaries: Iterable[Summary], size: int = 10_000) -> Iterator[SummaryBlock]:
+    """`summaries` in blocks of up to `size`."""
+    iterator = iter(summaries)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield SummaryBlock.of(chunk)
+
+
 @dataclass
 class Heartbeat:
     """A worker's periodic sign of life; `age_seconds` is set when read, by the ledger's clock."""
@@ -530,6 +560,9 @@ class RecordsInspector:
     def summaries(self) -> Iterator[Summary]:
         return (Summary.of(record) for record in self.records())
 
+    def summary_blocks(self) -> Iterator[SummaryBlock]:
+        return blocks_of(self.summaries())
+
     def failed_records(self) -> dict[str, Stored]:
         return standing_failed(self.records())
 
@@ -555,6 +588,9 @@ class Inspector(Protocol):
     def summaries(self) -> Iterator[Summary]:
         """Every record in commit order, only what an audit reads of each (cheaper than
         `records`)."""
+
+    def summary_blocks(self) -> Iterator[SummaryBlock]:
+        """`summaries` in blocks, column by column (what `verify` reads of a million)."""
 
     def unreadable(self) -> int:
         """Stored records that could not be read, in what was read so far (skipped, and

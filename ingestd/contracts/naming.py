@@ -127,14 +127,19 @@ def invalid_names(names: Collection[str]) -> list[str]:
     regex pass over them all (status asks this of a million names)."""
     if _name is _DEFAULT and names:
         text = "\n".join(names)
-        # Counted one match at a time: a list of a million matches would be 70 MB. A name
-        # with a newline in it would count as two lines: then every name is asked alone.
+        # Counted by `subn`, which keeps no match (a list of a million would be 70 MB). A
+        # name with a newline in it would count as two lines: then every name is asked alone.
         lines = text.count("\n") + 1
-        if lines == len(names) and sum(1 for _ in _STRICT_LINES.finditer(text)) == lines:
+        if lines == len(names) and _STRICT_LINES.subn("", text)[1] == lines:
             # Only a day past the 28th, or year 0, still needs the calendar.
-            return [n for n in names if (n[-12:-10] > "28" or n[-20:-16] == "0000")
-                    and not is_data_name(n)]  # fmt: skip
+            return [n for n in _CALENDAR_LINES.findall(text) if not is_data_name(n)]
     return [n for n in names if not is_data_name(n)]
+
+
+# Lines of strict default names (as checked above) whose day or year the calendar must judge.
+_CALENDAR_LINES = re.compile(
+    r"^(?:[^\n]*_(?:29|3[01])_\d\d_\d\d|(?:[^\n]*_)?0000_[^\n]*)\.txt$", re.M
+)
 
 
 _DAY_MINUTES: dict[str, int] = {}  # `YYYY_MM_DD` -> minutes from year 1 to that day

@@ -39,6 +39,23 @@ class RunningStats:
         self._m2 += delta * (y - self._mean)
         self._last = y
 
+    def add_many(self, values: list[float]) -> None:
+        """`add` each value in order (the same arithmetic, in one loop of locals)."""
+        if not values:
+            return
+        if self.count == 0:
+            self._shift = values[0]
+        shift, count, total, mean, m2 = self._shift, self.count, self.total, self._mean, self._m2
+        y = self._last
+        for minutes in values:
+            y = minutes - shift
+            count += 1
+            total += minutes
+            delta = y - mean
+            mean += delta / count
+            m2 += delta * (y - mean)
+        self.count, self.total, self._mean, self._m2, self._last = count, total, mean, m2, y
+
     @property
     def sum_of_squares(self) -> float:
         """sum((x_i - x_n)^2) over the whole history, x_n the newest sample."""

@@ -27,6 +27,7 @@ from ingestd.contracts.ledger import (
     RetryRequest,
     Stored,
     Summary,
+    SummaryBlock,
     Transaction,
     claim_in_order,
     count_failed,
@@ -46,6 +47,7 @@ from ingestd.ledgers.file.manifest import (
     Manifest,
     read_records,
     read_summaries,
+    read_summary_blocks,
     standing_failed_records,
 )
 from ingestd.ledgers.file.statedir import claim_source, prepare_state_dir, recreate_state_dir
@@ -257,6 +259,9 @@ class FileInspector:
 
     def summaries(self) -> Iterator[Summary]:
         return read_summaries(self.manifest_path, self._bad_line)
+
+    def summary_blocks(self) -> Iterator[SummaryBlock]:
+        return read_summary_blocks(self.manifest_path, self._bad_line)
 
     def history(self, name: str) -> list[Stored]:
         # Lines without the name, as `encode` writes it, are skipped unparsed: one file's

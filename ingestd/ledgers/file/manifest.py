@@ -29,7 +29,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingestd.contracts.ledger import DONE, FAILED, FINISHED, REDO, RETRY, Stored, Summary
+from ingestd.contracts.ledger import (
+    DONE,
+    FAILED,
+    FINISHED,
+    REDO,
+    RETRY,
+    Stored,
+    Summary,
+    SummaryBlock,
+)
 
 __all__ = ["DONE", "FAILED", "FINISHED", "RETRY", "Manifest", "encode", "read_records"]
 
@@ -46,7 +55,8 @@ _SUMMARY_LINES = re.compile(
     r'"minutes":(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|null),'
     # Greedy: `finished_at` is written last, so the match backs off a few characters only
     # (a key appears once in an object, so first and last are the same).
-    r'(?:[^\n]*"finished_at":"([^"\\\n]*)")?[^\n]*\}$',
+    # Quotes kept in the group: `findall` says "" for a group that did not take part.
+    r'(?:[^\n]*"finished_at":("[^"\\\n]*"))?[^\n]*\}$',
     re.M,
 )
 
@@ -166,9 +176,49 @@ def _fast_summaries(block: bytes) -> list[Summary] | None:
             name, statuses.get(status, status), worker,
             None if attempt == "null" else int(attempt),
             None if minutes == "null" else float(minutes),
-            finished,
+            None if finished is None else finished[1:-1],
         ))  # fmt: skip
     return found if len(found) == block.count(b"\n") else None
+
+
+def read_summary_blocks(path: Path, on_bad: BadLine | None = None) -> Iterator[SummaryBlock]:
+    """`read_summaries` column by column, a block of the file at a time: a block whose every
+    line `encode` wrote becomes its columns in C, without an object per record."""
+    for block, base in _blocks_at(path):
+        fast = _fast_columns(block)
+        if fast is not None:
+            yield fast
+            continue
+        summaries = []
+        for line, offset in _lines_in(block, base):
+            summary = summary_of(line)
+            if summary is not None:
+                summaries.append(summary)
+            elif on_bad is not None:
+                on_bad(offset, line)
+        yield SummaryBlock.of(summaries)
+
+
+def _fast_columns(block: bytes) -> SummaryBlock | None:
+    """`_fast_summaries` as columns."""
+    if not block.isascii():
+        return None
+    found = _SUMMARY_LINES.findall(block.decode("ascii"))  # tuples of str, made in C
+    if len(found) != block.count(b"\n"):
+        return None
+    if not found:
+        return SummaryBlock.of([])
+    files, statuses, workers, attempts, minutes, finished = zip(*found, strict=True)
+    return SummaryBlock(
+        list(files),
+        list(statuses),
+        list(workers),
+        list(map(int, attempts)) if "null" not in attempts else
+        [None if a == "null" else int(a) for a in attempts],
+        list(map(float, minutes)) if "null" not in minutes else
+        [None if m == "null" else float(m) for m in minutes],
+        [f[1:-1] if f else None for f in finished],  # "": no finished_at
+    )  # fmt: skip
 
 
 def _blocks_at(path: Path) -> Iterator[tuple[bytes, int]]:

@@ -3,9 +3,12 @@ stats recomputed."""
 
 from typing import Any
 
-from ingestd.commands.audit import Audit
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ingestd.commands.audit import Audit, _audit, audit_blocks
 from ingestd.commands.audit import audit as audit_summaries
-from ingestd.contracts.ledger import Stored, Summary
+from ingestd.contracts.ledger import Stored, Summary, blocks_of
 from ingestd.runtime.stats import RunningStats
 
 T0, T1 = "2026-01-01T00:00:00+00:00", "2026-01-01T00:01:00+00:00"
@@ -79,3 +82,42 @@ def test_a_done_record_after_an_operators_redo_is_no_duplicate() -> None:
     assert result.violations() == [] and result.duplicates == {}
     reopened = audit([rec(A), redo], present=[A])
     assert reopened.unfinished == [A]  # reopened, not yet done again
+
+
+_NAMES = [A, B, C, "2018_06_28_00_45.txt", "2021_02_29_00_00.txt", "bogus.txt"]  # two invalid
+_RECORDS = st.lists(
+    st.fixed_dictionaries({
+        "file": st.sampled_from(_NAMES),
+        "status": st.sampled_from(["done", "done", "done", "failed", "retry", "redo"]),
+        "worker": st.sampled_from(["a", "b"]),
+        "minutes": st.one_of(st.none(), st.floats(0, 1e6, allow_nan=False)),
+        "attempt": st.integers(0, 3),
+        "started_at": st.just(T0),
+        "finished_at": st.sampled_from([T0, T1]),
+    }),
+    max_size=40,
+)  # fmt: skip
+
+
+def _seen(result: Audit) -> tuple[Any, ...]:
+    stats = {w: (s.count, s.total, s.sum_of_squares) for w, s in result.per_worker.items()}
+    return (result.summary(), sorted(result.done), sorted(result.failed), result.redone,
+            result.last_done_at, sorted(result.invalid_names), result.unfinished,
+            stats)  # fmt: skip
+
+
+@given(_RECORDS, st.integers(1, 7))
+def test_blocks_folded_whole_read_as_record_by_record(
+    records: list[dict[str, Any]], size: int
+) -> None:
+    """The fast ways (a block of new done files folded at once, names checked after the
+    pass and the records read again when one is invalid) find what a record-by-record pass
+    does, asking each name as it goes."""
+    stored = [s for s in map(Stored.from_dict, records) if s is not None]
+    summaries = [Summary.of(s) for s in stored]
+    present = [A, "2018_06_28_01_00.txt"]
+    one_by_one = audit_summaries(summaries, present, full=stored)  # each name asked
+    blocks = audit_blocks(lambda: blocks_of(summaries, size), present, full=stored)
+    assert _seen(blocks) == _seen(one_by_one)
+    slow, _ = _audit(blocks_of(summaries, size), present, None, stored, None, fast=False)
+    assert _seen(slow) == _seen(one_by_one)

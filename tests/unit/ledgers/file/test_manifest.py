@@ -327,8 +327,11 @@ def test_a_block_read_in_one_pass_says_what_each_line_says(records, junk) -> Non
         bad: list[int] = []
         fast = list(manifest.read_summaries(path, lambda offset, line: bad.append(offset)))
         one_by_one = [manifest.summary_of(line) for line, _ in manifest._lines_at(path)]
+        blocks = manifest.read_summary_blocks(path, lambda offset, line: bad.append(offset))
+        columns = [summary for block in blocks for summary in block.summaries()]
     assert fast == [s for s in one_by_one if s is not None]
-    assert len(bad) == sum(1 for s in one_by_one if s is None)
+    assert columns == fast
+    assert len(bad) == 2 * sum(1 for s in one_by_one if s is None)
 
 
 def test_the_one_pass_read_takes_what_the_worker_writes(tmp_path: Path) -> None:
