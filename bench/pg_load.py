@@ -14,6 +14,9 @@ One JSON Lines file (default 100 MB), one typed target table, a throwaway cluste
   each object into exactly typed values in C and psycopg writes the rows into `COPY`.
 - `psycopg write_row of rows decoded beforehand`: the rows of the line above, decoded before
   the clock starts: the driver's formatting and sending alone, the bound of any decoder.
+- `binary COPY ceiling`, and the two lines above with `COPY (FORMAT binary)` (floats as
+  floats, `jsonb` values as their raw text wrapped for the binary dumper), each against the
+  binary ceiling measured just before it.
 - `pyarrow read_json` (parse alone, if installed): it cannot fill a `jsonb` column (nested
   values become lists and structs Arrow's CSV writer refuses) and reads numbers as doubles.
 - `jq` (conversion alone, if installed): `jq -r '[...] | @tsv'`, for scale.
@@ -41,6 +44,7 @@ import csv
 import json
 import os
 import queue
+import resource
 import shutil
 import subprocess
 import sys
@@ -211,6 +215,15 @@ def run(base: Path, megabytes: float, cluster: PgCluster, rounds: int) -> None:
             for row in rows:
                 sink.write_row(row)
 
+    binary_copy = f"COPY t ({columns}) FROM STDIN (FORMAT binary)"
+    binary_file = base / "prepared.bin"
+
+    def copy_binary_rows(rows: Iterator[list[object]]) -> None:
+        with conn.transaction(), conn.cursor() as cur, cur.copy(binary_copy) as sink:
+            sink.set_types(list(KINDS))
+            for row in rows:
+                sink.write_row(row)
+
     def file_chunks(path: Path) -> Iterator[bytes]:
         with open(path, "rb") as handle:
             while chunk := handle.read(1 << 20):
@@ -229,7 +242,7 @@ def run(base: Path, megabytes: float, cluster: PgCluster, rounds: int) -> None:
                     sink.write(chunk)
             conn.execute("INSERT INTO t SELECT r.* FROM raw, json_populate_record(NULL::t, doc) r")
 
-    ways: list[tuple[str, Callable[[], None], Callable[[], Iterator[bytes]] | None]] = [
+    ways: list[tuple[str, Callable[[], None], Callable[[], Iterator[Any]] | None]] = [
         ("COPY ceiling", lambda: copy(f"COPY t ({columns}) FROM STDIN", file_chunks(prepared)),
          None),
         ("server-side json", server_side, None),
@@ -257,8 +270,16 @@ def run(base: Path, megabytes: float, cluster: PgCluster, rounds: int) -> None:
         prebuilt = list(typed_rows(source))
         ways.append(("psycopg write_row of rows decoded beforehand",
                      lambda: copy_rows(iter(prebuilt)), None))  # fmt: skip
+        binary_rows = [binary_row(row) for row in prebuilt]
+        binary_ways = [
+            ("binary COPY ceiling", lambda: copy(binary_copy, file_chunks(binary_file))),
+            ("msgspec typed rows, binary write_row",
+             lambda: copy_binary_rows(binary_row(row) for row in typed_rows(source))),
+            ("binary write_row of rows decoded beforehand",
+             lambda: copy_binary_rows(iter(binary_rows))),
+        ]  # fmt: skip
     except ImportError:
-        pass
+        binary_ways = []
     try:
         import duckdb  # noqa: F401
 
@@ -271,6 +292,7 @@ def run(base: Path, megabytes: float, cluster: PgCluster, rounds: int) -> None:
         pass
 
     busy: dict[str, float] = {}  # way -> this process's CPU seconds per second of its load
+    per_100mb: dict[str, float] = {}  # way -> the loading processes' CPU seconds per 100 MB
 
     def timed_load(load: Callable[[], None], name: str = "") -> float:
         fresh()
@@ -278,6 +300,7 @@ def run(base: Path, megabytes: float, cluster: PgCluster, rounds: int) -> None:
         load()
         seconds = time.perf_counter() - start
         busy[name] = (time.process_time() - cpu) / seconds
+        per_100mb[name] = (time.process_time() - cpu) / size * 1e8
         return size / seconds / 1e6
 
     ceiling_load = ways[0][1]
@@ -300,6 +323,27 @@ def run(base: Path, megabytes: float, cluster: PgCluster, rounds: int) -> None:
                 pass
             alone = size / (time.perf_counter() - start) / 1e6
         results.append((name, rate, ceiling, alone))
+    if binary_ways:
+        # The binary ceiling: the same table dumped by the server in its binary format.
+        fresh()
+        ceiling_load()
+        with (
+            open(binary_file, "wb") as out,
+            conn.cursor() as cur,
+            cur.copy(f"COPY t ({columns}) TO STDOUT (FORMAT binary)") as dump,
+        ):
+            for data in dump:
+                out.write(data)
+        binary_ceiling = binary_ways[0][1]
+        for name, load in binary_ways:
+            pairs = []
+            for _ in range(rounds):
+                ceiling = timed_load(binary_ceiling)
+                pairs.append((timed_load(load, name), ceiling))
+                loaded = conn.execute("SELECT count(*) FROM t").fetchone()
+                assert loaded is not None and loaded[0] == count, (name, loaded, count)
+            rate, ceiling = median_pair(pairs)
+            results.append((name, rate, ceiling, None))
     try:
         import pyarrow.json as arrow_json
 
@@ -331,26 +375,35 @@ def run(base: Path, megabytes: float, cluster: PgCluster, rounds: int) -> None:
         for label, files, count_workers in (("1 worker", [source], 1),
                                             ("2 workers, 10 files", tenths, 2)):  # fmt: skip
             pairs = []
+            name = f"ingestd --pg-converter {converter}, {label}"
+            cpu = []
             for _ in range(rounds):
                 ceiling = timed_load(ceiling_load)
                 fresh()
+                before = children_cpu()
                 pairs.append((ingestd_load(base, files, count_workers, converter, url), ceiling))
+                cpu.append(children_cpu() - before)
                 loaded = conn.execute("SELECT count(*) FROM t").fetchone()
                 assert loaded is not None and loaded[0] == sum(lines(f) for f in files), loaded
             rate, ceiling = median_pair(pairs)
-            results.append((f"ingestd --pg-converter {converter}, {label}", rate, ceiling, None))
+            # The workers' CPU, start-up included, per 100 MB of input: the client's share.
+            per_100mb[name] = (
+                sorted(cpu)[len(cpu) // 2] / sum(f.stat().st_size for f in files) * 1e8
+            )
+            results.append((name, rate, ceiling, None))
     results.extend(format_rows(base, source, count, conn, columns, url, rounds, timed_load,
                                ceiling_load, fresh))  # fmt: skip
     rows = [
         [name, round(rate, 1) if rate else "", round(ceiling, 1) if ceiling else "",
          round(rate / ceiling, 2) if ceiling else "", "" if alone is None else round(alone, 1),
-         round(busy[name], 2) if name in busy else ""]
+         round(busy[name], 2) if name in busy else "",
+         round(per_100mb[name], 2) if name in per_100mb else ""]
         for name, rate, ceiling, alone in results
     ]  # fmt: skip
     print(f"{megabytes:g} MB of JSON Lines, {count} rows; the median of {rounds} rounds")
     # Client CPU: 1.0 means the loading process itself was the bound, not the server.
     headers = ["way", "MB/s", "ceiling just before", "ratio", "conversion alone MB/s",
-               "client CPU s/s"]  # fmt: skip
+               "client CPU s/s", "client CPU s per 100 MB"]  # fmt: skip
     print(table(headers, rows))
     record("pg_load", {"mb": megabytes, "rounds": rounds, "rows": rows})
     conn.close()
@@ -428,6 +481,32 @@ def _csv_value(value: object, as_json: bool) -> object:
     if isinstance(value, bool):
         return "t" if value else "f"
     return value
+
+
+def binary_row(row: list[Any]) -> list[Any]:
+    """A typed row (`typed_rows`) as binary COPY takes it: float columns as floats (the
+    text is kept for text COPY, exact as written), jsonb as its raw text, sent as is."""
+    from psycopg.types.json import Jsonb
+
+    out = list(row)
+    for i, kind in enumerate(KINDS):
+        value = out[i]
+        if value is None:
+            continue
+        if kind == "float8":
+            out[i] = float(value)
+        elif kind == "jsonb":
+            out[i] = Jsonb(value, dumps=_as_is)
+    return out
+
+
+def _as_is(text: Any) -> str:
+    return str(text)
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def lines(path: Path) -> int:
