@@ -132,6 +132,7 @@ _FUNCTIONS = (
         v_file text;
         v_attempt integer;
         v_token bigint;
+        v_previous jsonb;
         v_won boolean := false;
         v_finished boolean := false;
     BEGIN
@@ -147,8 +148,19 @@ _FUNCTIONS = (
                     NULL::bigint, NULL::jsonb, NULL::integer;
                 CONTINUE;
             END IF;
-            INSERT INTO {s}.claims (source, file, token) VALUES (p_source, v_file, 0)
+            -- A file never claimed before (a drain's usual case) is taken by its insert.
+            v_token := floor(random() * 9007199254740991)::bigint + 1;
+            INSERT INTO {s}.claims (source, file, token, holder, lease_until, owner)
+                VALUES (p_source, v_file, v_token, p_worker,
+                    now() + make_interval(secs => p_lease),
+                    p_owner || jsonb_build_object('attempt', 1))
                 ON CONFLICT DO NOTHING;
+            IF FOUND THEN
+                v_attempt := 1;
+                v_previous := NULL;
+                v_won := true;
+                EXIT;
+            END IF;
             SELECT token, holder, lease_until, owner INTO c FROM {s}.claims
                 WHERE source = p_source AND file = v_file FOR UPDATE SKIP LOCKED;
             IF NOT FOUND OR (c.holder IS NOT NULL AND c.lease_until > now()
@@ -169,6 +181,7 @@ _FUNCTIONS = (
                 AND (c.owner->>'attempt')::numeric BETWEEN 0 AND 1000000000
                 THEN trunc((c.owner->>'attempt')::numeric)::integer + 1 ELSE 1 END;
             v_token := floor(random() * 9007199254740991)::bigint + 1;
+            v_previous := c.owner;
             UPDATE {s}.claims SET token = v_token, holder = p_worker,
                 lease_until = now() + make_interval(secs => p_lease),
                 owner = p_owner || jsonb_build_object('attempt', v_attempt)
@@ -182,7 +195,7 @@ _FUNCTIONS = (
                 WHERE r.source = p_source AND r.seq > p_seen ORDER BY r.seq;
         END IF;
         IF v_won THEN
-            RETURN QUERY SELECT NULL::bigint, v_file, NULL::text, v_token, c.owner,
+            RETURN QUERY SELECT NULL::bigint, v_file, NULL::text, v_token, v_previous,
                 v_attempt;
         END IF;
     END $$""",
@@ -211,12 +224,16 @@ _FUNCTIONS = (
         v_seq bigint;
     BEGIN
         PERFORM pg_advisory_xact_lock(p_class, hashtext(p_source));
+        -- Our claim goes first: not there under our token, a peer took the file over.
+        -- (Fenced by a done record below, it is gone all the same: the hold ends either way.)
+        DELETE FROM {s}.claims WHERE source = p_source AND file = v_file AND token = p_token;
+        IF NOT FOUND THEN
+            RETURN;
+        END IF;
         -- Each `redo` an operator asked for opens the file for one more done record.
         SELECT count(*) INTO v_generation FROM {s}.records
             WHERE source = p_source AND file = v_file AND status = 'redo';
-        IF NOT EXISTS (SELECT 1 FROM {s}.claims WHERE source = p_source AND file = v_file
-                AND token = p_token FOR UPDATE)
-            OR EXISTS (SELECT 1 FROM {s}.records WHERE source = p_source AND file = v_file
+        IF EXISTS (SELECT 1 FROM {s}.records WHERE source = p_source AND file = v_file
                 AND status = 'done' AND generation = v_generation) THEN
             RETURN;
         END IF;
@@ -228,7 +245,6 @@ _FUNCTIONS = (
                 r.records, r.version, v_generation
             FROM jsonb_populate_record(NULL::{s}.records, p_record) r
             RETURNING seq INTO v_seq;
-        DELETE FROM {s}.claims WHERE source = p_source AND file = v_file;
         RETURN QUERY SELECT r.seq, r.file, r.status, r.seq = v_seq
             FROM {s}.records r WHERE r.source = p_source AND r.seq > p_seen ORDER BY r.seq;
     END $$""",
