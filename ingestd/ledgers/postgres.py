@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import socket
@@ -50,7 +51,10 @@ from ingestd.contracts.ledger import (
     RetryRequest,
     StatusView,
     Stored,
+    Summary,
+    SummaryBlock,
     Transaction,
+    failed_names,
     fold_statuses,
 )
 from ingestd.core.recording import utc_now
@@ -535,6 +539,10 @@ class PostgresLedger:
         )
 
 
+_CURSORS = itertools.count()
+_BATCH = 20_000  # rows per fetch of a streamed read
+
+
 class PostgresInspector(RecordsInspector):
     def __init__(
         self, url: str, schema: str, ledger: PostgresLedger | None = None, *, source: str = ""
@@ -572,26 +580,64 @@ class PostgresInspector(RecordsInspector):
         rows = self._run("SELECT to_regclass(%s)", (f"{self._ledger.schema}.records",))
         return bool(rows and rows[0][0])
 
-    def statuses(self) -> dict[str, str]:
-        return fold_statuses(
-            self._run(
-                self.q.sql.SQL("SELECT file, status FROM {} WHERE source = %s ORDER BY seq").format(
-                    self.q.records
-                ),
-                (self.source,),
-            )
-        )
+    def _stream(self, statement: Any, params: tuple[Any, ...]) -> Iterator[list[Any]]:
+        """The rows of a query in batches, through a server-side cursor: a million records
+        are read in bounded memory, never fetched at once."""
+        self._check_version()
+        ledger = self._ledger
+        with ledger._errors():
+            connection = ledger._connection()
+            name = f"ingestd_read_{next(_CURSORS)}"
+            with connection.transaction(), connection.cursor(name=name) as cursor:
+                cursor.execute(statement, params)
+                while rows := cursor.fetchmany(_BATCH):
+                    yield rows
 
-    def records(self) -> Iterator[Stored]:
-        rows = self._run(
-            self.q.sql.SQL("SELECT row_to_json(r) FROM {} r WHERE source = %s ORDER BY seq").format(
-                self.q.records
-            ),
+    def _by_seq(self, columns: str) -> Iterator[list[Any]]:
+        return self._stream(
+            self.q.sql.SQL(
+                "SELECT " + columns + " FROM {} r WHERE source = %s ORDER BY seq"
+            ).format(self.q.records),
             (self.source,),
         )
+
+    def statuses(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for rows in self._by_seq("file, status"):
+            fold_statuses(rows, found)
+        return found
+
+    def records(self) -> Iterator[Stored]:
+        for rows in self._by_seq("row_to_json(r)"):
+            for (row,) in rows:
+                if (record := Stored.from_dict(row)) is not None:
+                    yield record
+
+    def summary_blocks(self) -> Iterator[SummaryBlock]:
+        # The columns' types are the summary's: no record is built to read six fields.
+        for rows in self._by_seq("file, status, worker, attempt, minutes, finished_at"):
+            yield SummaryBlock(*map(list, zip(*rows, strict=True)))
+
+    def summaries(self) -> Iterator[Summary]:
+        for block in self.summary_blocks():
+            yield from block.summaries()
+
+    def failed_records(self) -> dict[str, Stored]:
+        failed = failed_names(self.statuses())
+        if not failed:
+            return {}
+        rows = self._run(
+            self.q.sql.SQL(
+                "SELECT DISTINCT ON (file) row_to_json(r) FROM {} r WHERE source = %s"
+                " AND status = 'failed' AND file = ANY(%s) ORDER BY file, seq DESC"
+            ).format(self.q.records),
+            (self.source, failed),
+        )
+        found = {}
         for (row,) in rows:
             if (record := Stored.from_dict(row)) is not None:
-                yield record
+                found[record.file] = record
+        return {name: found[name] for name in failed if name in found}
 
     def history(self, name: str) -> list[Stored]:
         rows = self._run(

@@ -431,6 +431,7 @@ def test_summaries_are_the_records_audit_fields(backend: Backend) -> None:
     inspector = backend.inspector()
     whole = [Summary.of(r) for r in inspector.records()]
     assert list(inspector.summaries()) == whole
+    assert [s for block in inspector.summary_blocks() for s in block.summaries()] == whole
     assert [r.file for r in whole] == [A, B, C]
 
 
