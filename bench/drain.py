@@ -5,7 +5,10 @@ syscalls a claim protocol cannot avoid per file: open + flock + unlink the lock 
 data file, flock + append + fsync the manifest. The ratio is what the daemon's own machinery
 (asyncio, threads, logging, bookkeeping) costs on top.
 
-    python bench/drain.py [--files 10000] [--workers 1 2 4] [--quick]
+    python bench/drain.py [--files 10000] [--workers 1 2 4] [--concurrency 1] [--quick]
+
+`--concurrency N...` runs each worker count at each `--concurrency` (files in work per worker):
+above 1, records that finish together share one append and fsync (group commit).
 """
 
 from __future__ import annotations
@@ -60,9 +63,10 @@ def raw_loop(data: Path, names: list[str]) -> float:
     return len(names) / elapsed
 
 
-def drain(data: Path, count: int, total: int) -> float:
+def drain(data: Path, count: int, total: int, concurrency: int = 1) -> float:
     manifest = data / ".ingestd" / "manifest.jsonl"
-    with workers(data, count, "--seconds-in-min", "0", "--settle", "0", "--rescan-interval", "1"):
+    with workers(data, count, "--seconds-in-min", "0", "--settle", "0", "--rescan-interval", "1",
+                 "--concurrency", str(concurrency)):  # fmt: skip
         start = time.perf_counter()
         wait_until(lambda: count_lines(manifest) >= total, timeout=900, poll=0.05)
         elapsed = time.perf_counter() - start
@@ -73,21 +77,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1])
     parser.add_argument("--quick", action="store_true", help="300 files, 2 workers")
     args = parser.parse_args()
     files, counts = (300, [2]) if args.quick else (args.files, args.workers)
     rows = []
     for count in counts:
-        with tempfile.TemporaryDirectory(prefix="ingestd-bench-", dir=Path.cwd()) as tmp:
-            data = Path(tmp) / "drop"
-            names = make_files(data, files)
-            raw = raw_loop(data, names)
-            rate = drain(data, count, files)
-        result = {"workers": count, "files": files, "files_per_s": rate, "raw_files_per_s": raw,
-                  "ratio": rate / raw}  # fmt: skip
-        record("drain", result)
-        rows.append([count, files, rate, raw, rate / raw])
-    print(table(["workers", "files", "files/s", "raw loop files/s", "ratio"], rows))
+        for concurrency in args.concurrency:
+            with tempfile.TemporaryDirectory(prefix="ingestd-bench-", dir=Path.cwd()) as tmp:
+                data = Path(tmp) / "drop"
+                names = make_files(data, files)
+                raw = raw_loop(data, names)
+                rate = drain(data, count, files, concurrency)
+            result = {"workers": count, "concurrency": concurrency, "files": files,
+                      "files_per_s": rate, "raw_files_per_s": raw, "ratio": rate / raw}  # fmt: skip
+            record("drain", result)
+            rows.append([count, concurrency, files, rate, raw, rate / raw])
+    print(table(["workers", "concurrency", "files", "files/s", "raw loop files/s", "ratio"], rows))
 
 
 if __name__ == "__main__":

@@ -347,6 +347,32 @@ def read_records(
             on_bad(offset, line)
 
 
+@dataclass(eq=False)
+class _Pending:
+    """One record waiting to be committed, and what became of it (settled once)."""
+
+    line: bytes
+    file: str
+    status: str
+    on_written: Callable[[], None] | None
+    before_append: Callable[[], None] | None
+    settled: bool = False
+    written: bool = False
+    error: BaseException | None = None
+
+    def settle(self, written: bool = False, error: BaseException | None = None) -> None:
+        if not self.settled:
+            self.settled, self.written, self.error = True, written, error
+
+    def owns(self, exc: BaseException) -> bool:
+        return self.error is exc
+
+
+def _settle_all(batch: list[_Pending], exc: BaseException) -> None:
+    for pending in batch:
+        pending.settle(error=exc)
+
+
 @dataclass
 class Manifest:
     """One process's view of the manifest: incremental reader plus fenced appender.
@@ -370,6 +396,8 @@ class Manifest:
     _lock_fd: int | None = None
     _mutex: threading.Lock = field(default_factory=threading.Lock)
     _write_mutex: threading.Lock = field(default_factory=threading.Lock)
+    _queue_mutex: threading.Lock = field(default_factory=threading.Lock)
+    _pending: list[_Pending] = field(default_factory=list)  # records waiting for the lock
 
     def close(self) -> None:
         with self._write_mutex, self._mutex:
@@ -407,28 +435,78 @@ class Manifest:
         a peer finished it after our claim was lost. Raises OSError (disk full, read-only)
         with nothing recorded; the caller must not treat the file as finished. `before_append()`
         runs under the manifest lock after the fencing check, before the append (if it
-        raises, nothing is appended).
+        raises, nothing is appended). `on_written()` runs once the record is durable, under
+        the lock, in record order.
+
+        Group commit: records of this process's threads that arrive while another commit
+        holds the lock are written by the next holder in one append and one fsync, each
+        fenced and reported on its own.
         """
-        line = encode(record)
+        mine = _Pending(encode(record), record["file"], record["status"], on_written,
+                        before_append)  # fmt: skip
+        with self._queue_mutex:
+            self._pending.append(mine)
         with self._write_mutex:
+            if not mine.settled:
+                with self._queue_mutex:
+                    batch, self._pending = self._pending, []
+                self._commit_batch(batch)
+        if mine.error is not None:
+            raise mine.error
+        return mine.written
+
+    def _commit_batch(self, batch: list[_Pending]) -> None:
+        """Fence, append and fsync `batch` under the manifest lock; settle each."""
+        try:
             if self._lock_fd is None:
                 flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
                 self._lock_fd = os.open(self.lock_path, flags, 0o664)
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-            try:
-                self.refresh()
+        except BaseException as exc:
+            _settle_all(batch, exc)
+            raise
+        try:
+            self.refresh()
+            taken: list[_Pending] = []
+            done_now: set[str] = set()  # done in this batch, ahead of a later record
+            for pending in batch:
                 # An operator's redo is the one record that may follow a done one.
-                if self.status.get(record["file"]) == DONE and record["status"] != REDO:
-                    return False
-                if before_append is not None:
-                    before_append()
-                _append(self.path, line)
+                already = self.status.get(pending.file) == DONE or pending.file in done_now
+                if already and pending.status != REDO:
+                    pending.settle(written=False)
+                    continue
+                if pending.before_append is not None:
+                    try:
+                        pending.before_append()
+                    except BaseException as exc:  # this record's failure, not the batch's
+                        pending.settle(error=exc)
+                        continue
+                taken.append(pending)
+                if pending.status == DONE:
+                    done_now.add(pending.file)
+                elif pending.status == REDO:
+                    done_now.discard(pending.file)
+            if taken:
+                try:
+                    _append(self.path, b"".join(p.line for p in taken))
+                except BaseException as exc:
+                    _settle_all(taken, exc)
+                    raise
                 self.refresh()
-                if on_written is not None:
-                    on_written()
-                return True
-            finally:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            for pending in taken:
+                try:
+                    if pending.on_written is not None:
+                        pending.on_written()
+                except BaseException as exc:  # written all the same: the caller hears why
+                    pending.settle(error=exc)
+                else:
+                    pending.settle(written=True)
+        except BaseException as exc:
+            _settle_all(batch, exc)
+            if not any(p.owns(exc) for p in batch):
+                raise
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     # ---- internals: called with _mutex held ----
 

@@ -192,6 +192,78 @@ def test_write_error_records_nothing(
     assert manifest.commit(record("2018_06_28_00_00.txt"))
 
 
+def _queued(manifest: Manifest, commits: list[tuple[dict[str, Any], Any]]) -> list[Any]:
+    """Run `commits` (record, before_append) in threads that all queue behind a commit in
+    progress; what each returned or raised, in order."""
+    outcomes: list[Any] = [None] * len(commits)
+
+    def commit(i: int, data: dict[str, Any], before: Any) -> None:
+        try:
+            outcomes[i] = manifest.commit(data, lambda: written.append(data["file"]), before)
+        except Exception as exc:
+            outcomes[i] = exc
+
+    written: list[str] = []
+    with manifest._write_mutex:  # a commit in progress: the others queue
+        threads = [threading.Thread(target=commit, args=(i, data, before))
+                   for i, (data, before) in enumerate(commits)]  # fmt: skip
+        for thread in threads:
+            thread.start()
+            while len(manifest._pending) < threads.index(thread) + 1:
+                threading.Event().wait(0.001)  # until it has queued: the order is fixed
+    for thread in threads:
+        thread.join(timeout=30)
+    outcomes.append(written)
+    return outcomes
+
+
+def test_records_queued_behind_a_commit_share_one_append_each_fenced_alone(
+    manifest: Manifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingestd.ledgers.file import manifest as module
+
+    appends: list[bytes] = []
+    real = module._append
+    monkeypatch.setattr(
+        module, "_append", lambda path, data: (appends.append(data), real(path, data))
+    )
+    manifest.commit(record("2018_06_28_00_00.txt"))
+    appends.clear()
+
+    def refuse() -> None:
+        raise RuntimeError("the handler's transaction failed")
+
+    *outcomes, written = _queued(manifest, [
+        (record("2018_06_28_00_15.txt"), None),
+        (record("2018_06_28_00_00.txt"), None),  # done already: fenced out
+        (record("2018_06_28_00_30.txt"), refuse),  # its own failure only
+        (record("2018_06_28_00_15.txt"), None),  # done earlier in the same batch
+        (record("2018_06_28_00_45.txt", FAILED), None),
+    ])  # fmt: skip
+    assert outcomes[:2] == [True, False] and isinstance(outcomes[2], RuntimeError)
+    assert outcomes[3:] == [False, True]
+    assert len(appends) == 1  # one append and one fsync for the batch
+    assert written == ["2018_06_28_00_15.txt", "2018_06_28_00_45.txt"]  # in record order
+    names = [r["file"] for r in read_records(manifest.path)]
+    assert names == ["2018_06_28_00_00.txt", "2018_06_28_00_15.txt", "2018_06_28_00_45.txt"]
+
+
+def test_a_failed_group_append_fails_every_record_in_it(
+    manifest: Manifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    *outcomes, written = _queued(
+        manifest, [(record("2018_06_28_00_00.txt"), None), (record("2018_06_28_00_15.txt"), None)]
+    )
+    monkeypatch.undo()
+    assert all(isinstance(o, OSError) for o in outcomes) and written == []
+    assert manifest.status == {}
+    assert manifest.commit(record("2018_06_28_00_00.txt"))
+
+
 def test_a_replaced_manifest_is_read_from_its_new_inode(tmp_path: Path) -> None:
     reader = Manifest(tmp_path / "manifest.jsonl", tmp_path / "manifest.lock")
     writer = Manifest(tmp_path / "manifest.jsonl", tmp_path / "manifest.lock")
