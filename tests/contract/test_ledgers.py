@@ -60,6 +60,8 @@ class Backend:
     inspector: Callable[[], Inspector]
     steal: Callable[[str], None]  # the holder loses its claim and does not know it
     peer_holding: Callable[[str, str], Peer]  # (file, worker id) -> a live holder elsewhere
+    # The claim is gone as if never made (a database crash lost it); None: as `steal`.
+    vanish: Callable[[str], None] | None = None
 
 
 PEER = textwrap.dedent(
@@ -194,7 +196,10 @@ def postgres_backend(tmp_path: Path, url: str) -> Iterator[Backend]:
 
         return Peer(kill)
 
-    yield Backend("postgresql", make, lambda: inspector, steal, peer_holding)
+    def vanish(name: str) -> None:
+        inspector._run("DELETE FROM ingestd.claims WHERE file = %s", (name,))
+
+    yield Backend("postgresql", make, lambda: inspector, steal, peer_holding, vanish)
     for popen in peers:
         if popen.poll() is None:
             popen.kill()
@@ -371,6 +376,26 @@ def test_a_commit_is_fenced_when_a_peer_recorded_the_file_first(backend: Backend
     assert not late.committed and late.closed
     done = [r for r in backend.inspector().records() if r.file == A]
     assert [(r.worker, r.status) for r in done] == [("b", "done")]
+
+
+def test_a_claim_lost_without_a_trace_and_taken_again_stays_the_takers(backend: Backend) -> None:
+    """A claim the ledger lost altogether (a database crash before it reached the disk) and
+    a peer then took: the first holder's give-back (after its commit failed, say) leaves the
+    peer's claim alone, and only one done record is ever written. A claim's token must never
+    repeat the lost one's."""
+    a, b, c = backend.make(), backend.make(), backend.make()
+    lost = a.try_claim(A)
+    lost.begin(owner("a"))
+    (backend.vanish or backend.steal)(A)
+    taker = b.try_claim(A)
+    taker.begin(owner("b"))
+    lost.abandon()
+    with pytest.raises(Busy):
+        c.try_claim(A)  # still b's
+    assert b.commit(taker, record(A, "b")) is True
+    assert a.commit(lost, record(A, "a")) is False
+    done = [(r.worker, r.status) for r in backend.inspector().records() if r.file == A]
+    assert done == [("b", "done")]
 
 
 def test_finished_means_done_or_failed_and_retry_reopens_only_failed(backend: Backend) -> None:
