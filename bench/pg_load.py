@@ -308,14 +308,21 @@ def run(base: Path, megabytes: float, cluster: PgCluster, rounds: int) -> None:
     # one run): every way is compared with a ceiling measured right before it, `rounds`
     # times, and the pair with the median ratio is kept.
     results: list[tuple[str, float, float, float | None]] = []
-    for name, load, convert_only in ways:
+
+    def against(
+        ceiling_way: Callable[[], None], name: str, load: Callable[[], None]
+    ) -> tuple[float, float]:
+        """(MB/s, ceiling MB/s) of the round with the median ratio, each after its ceiling."""
         pairs = []
         for _ in range(rounds):
-            ceiling = timed_load(ceiling_load)
+            ceiling = timed_load(ceiling_way)
             pairs.append((timed_load(load, name), ceiling))
             loaded = conn.execute("SELECT count(*) FROM t").fetchone()
             assert loaded is not None and loaded[0] == count, (name, loaded, count)
-        rate, ceiling = median_pair(pairs)
+        return median_pair(pairs)
+
+    for name, load, convert_only in ways:
+        rate, ceiling = against(ceiling_load, name, load)
         alone = None
         if convert_only is not None:
             start = time.perf_counter()
@@ -336,13 +343,7 @@ def run(base: Path, megabytes: float, cluster: PgCluster, rounds: int) -> None:
                 out.write(data)
         binary_ceiling = binary_ways[0][1]
         for name, load in binary_ways:
-            pairs = []
-            for _ in range(rounds):
-                ceiling = timed_load(binary_ceiling)
-                pairs.append((timed_load(load, name), ceiling))
-                loaded = conn.execute("SELECT count(*) FROM t").fetchone()
-                assert loaded is not None and loaded[0] == count, (name, loaded, count)
-            rate, ceiling = median_pair(pairs)
+            rate, ceiling = against(binary_ceiling, name, load)
             results.append((name, rate, ceiling, None))
     try:
         import pyarrow.json as arrow_json

@@ -201,7 +201,7 @@ class _Fold:
             self.last_done = newest
         workers, minutes = block.workers, block.minutes
         if workers.count(workers[0]) == count and None not in minutes:
-            self._stats(str(workers[0])).add_many(minutes)  # type: ignore[arg-type]
+            self._stats(str(workers[0])).add_many(list(map(float, minutes)))  # type: ignore[arg-type]
         else:
             for worker, value in zip(workers, minutes, strict=True):
                 if value is not None:
