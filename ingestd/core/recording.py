@@ -116,41 +116,39 @@ class Recording:
             report.update(self.stats.fields(), due=self.stats.due())
 
         transaction, outcome.transaction = outcome.transaction, None  # the ledger's now
-        # Kept files are looked at again once recorded (has the content changed since?), in
+        # A kept file is looked at again once recorded (has its content changed since?), in
         # the commit's own thread hop: on a drain of small files, hops are the cost.
         look = self.disposals[DONE].kind == KEEP and record.version is not None
-        found: list[str | None] = []
-        refused = await self.commit(hold, record, log, count, transaction, found if look else None)
+        refused, now = await self.commit(hold, record, log, count, transaction, look)
         if refused is not None:
             return refused
         due = report.pop("due")
         log.info("file_done", minutes=outcome.minutes, files_processed=report["files_processed"])
         if due:
             log.unbind("file", "attempt").info("stats", **report)
-        processed = Content(record.version, record.sha256)
-        if look:
-            self._compare(hold.name, log, processed, found[0] if found else None)
-        else:
-            await self.dispose(hold.name, DONE, log, processed)
+        await self.dispose(hold.name, DONE, log, Content(record.version, record.sha256), now)
         return Result.DONE
 
     async def fail(self, hold: Hold, seen_at: str, started_at: str, error: str, log: Log) -> Result:
         record = self.record(hold, FAILED, seen_at, started_at, error=error)
-        if (refused := await self.commit(hold, record, log)) is not None:
+        refused, _ = await self.commit(hold, record, log)
+        if refused is not None:
             return refused
         self.failed += 1
         log.error("file_failed", error=error)
-        await self.dispose(hold.name, FAILED, log, Content(record.version, None))
+        await self.dispose(hold.name, FAILED, log, Content(record.version, None), None)
         return Result.FAILED
 
-    async def dispose(self, name: str, status: str, log: Log, processed: Content) -> None:
+    async def dispose(
+        self, name: str, status: str, log: Log, processed: Content, now: str | None
+    ) -> None:
         """`--on-done`/`--on-failed`, once the record is durable (never before), and only
-        while the source still holds the content processed: else it is reported."""
+        while the source still holds the content processed: else it is reported. A kept
+        file whose version `now` (read once recorded) is not the one processed is reported."""
         disposal = self.disposals[status]
         if disposal.kind == KEEP:
-            if status == DONE and processed.version is not None:
-                now = await asyncio.to_thread(_quietly_version, self.source, name)
-                self._compare(name, log, processed, now)
+            if now is not None and now != processed.version:
+                self.report_changed(name, log, processed, Changed(name, now, None))
             return
         try:
             await asyncio.to_thread(self.source.dispose, name, disposal, processed)
@@ -165,10 +163,6 @@ class Recording:
             return
         log.info("file_disposed", action=str(disposal))
 
-    def _compare(self, name: str, log: Log, processed: Content, now: str | None) -> None:
-        if now is not None and now != processed.version:
-            self.report_changed(name, log, processed, Changed(name, now, None))
-
     async def commit(
         self,
         hold: Hold,
@@ -176,33 +170,32 @@ class Recording:
         log: Log,
         on_written: Callable[[], None] | None = None,
         transaction: Transaction | None = None,
-        version: list[str | None] | None = None,
-    ) -> Result | None:
-        """Step 6: record durably, then release. None when written; else what became of it.
-        `version`, when given, gets the source's version of the file once it is recorded."""
+        look: bool = False,
+    ) -> tuple[Result | None, str | None]:
+        """Step 6: record durably, then release. None when written, else what became of it;
+        with `look`, the source's version of the file once it is recorded (same thread hop)."""
 
-        def commit() -> bool:
+        def commit() -> tuple[bool, str | None]:
             written = self.ledger.commit(hold, record, on_written, transaction)
-            if written and version is not None:
-                version.append(_quietly_version(self.source, hold.name))
-            return written
+            now = _quietly_version(self.source, hold.name) if written and look else None
+            return written, now
 
         try:
-            written = await asyncio.to_thread(commit)
+            written, now = await asyncio.to_thread(commit)
         except OSError as exc:
             # Disk full, read-only, NFS trouble: the file is not finished. It was given back
             # without spending an attempt; the worker waits before it claims again.
             self.stalled(log, "commit_failed", str(exc))
-            return Result.STALLED
+            return Result.STALLED, None
         self.recovered()
         if not written:
             if self.metrics is not None:
                 self.metrics.duplicate()
             log.warning("duplicate_suppressed", reason="a peer recorded this file done first")
-            return Result.SKIPPED
+            return Result.SKIPPED, None
         if self.metrics is not None:
             self.metrics.finished(record)
-        return None
+        return None, now
 
     def report_changed(self, name: str, log: Log, processed: Content, news: Changed) -> None:
         """A finished file whose source now holds other content: kept where it is, reported
