@@ -149,41 +149,15 @@ def summary_of(line: bytes) -> Summary | None:
 
 def read_summaries(path: Path, on_bad: BadLine | None = None) -> Iterator[Summary]:
     """`summary_of` every line, in order: what an audit needs, at a fraction of a full parse
-    (a million records). A block whose every line `encode` wrote is read in one regex pass;
-    any other block line by line."""
-    for block, base in _blocks_at(path):
-        fast = _fast_summaries(block)
-        if fast is not None:
-            yield from fast
-            continue
-        for line, offset in _lines_in(block, base):
-            summary = summary_of(line)
-            if summary is not None:
-                yield summary
-            elif on_bad is not None:
-                on_bad(offset, line)
-
-
-def _fast_summaries(block: bytes) -> list[Summary] | None:
-    """Every line's summary when each line of `block` is one `encode` wrote, else None."""
-    if not block.isascii():
-        return None
-    found = []
-    statuses = _STATUSES
-    for match in _SUMMARY_LINES.finditer(block.decode("ascii")):
-        name, status, worker, attempt, minutes, finished = match.groups()
-        found.append(Summary(
-            name, statuses.get(status, status), worker,
-            None if attempt == "null" else int(attempt),
-            None if minutes == "null" else float(minutes),
-            None if finished is None else finished[1:-1],
-        ))  # fmt: skip
-    return found if len(found) == block.count(b"\n") else None
+    (a million records), read a block of columns at a time (`read_summary_blocks`)."""
+    for block in read_summary_blocks(path, on_bad):
+        yield from block.summaries()
 
 
 def read_summary_blocks(path: Path, on_bad: BadLine | None = None) -> Iterator[SummaryBlock]:
-    """`read_summaries` column by column, a block of the file at a time: a block whose every
-    line `encode` wrote becomes its columns in C, without an object per record."""
+    """`summary_of` every line, column by column, a block of the file at a time: a block whose
+    every line `encode` wrote becomes its columns in one regex pass, without an object per
+    record; any other block is read line by line."""
     for block, base in _blocks_at(path):
         fast = _fast_columns(block)
         if fast is not None:
@@ -200,7 +174,8 @@ def read_summary_blocks(path: Path, on_bad: BadLine | None = None) -> Iterator[S
 
 
 def _fast_columns(block: bytes) -> SummaryBlock | None:
-    """`_fast_summaries` as columns."""
+    """Every line's summary as columns when each line of `block` is one `encode` wrote, else
+    None."""
     if not block.isascii():
         return None
     found = _SUMMARY_LINES.findall(block.decode("ascii"))  # tuples of str, made in C
@@ -364,9 +339,6 @@ class _Pending:
         if not self.settled:
             self.settled, self.written, self.error = True, written, error
 
-    def owns(self, exc: BaseException) -> bool:
-        return self.error is exc
-
 
 def _settle_all(batch: list[_Pending], exc: BaseException) -> None:
     for pending in batch:
@@ -456,7 +428,9 @@ class Manifest:
         return mine.written
 
     def _commit_batch(self, batch: list[_Pending]) -> None:
-        """Fence, append and fsync `batch` under the manifest lock; settle each."""
+        """Fence, append and fsync `batch` under the manifest lock, and settle each record.
+        An error of the batch's own (the lock, the append, the fsync) settles every record
+        not yet settled with it: each caller raises it."""
         try:
             if self._lock_fd is None:
                 flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
@@ -464,34 +438,12 @@ class Manifest:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         except BaseException as exc:
             _settle_all(batch, exc)
-            raise
+            return
         try:
             self.refresh()
-            taken: list[_Pending] = []
-            done_now: set[str] = set()  # done in this batch, ahead of a later record
-            for pending in batch:
-                # An operator's redo is the one record that may follow a done one.
-                already = self.status.get(pending.file) == DONE or pending.file in done_now
-                if already and pending.status != REDO:
-                    pending.settle(written=False)
-                    continue
-                if pending.before_append is not None:
-                    try:
-                        pending.before_append()
-                    except BaseException as exc:  # this record's failure, not the batch's
-                        pending.settle(error=exc)
-                        continue
-                taken.append(pending)
-                if pending.status == DONE:
-                    done_now.add(pending.file)
-                elif pending.status == REDO:
-                    done_now.discard(pending.file)
+            taken = self._fenced(batch)
             if taken:
-                try:
-                    _append(self.path, b"".join(p.line for p in taken))
-                except BaseException as exc:
-                    _settle_all(taken, exc)
-                    raise
+                _append(self.path, b"".join(p.line for p in taken))
                 self.refresh()
             for pending in taken:
                 try:
@@ -503,10 +455,32 @@ class Manifest:
                     pending.settle(written=True)
         except BaseException as exc:
             _settle_all(batch, exc)
-            if not any(p.owns(exc) for p in batch):
-                raise
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _fenced(self, batch: list[_Pending]) -> list[_Pending]:
+        """The records of `batch` to append: a file already done (or done earlier in the
+        batch) is refused unless the record is an operator's redo; a record whose
+        `before_append` fails is settled with that failure, the others go on."""
+        taken: list[_Pending] = []
+        done_now: set[str] = set()
+        for pending in batch:
+            already = self.status.get(pending.file) == DONE or pending.file in done_now
+            if already and pending.status != REDO:
+                pending.settle(written=False)
+                continue
+            if pending.before_append is not None:
+                try:
+                    pending.before_append()
+                except BaseException as exc:  # this record's failure, not the batch's
+                    pending.settle(error=exc)
+                    continue
+            taken.append(pending)
+            if pending.status == DONE:
+                done_now.add(pending.file)
+            elif pending.status == REDO:
+                done_now.discard(pending.file)
+        return taken
 
     # ---- internals: called with _mutex held ----
 

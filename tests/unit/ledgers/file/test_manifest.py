@@ -412,10 +412,10 @@ def test_the_one_pass_read_takes_what_the_worker_writes(tmp_path: Path) -> None:
     line = manifest.encode({"file": "2018_06_28_00_00.txt", "status": "done", "worker": "w",
                             "host": "h", "pid": 1, "attempt": 2, "minutes": 12.5,
                             "size": 3, "finished_at": "2026-01-01T00:00:00+00:00"})  # fmt: skip
-    [summary] = manifest._fast_summaries(line)
+    [summary] = manifest._fast_columns(line).summaries()
     assert summary == manifest.summary_of(line.rstrip(b"\n"))
     assert summary.minutes == 12.5 and summary.finished_at == "2026-01-01T00:00:00+00:00"
-    assert manifest._fast_summaries(line + b"garbage\n") is None  # the block goes line by line
+    assert manifest._fast_columns(line + b"garbage\n") is None  # the block goes line by line
 
 
 @given(
