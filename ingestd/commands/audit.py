@@ -182,16 +182,14 @@ class _Fold:
     def whole(self, block: SummaryBlock) -> bool:
         """Fold a block of done records of files not seen before, all at once (C loops
         over its columns); False, and nothing folded, for any other block."""
-        files = block.files
+        result, files = self.result, block.files
         count = len(files)
-        done = self.result.done
         if block.statuses.count(DONE) != count:
             return False
         names = set(files)
-        if len(names) != count or not names.isdisjoint(done):
+        if len(names) != count or not names.isdisjoint(result.done):
             return False
-        result = self.result
-        done.update(names)
+        result.done.update(names)
         if result.failed:
             for name in files:
                 result.failed.pop(name, None)

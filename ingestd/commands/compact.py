@@ -75,7 +75,7 @@ def _still_needed(source: Source, args: argparse.Namespace) -> _Needed:
     from ingestd.core.publishing.publisher import STAGING
     from ingestd.ledgers.file.marks import read_marks
 
-    present = set(reading.present(source))
+    present = reading.present_names(source)
     out = args.output_dir or sources.kind(args.dir).default_output_dir(args.dir)
     if out is None or not (out / STAGING).is_dir():
         return _Needed(present, set(), {})  # no publishing here

@@ -616,7 +616,7 @@ class PostgresInspector(RecordsInspector):
     def summary_blocks(self) -> Iterator[SummaryBlock]:
         # The columns' types are the summary's: no record is built to read six fields.
         for rows in self._by_seq("file, status, worker, attempt, minutes, finished_at"):
-            yield SummaryBlock(*map(list, zip(*rows, strict=True)))
+            yield SummaryBlock.of(rows)
 
     def summaries(self) -> Iterator[Summary]:
         for block in self.summary_blocks():
