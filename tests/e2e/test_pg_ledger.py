@@ -3,6 +3,7 @@ server, with nothing written into the data directory."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -225,3 +226,34 @@ def test_a_fleet_with_no_shared_dir_publishes_its_watermark_in_the_database(
     wait_for(lambda: json.loads(ingestd("status", str(data), "--ledger", pg.url, "--json")
                                 .stdout)["published"] == last, what="status saying so")  # fmt: skip
     assert workers[0].terminate() == 0
+
+
+def test_keyed_files_one_per_key_moved_when_done_on_the_postgresql_ledger(
+    data: Path, spawn, pg: Any
+) -> None:
+    """Claims of several files per call meet --one-per-key (a claim given back while its key's
+    earlier file is in work), --concurrency and --on-done/--on-failed: every file recorded
+    once, never two of a key in work at once, each moved by its status."""
+    from builders import n
+    from conftest import holding_intervals
+
+    names = [n(key, 15 * i) for key in "abc" for i in range(5)]
+    bad = n("b", 30)
+    for name in names:
+        (data / name).write_text("not a number\n" if name == bad else "3\n")
+    args = ["--ledger", pg.url, "--one-per-key", "--concurrency", "2", "--seconds-in-min",
+            "0.02", "--on-done", "move:done", "--on-failed", "move:failed",
+            "--exit-when-idle", "1"]  # fmt: skip
+    workers = [spawn(data, *args, name=f"w{i}") for i in range(2)]
+    for w in workers:
+        assert w.wait(timeout=120) == 0
+    statuses = Counter((r["file"], r["status"]) for r in records(pg))
+    assert statuses == Counter({(name, "failed" if name == bad else "done"): 1 for name in names})
+    assert sorted(p.name for p in (data / "done").iterdir()) == sorted(set(names) - {bad})
+    assert [p.name for p in (data / "failed").iterdir()] == [bad]
+    spans = sorted((start, end, name) for name, held in holding_intervals(workers).items()
+                   for start, end, _ in held)  # fmt: skip
+    for key in "abc":
+        mine = [s for s in spans if s[2].startswith(key)]
+        for (_, end, first), (start, _, second) in itertools.pairwise(mine):
+            assert start >= end and second > first, (key, first, second)

@@ -114,3 +114,32 @@ def test_env_defaults_and_version(tmp_path: Path) -> None:
     )  # fmt: skip
     assert bad.returncode == 2
     assert "INGESTD_CONCURRENCY" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_records_finishing_together_are_exact_with_their_disposals(tmp_path: Path, spawn) -> None:
+    """Several files in work per worker finish together and share appends (group commit):
+    each is recorded once, moved or deleted by its status, and each worker's stats lines
+    follow its records in manifest order."""
+    data = tmp_path / "drop"
+    data.mkdir()
+    names = [f"2018_06_28_{i // 60:02d}_{i % 60:02d}.txt" for i in range(80)]
+    bad = set(names[5::17])
+    for name in names:
+        (data / name).write_text("not a number\n" if name in bad else "1")
+    args = ("--seconds-in-min", "0", "--concurrency", "6", "--on-done", "delete",
+            "--on-failed", "move:failed", "--exit-when-idle", "1")  # fmt: skip
+    workers = [spawn(data, *args, name=name) for name in ("a", "b")]
+    for w in workers:
+        assert w.wait(timeout=120) == 0
+    manifest = manifest_records(data)
+    assert Counter(r["file"] for r in manifest) == Counter(names)
+    assert {r["file"] for r in manifest if r["status"] == "failed"} == bad
+    assert sorted(p.name for p in data.iterdir() if p.name.endswith(".txt")) == []
+    assert sorted(p.name for p in (data / "failed").iterdir()) == sorted(bad)
+    for proc in workers:
+        assert_stats_match_manifest(proc.records(), manifest, proc.name, complete=True)
+    verify = subprocess.run(
+        [sys.executable, "-m", "ingestd", "verify", str(data), "--expect", str(80 - len(bad))],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert verify.returncode == 0, verify.stdout
