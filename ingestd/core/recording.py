@@ -177,6 +177,9 @@ class Recording:
 
         def commit() -> tuple[bool, str | None]:
             written = self.ledger.commit(hold, record, on_written, transaction)
+            # The ledger works: a stall ends here, not after the version read below, which
+            # waits on the source (and the source may be what stalled the claims meanwhile).
+            self.recovered()
             now = _quietly_version(self.source, hold.name) if written and look else None
             return written, now
 
@@ -187,7 +190,6 @@ class Recording:
             # without spending an attempt; the worker waits before it claims again.
             self.stalled(log, "commit_failed", str(exc))
             return Result.STALLED, None
-        self.recovered()
         if not written:
             if self.metrics is not None:
                 self.metrics.duplicate()
