@@ -48,7 +48,8 @@ def _help(option: Option) -> str:
     text, default = option.help, option.default
     if default is not None and not option.flag:
         text += f" (default {default:g})" if isinstance(default, float) else f" (default {default})"
-    return f"{text} [env {option.env}]"
+    # argparse expands %-formats in help texts: a literal % (as in reject:P%) is written %%.
+    return f"{text} [env {option.env}]".replace("%", "%%")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:

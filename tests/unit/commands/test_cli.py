@@ -3,6 +3,7 @@ ledger's kinds."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,26 @@ def test_an_empty_variable_means_unset(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv("INGESTD_STATE_DIR", "")
     settings = cli.settings_from(cli.build_parser().parse_args(["run", str(tmp_path)]))
     assert settings.settle == 1.0 and settings.state_dir == tmp_path / ".ingestd"
+
+
+def _commands() -> list[str]:
+    parser = cli.build_parser()
+    found = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(found[0].choices)
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_every_command_prints_its_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # A help text is formatted by argparse (%-expansion): one bad character is a traceback.
+    with pytest.raises(SystemExit) as exit_:
+        cli.build_parser().parse_args([command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: ")
+    assert len(out.splitlines()) > 2
+
+
+def test_run_help_shows_a_literal_percent(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["run", "--help"])
+    assert "reject[:N|:P%]" in capsys.readouterr().out
