@@ -39,6 +39,7 @@ from ingestd.contracts.ledger import (
     Summary,
     SummaryBlock,
 )
+from ingestd.ledgers.grouping import GroupCommit, Pending
 
 __all__ = ["DONE", "FAILED", "FINISHED", "RETRY", "Manifest", "encode", "read_records"]
 
@@ -323,26 +324,14 @@ def read_records(
 
 
 @dataclass(eq=False)
-class _Pending:
-    """One record waiting to be committed, and what became of it (settled once)."""
+class _Entry:
+    """One record to append, and its hooks (see `Manifest.commit`)."""
 
     line: bytes
     file: str
     status: str
     on_written: Callable[[], None] | None
     before_append: Callable[[], None] | None
-    settled: bool = False
-    written: bool = False
-    error: BaseException | None = None
-
-    def settle(self, written: bool = False, error: BaseException | None = None) -> None:
-        if not self.settled:
-            self.settled, self.written, self.error = True, written, error
-
-
-def _settle_all(batch: list[_Pending], exc: BaseException) -> None:
-    for pending in batch:
-        pending.settle(error=exc)
 
 
 @dataclass
@@ -367,12 +356,15 @@ class Manifest:
     _read_fd: int | None = None
     _lock_fd: int | None = None
     _mutex: threading.Lock = field(default_factory=threading.Lock)
-    _write_mutex: threading.Lock = field(default_factory=threading.Lock)
-    _queue_mutex: threading.Lock = field(default_factory=threading.Lock)
-    _pending: list[_Pending] = field(default_factory=list)  # records waiting for the lock
+    # Orders this process's writers (its threads share one `flock` descriptor, so the flock
+    # cannot tell them apart), and lets records queued behind a write share the next one.
+    _group: GroupCommit[_Entry] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._group = GroupCommit(self._commit_batch)
 
     def close(self) -> None:
-        with self._write_mutex, self._mutex:
+        with self._group.holding(), self._mutex:
             for fd in (self._read_fd, self._lock_fd):
                 if fd is not None:
                     os.close(fd)
@@ -414,72 +406,58 @@ class Manifest:
         holds the lock are written by the next holder in one append and one fsync, each
         fenced and reported on its own.
         """
-        mine = _Pending(encode(record), record["file"], record["status"], on_written,
-                        before_append)  # fmt: skip
-        with self._queue_mutex:
-            self._pending.append(mine)
-        with self._write_mutex:
-            if not mine.settled:
-                with self._queue_mutex:
-                    batch, self._pending = self._pending, []
-                self._commit_batch(batch)
-        if mine.error is not None:
-            raise mine.error
-        return mine.written
+        entry = _Entry(encode(record), record["file"], record["status"], on_written,
+                       before_append)  # fmt: skip
+        return self._group.commit(entry)
 
-    def _commit_batch(self, batch: list[_Pending]) -> None:
+    def _commit_batch(self, batch: list[Pending[_Entry]]) -> None:
         """Fence, append and fsync `batch` under the manifest lock, and settle each record.
-        An error of the batch's own (the lock, the append, the fsync) settles every record
-        not yet settled with it: each caller raises it."""
-        try:
-            if self._lock_fd is None:
-                flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
-                self._lock_fd = os.open(self.lock_path, flags, 0o664)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        except BaseException as exc:
-            _settle_all(batch, exc)
-            return
+        An error of the batch's own (the lock, the append, the fsync) is raised: it settles
+        every record not yet settled, and each caller raises it."""
+        if self._lock_fd is None:
+            flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
+            self._lock_fd = os.open(self.lock_path, flags, 0o664)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         try:
             self.refresh()
             taken = self._fenced(batch)
             if taken:
-                _append(self.path, b"".join(p.line for p in taken))
+                _append(self.path, b"".join(p.item.line for p in taken))
                 self.refresh()
             for pending in taken:
                 try:
-                    if pending.on_written is not None:
-                        pending.on_written()
+                    if pending.item.on_written is not None:
+                        pending.item.on_written()
                 except BaseException as exc:  # written all the same: the caller hears why
                     pending.settle(error=exc)
                 else:
                     pending.settle(written=True)
-        except BaseException as exc:
-            _settle_all(batch, exc)
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
-    def _fenced(self, batch: list[_Pending]) -> list[_Pending]:
+    def _fenced(self, batch: list[Pending[_Entry]]) -> list[Pending[_Entry]]:
         """The records of `batch` to append: a file already done (or done earlier in the
         batch) is refused unless the record is an operator's redo; a record whose
         `before_append` fails is settled with that failure, the others go on."""
-        taken: list[_Pending] = []
+        taken: list[Pending[_Entry]] = []
         done_now: set[str] = set()
         for pending in batch:
-            already = self.status.get(pending.file) == DONE or pending.file in done_now
-            if already and pending.status != REDO:
+            entry = pending.item
+            already = self.status.get(entry.file) == DONE or entry.file in done_now
+            if already and entry.status != REDO:
                 pending.settle(written=False)
                 continue
-            if pending.before_append is not None:
+            if entry.before_append is not None:
                 try:
-                    pending.before_append()
+                    entry.before_append()
                 except BaseException as exc:  # this record's failure, not the batch's
                     pending.settle(error=exc)
                     continue
             taken.append(pending)
-            if pending.status == DONE:
-                done_now.add(pending.file)
-            elif pending.status == REDO:
-                done_now.discard(pending.file)
+            if entry.status == DONE:
+                done_now.add(entry.file)
+            elif entry.status == REDO:
+                done_now.discard(entry.file)
         return taken
 
     # ---- internals: called with _mutex held ----

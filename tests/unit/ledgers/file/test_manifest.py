@@ -204,12 +204,12 @@ def _queued(manifest: Manifest, commits: list[tuple[dict[str, Any], Any]]) -> li
             outcomes[i] = exc
 
     written: list[str] = []
-    with manifest._write_mutex:  # a commit in progress: the others queue
+    with manifest._group.holding():  # a commit in progress: the others queue
         threads = [threading.Thread(target=commit, args=(i, data, before))
                    for i, (data, before) in enumerate(commits)]  # fmt: skip
         for thread in threads:
             thread.start()
-            while len(manifest._pending) < threads.index(thread) + 1:
+            while manifest._group.queued < threads.index(thread) + 1:
                 threading.Event().wait(0.001)  # until it has queued: the order is fixed
     for thread in threads:
         thread.join(timeout=30)
