@@ -56,7 +56,8 @@ def commands_page() -> str:
             if action.metavar and action.option_strings:
                 flags += f" {action.metavar}"
             default = "" if action.default in (None, False, argparse.SUPPRESS) else action.default
-            rows.append(f"| `{cell(flags)}` | {cell(default)} | {cell(action.help or '')} |")
+            text = (action.help or "").replace("%%", "%")  # as argparse prints it
+            rows.append(f"| `{cell(flags)}` | {cell(default)} | {cell(text)} |")
         if rows:
             out.append("| argument | default | meaning |\n| --- | --- | --- |")
             out.append("\n".join(rows) + "\n")
