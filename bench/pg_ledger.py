@@ -11,7 +11,8 @@ Then takeover: a worker holding a long file is SIGKILLed, or its sessions are cu
 `pg_terminate_backend`; the time until a peer (default 2 s rescans) claims the file, beside
 the lease (which a takeover must not wait for).
 
-    python bench/pg_ledger.py [--files 2000] [--quick]
+    python bench/pg_ledger.py [--files 2000] [--workers 2 4] [--concurrency 1]
+                              [--no-takeover] [--quick]
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ def make_files(data: Path, count: int) -> None:
                 f"{minute % 60:02d}.txt").write_text("0")  # fmt: skip
 
 
-def run(data: Path, workers: int, ledger: list[str]) -> None:
+def run(data: Path, workers: int, ledger: list[str], concurrency: int = 1) -> None:
     command = [sys.executable, "-m", "ingestd", str(data), "--seconds-in-min", "0",
-               "--exit-when-idle", "1", "--log-format", "json", *ledger]  # fmt: skip
+               "--exit-when-idle", "1", "--log-format", "json",
+               "--concurrency", str(concurrency), *ledger]  # fmt: skip
     procs = [
         subprocess.Popen([*command, "--worker-id", f"w{i}"], stdout=subprocess.DEVNULL)
         for i in range(workers)
@@ -118,8 +120,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="200 files, 2 workers")
+    parser.add_argument("--concurrency", type=int, default=1, help="each worker's --concurrency")
+    parser.add_argument("--workers", type=int, nargs="+", help="worker counts (default 2 4)")
+    parser.add_argument("--no-takeover", action="store_true", help="only the drain rates")
     args = parser.parse_args()
-    files, counts = (200, [2]) if args.quick else (args.files, [2, 4])
+    files, counts = (200, [2]) if args.quick else (args.files, args.workers or [2, 4])
     cluster = PgCluster(fsync=True)
     started = time.monotonic()
     rows = []
@@ -129,14 +134,15 @@ def main() -> None:
             base = Path(tmp)
             # Right after a server start, a missing session lock proves nothing (the
             # ledger's restart grace): measure takeovers past it.
-            time.sleep(max(0.0, RESTART_GRACE + 1 - (time.monotonic() - started)))
-            for how in ("sigkill", "cut session"):
+            if not args.no_takeover:
+                time.sleep(max(0.0, RESTART_GRACE + 1 - (time.monotonic() - started)))
+            for how in () if args.no_takeover else ("sigkill", "cut session"):
                 takeovers.append([how, round(takeover(cluster, base, how), 2), "10 s"])
             for workers in counts:
                 data = base / f"file-{workers}"
                 make_files(data, files)
                 before = children_cpu()
-                run(data, workers, [])
+                run(data, workers, [], args.concurrency)
                 file_cpu = (children_cpu() - before) / files * 1000
                 manifest = (data / ".ingestd" / "manifest.jsonl").read_text().splitlines()
                 file_rate = rate([json.loads(line) for line in manifest])
@@ -145,7 +151,7 @@ def main() -> None:
                 data = base / f"pg-{workers}"
                 make_files(data, files)
                 before, before_server = children_cpu(), server_cpu(cluster)
-                run(data, workers, ["--ledger", url])
+                run(data, workers, ["--ledger", url], args.concurrency)
                 pg_cpu = (children_cpu() - before) / files * 1000
                 pg_server_cpu = (server_cpu(cluster) - before_server) / files * 1000
                 out = cluster.psql("SELECT json_agg(r) FROM ingestd.records r", dbname=name)

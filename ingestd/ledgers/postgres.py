@@ -59,6 +59,7 @@ from ingestd.contracts.ledger import (
 )
 from ingestd.core.recording import utc_now
 from ingestd.ledgers import Where
+from ingestd.ledgers.grouping import GroupCommit, Pending
 from ingestd.postgres.errors import RETRY, classify, describe, redact
 from ingestd.postgres.schema import SCHEMA_VERSION, ensure_schema, require_psycopg, schema_version
 from ingestd.postgres.schema import connect as pg_connect
@@ -209,6 +210,17 @@ class PgHold:
             self._ledger.run(statement, params)
 
 
+@dataclasses.dataclass(eq=False)
+class _Commit:
+    """One record on its way into `records`; `rows`: what its statement returned."""
+
+    hold: PgHold
+    params: tuple[Any, ...]
+    on_written: Callable[[], None] | None
+    transaction: Transaction | None
+    rows: list[Any] = dataclasses.field(default_factory=list)
+
+
 def _with_attempt(owner: Owner, attempt: int) -> Owner:
     return dataclasses.replace(owner, attempt=attempt)
 
@@ -236,7 +248,7 @@ class PostgresLedger:
         self._session: Any = None  # holds our advisory lock: our liveness, seen by peers
         self._session_checked = 0.0
         self._session_mutex = threading.Lock()
-        self._commit_mutex = threading.Lock()
+        self._group: GroupCommit[_Commit] = GroupCommit(self._write)
         self._opened: list[Any] = []  # every thread's connection, to close them all at the end
         # Give-backs that failed while the database was away: (statement, parameters) by file.
         self._deferred: dict[str, tuple[Any, tuple[Any, ...]]] = {}
@@ -435,43 +447,97 @@ class PostgresLedger:
         assert isinstance(hold, PgHold)
         seen = self._seen  # read without the mutex: records after it come back, once each
         params = (self.source, hold.token, json.dumps(record.to_dict()), COMMIT_CLASS, seen)
-        with self._commit_mutex:
-            try:
-                if transaction is None:
-                    rows = self.run(self.q.commit, params)  # one statement: autocommit
-                elif (
-                    isinstance(transaction, Joinable)
-                    and self.database
-                    and transaction.database == self.database
-                ):
-                    # The handler's rows and our record: one transaction, one COMMIT.
-                    with self._errors():
-                        rows = transaction.connection.execute(self.q.commit, params).fetchall()
-                    if rows:
-                        transaction.commit()
-                else:
-                    with self._errors(), self._connection().transaction() as tx:
-                        # Another database's work commits first, inside our fencing.
-                        rows = tx.connection.execute(self.q.commit, params).fetchall()
-                        if rows:
-                            transaction.commit()
-                written = bool(rows)
-                hold.committed = written
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    hold.abandon()
-                raise
-            finally:
-                if transaction is not None:
-                    transaction.close()  # rolls back what was not committed
-            if written and on_written is not None:
-                on_written()
+        mine = _Commit(hold, params, on_written, transaction)
+        try:
+            written = self._group.commit(mine)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                hold.abandon()
+            raise
+        finally:
+            if transaction is not None:
+                transaction.close()  # rolls back what was not committed
         if written:
             with self._sync_mutex:
-                self._apply(rows)  # committed: ours and any before it
+                self._apply(mine.rows)  # committed: ours and any before it
         else:
             self.sync()  # fenced out: see what the peer recorded
         return written
+
+    def _write(self, batch: list[Pending[_Commit]]) -> None:
+        """Group commit (`GroupCommit`'s writer): records without a transaction of their own
+        that queued together go in one transaction, one flush; a record that joins a
+        handler's transaction is written alone. In arrival order, which is `seq` order."""
+        group: list[Pending[_Commit]] = []
+        for pending in [*batch, None]:
+            if pending is not None and pending.item.transaction is None:
+                group.append(pending)
+                continue
+            if group:
+                self._write_group(group)
+                group = []
+            if pending is not None:
+                self._write_joined(pending)
+
+    def _write_group(self, group: list[Pending[_Commit]]) -> None:
+        try:
+            with self._errors():
+                connection = self._connection()
+                if len(group) == 1:
+                    results = [self.run(self.q.commit, group[0].item.params)]  # autocommit
+                else:
+                    # One round trip: BEGIN, a commit_record per record, COMMIT. A fenced
+                    # record returns no rows and leaves the others alone.
+                    with connection.pipeline(), connection.transaction():
+                        cursors = [connection.execute(self.q.commit, p.item.params) for p in group]
+                    results = [cursor.fetchall() for cursor in cursors]
+        except BaseException as exc:
+            for pending in group:
+                pending.settle(error=exc)
+            return
+        for pending, rows in zip(group, results, strict=True):
+            self._settle(pending, rows)
+
+    def _write_joined(self, pending: Pending[_Commit]) -> None:
+        transaction, params = pending.item.transaction, pending.item.params
+        try:
+            if (
+                isinstance(transaction, Joinable)
+                and self.database
+                and transaction.database == self.database
+            ):
+                # The handler's rows and our record: one transaction, one COMMIT.
+                with self._errors():
+                    rows = transaction.connection.execute(self.q.commit, params).fetchall()
+                if rows:
+                    transaction.commit()
+            else:
+                assert transaction is not None
+                with self._errors(), self._connection().transaction() as tx:
+                    # Another database's work commits first, inside our fencing.
+                    rows = tx.connection.execute(self.q.commit, params).fetchall()
+                    if rows:
+                        transaction.commit()
+        except BaseException as exc:
+            pending.settle(error=exc)
+            return
+        self._settle(pending, rows)
+
+    @staticmethod
+    def _settle(pending: Pending[_Commit], rows: list[Any]) -> None:
+        """A record's statement returned `rows`: none when fenced out, else ours and the
+        records committed since the caller's last look. `on_written` runs here, in record
+        order, so the worker's stats follow the ledger's."""
+        commit = pending.item
+        commit.rows = rows
+        commit.hold.committed = written = bool(rows)
+        if written and commit.on_written is not None:
+            try:
+                commit.on_written()
+            except BaseException as exc:  # written all the same: the caller hears why
+                pending.settle(error=exc)
+                return
+        pending.settle(written=written)
 
     def leftovers(self) -> list[str]:
         return []  # the record and the claim's removal are one transaction
@@ -495,11 +561,15 @@ class PostgresLedger:
             ).format(q.workers),
             (self.source, beat.worker, json.dumps(data)),
         )
-        # The heartbeat renews the leases of what we hold, on the database's clock.
+        # The heartbeat renews the leases of what we hold, on the database's clock. Rows
+        # locked right now are left to the next beat (a commit is deleting one, or a peer's
+        # claim looks at it): waiting for them while holding the others could close a cycle
+        # with a group of commits, which deletes several claim rows in one transaction.
         self.run(
             q.sql.SQL(
-                "UPDATE {} SET lease_until = now() + make_interval(secs => %s)"
-                " WHERE source = %s AND holder = %s"
+                "UPDATE {0} SET lease_until = now() + make_interval(secs => %s)"
+                " WHERE (source, file) IN (SELECT source, file FROM {0}"
+                " WHERE source = %s AND holder = %s FOR UPDATE SKIP LOCKED)"
             ).format(q.claims),
             (self.lease, self.source, self.worker),
         )

@@ -149,17 +149,24 @@ _FUNCTIONS = (
                 CONTINUE;
             END IF;
             -- A file never claimed before (a drain's usual case) is taken by its insert.
-            v_token := floor(random() * 9007199254740991)::bigint + 1;
-            INSERT INTO {s}.claims (source, file, token, holder, lease_until, owner)
-                VALUES (p_source, v_file, v_token, p_worker,
-                    now() + make_interval(secs => p_lease),
-                    p_owner || jsonb_build_object('attempt', 1))
-                ON CONFLICT DO NOTHING;
-            IF FOUND THEN
-                v_attempt := 1;
-                v_previous := NULL;
-                v_won := true;
-                EXIT;
+            -- Only where no row is there: an insert waits for a transaction deleting the
+            -- same key, and a group of commits deletes several claim rows in one, so it may
+            -- in turn wait for a row this claim has locked. A claim never waits for a
+            -- commit: a row being deleted is locked, and SKIP LOCKED passes over it.
+            IF NOT EXISTS (SELECT 1 FROM {s}.claims WHERE source = p_source
+                    AND file = v_file) THEN
+                v_token := floor(random() * 9007199254740991)::bigint + 1;
+                INSERT INTO {s}.claims (source, file, token, holder, lease_until, owner)
+                    VALUES (p_source, v_file, v_token, p_worker,
+                        now() + make_interval(secs => p_lease),
+                        p_owner || jsonb_build_object('attempt', 1))
+                    ON CONFLICT DO NOTHING;
+                IF FOUND THEN
+                    v_attempt := 1;
+                    v_previous := NULL;
+                    v_won := true;
+                    EXIT;
+                END IF;
             END IF;
             SELECT token, holder, lease_until, owner INTO c FROM {s}.claims
                 WHERE source = p_source AND file = v_file FOR UPDATE SKIP LOCKED;

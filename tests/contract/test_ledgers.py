@@ -9,16 +9,19 @@ killed with SIGKILL where the backend can be shared by processes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -39,6 +42,7 @@ from ingestd.core.processor import Processor
 from ingestd.core.recording import Result
 from ingestd.handlers import Job, Outcome
 from ingestd.ledgers.file import FileInspector, FileLedger
+from ingestd.ledgers.grouping import GroupCommit
 from ingestd.ledgers.memory import MemoryInspector, MemoryLedger, MemoryStore
 from ingestd.runtime.settings import Settings
 from ingestd.sources.memory import MemorySource
@@ -62,6 +66,8 @@ class Backend:
     peer_holding: Callable[[str, str], Peer]  # (file, worker id) -> a live holder elsewhere
     # The claim is gone as if never made (a database crash lost it); None: as `steal`.
     vanish: Callable[[str], None] | None = None
+    # A ledger's group commit, where it has one: holding its writer makes commits queue.
+    writer: Callable[[Ledger], GroupCommit[Any]] | None = None
 
 
 PEER = textwrap.dedent(
@@ -107,7 +113,11 @@ def file_backend(tmp_path: Path) -> Iterator[Backend]:
 
         return Peer(kill)
 
-    yield Backend("file", make, lambda: FileInspector(state), steal, peer_holding)
+    def writer(ledger: Ledger) -> GroupCommit[Any]:
+        assert isinstance(ledger, FileLedger)
+        return ledger.manifest._group
+
+    yield Backend("file", make, lambda: FileInspector(state), steal, peer_holding, None, writer)
     for popen in peers:
         if popen.poll() is None:
             popen.kill()
@@ -199,7 +209,11 @@ def postgres_backend(tmp_path: Path, url: str) -> Iterator[Backend]:
     def vanish(name: str) -> None:
         inspector._run("DELETE FROM ingestd.claims WHERE file = %s", (name,))
 
-    yield Backend("postgresql", make, lambda: inspector, steal, peer_holding, vanish)
+    def writer(ledger: Ledger) -> GroupCommit[Any]:
+        assert isinstance(ledger, PostgresLedger)
+        return ledger._group
+
+    yield Backend("postgresql", make, lambda: inspector, steal, peer_holding, vanish, writer)
     for popen in peers:
         if popen.poll() is None:
             popen.kill()
@@ -378,6 +392,68 @@ def test_a_commit_is_fenced_when_a_peer_recorded_the_file_first(backend: Backend
     assert [(r.worker, r.status) for r in done] == [("b", "done")]
 
 
+def queued_commits(
+    backend: Backend, ledger: Ledger, commits: list[Callable[[], bool]]
+) -> list[Any]:
+    """Run `commits` in threads at once: where the ledger groups commits, all of them queue
+    behind a commit in progress, in this order. What each returned or raised, in order."""
+    outcomes: list[Any] = [None] * len(commits)
+
+    def run(i: int) -> None:
+        try:
+            outcomes[i] = commits[i]()
+        except Exception as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(commits))]
+    if backend.writer is None:
+        for thread in threads:
+            thread.start()
+    else:
+        group = backend.writer(ledger)
+        with group.holding():
+            for i, thread in enumerate(threads):
+                thread.start()
+                while group.queued < i + 1:
+                    time.sleep(0.001)  # until it has queued: the order is fixed
+    for thread in threads:
+        thread.join(timeout=30)
+    return outcomes
+
+
+def test_commits_that_queue_together_are_each_fenced_on_their_own(backend: Backend) -> None:
+    a, b = backend.make(), backend.make()
+    D = "2018_06_28_00_45.txt"
+    holds = {}
+    for name in (A, B, C, D):
+        holds[name] = a.try_claim(name)
+        holds[name].begin(owner("a"))
+    backend.steal(B)  # a peer takes B over and records it first
+    taker = b.try_claim(B)
+    taker.begin(owner("b"))
+    assert b.commit(taker, record(B, "b", 2))
+    sink, down = Sink(), Sink(fail=True)
+    order: list[str] = []
+
+    def commit(name: str, transaction: Sink | None = None) -> Callable[[], bool]:
+        return lambda: a.commit(holds[name], record(name, "a"), lambda: order.append(name),
+                                transaction)  # fmt: skip
+
+    outcomes = queued_commits(backend, a, [commit(A), commit(B), commit(C, sink), commit(D, down)])
+    assert outcomes[:3] == [True, False, True]
+    assert isinstance(outcomes[3], OSError)  # its own transaction failed: only its record
+    assert sink.committed and sink.closed and down.closed
+    records = [(r.file, r.worker) for r in backend.inspector().records()]
+    assert records == [(B, "b"), (A, "a"), (C, "a")]
+    if backend.writer is not None:
+        assert order == [A, C]  # as the records went in: the worker's stats follow them
+    assert sorted(order) == [A, C]
+    a.sync()
+    assert not a.is_finished(D)
+    again = a.try_claim(D)  # given back without spending an attempt
+    assert again.begin(owner("a")) == 1
+
+
 def test_a_claim_lost_without_a_trace_and_taken_again_stays_the_takers(backend: Backend) -> None:
     """A claim the ledger lost altogether (a database crash before it reached the disk) and
     a peer then took: the first holder's give-back (after its commit failed, say) leaves the
@@ -544,3 +620,120 @@ def test_the_inspector_sees_one_files_claim_and_its_last_owner(backend: Backend)
     again.begin(owner("a"))
     assert ledger.commit(again, record(A, "a"))
     assert inspector.claim(A) == (False, None)  # finished: nothing left
+
+
+@pytest.mark.server
+@pytest.mark.postgres
+def test_postgresql_commits_that_queue_together_share_one_transaction(
+    tmp_path: Path, pg: Any
+) -> None:
+    from ingestd.ledgers.postgres import PostgresInspector
+
+    backends = postgres_backend(tmp_path, pg.url)
+    backend = next(backends)
+    try:
+        ledger = backend.make()
+        names = [A, B, C]
+        holds = [ledger.try_claim(name) for name in names]
+        for hold in holds:
+            hold.begin(owner("a"))
+        commits = [functools.partial(ledger.commit, h, record(h.name, "a")) for h in holds]
+        assert queued_commits(backend, ledger, commits) == [True, True, True]
+        inspector = backend.inspector()
+        assert isinstance(inspector, PostgresInspector)
+        rows = inspector._run(
+            "SELECT file, xmin::text FROM ingestd.records WHERE source = 'contract' ORDER BY seq"
+        )
+        assert [file for file, _ in rows] == names
+        assert len({xmin for _, xmin in rows}) == 1  # one transaction, one flush
+    finally:
+        next(backends, None)
+
+
+@pytest.mark.server
+@pytest.mark.postgres
+def test_postgresql_a_claim_never_waits_for_a_group_of_commits(tmp_path: Path, pg: Any) -> None:
+    """A group of commits deletes several claim rows in one transaction, and may wait for a
+    row someone else has locked (a peer's claim looking at it, a heartbeat) while holding the
+    others. A claim that waited for one of those deleted rows could close a cycle: it must
+    pass over such a file as busy instead."""
+    import psycopg
+
+    from ingestd.ledgers.postgres import PostgresInspector
+
+    backends = postgres_backend(tmp_path, pg.url)
+    backend = next(backends)
+    try:
+        a, b = backend.make(), backend.make()
+        holds = [a.try_claim(name) for name in (A, B)]
+        for hold in holds:
+            hold.begin(owner("a"))
+        with psycopg.connect(pg.url) as blocker:
+            # B's claim row locked elsewhere: the group deletes A's row, then waits for B's.
+            blocker.execute("SELECT 1 FROM ingestd.claims WHERE file = %s FOR UPDATE", (B,))
+            outcomes: list[Any] = []
+            commits = [functools.partial(a.commit, h, record(h.name, "a")) for h in holds]
+            committing = threading.Thread(
+                target=lambda: outcomes.extend(queued_commits(backend, a, commits))
+            )
+            committing.start()
+            inspector = backend.inspector()
+            assert isinstance(inspector, PostgresInspector)
+            while not inspector._run(
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE '%%commit_record%%'"
+            ):
+                time.sleep(0.01)  # until the group waits for B's row, A's deleted
+            claimed: list[Any] = []
+            peer = threading.Thread(target=lambda: claimed.append(b.claim_first([A])))
+            peer.start()
+            peer.join(timeout=30)
+            finished_while_blocked = not peer.is_alive()
+            blocker.rollback()
+            peer.join(timeout=30)
+            committing.join(timeout=30)
+        assert finished_while_blocked  # it did not wait for the group
+        passed, hold = claimed[0]
+        assert hold is None and passed == [(A, BUSY)]
+        assert outcomes == [True, True]
+    finally:
+        next(backends, None)
+
+
+@pytest.mark.server
+@pytest.mark.postgres
+def test_postgresql_a_heartbeat_renews_what_it_can_without_waiting(tmp_path: Path, pg: Any) -> None:
+    """A claim row locked elsewhere (a commit deleting it, a peer's claim looking at it) is
+    left to the next beat: waiting for it while holding the others' locks could close a
+    cycle with a group of commits."""
+    import psycopg
+
+    from ingestd.ledgers.postgres import PostgresInspector, PostgresLedger
+
+    backends = postgres_backend(tmp_path, pg.url)
+    backend = next(backends)
+    try:
+        ledger = backend.make()
+        assert isinstance(ledger, PostgresLedger)
+        for name in (A, B):
+            ledger.try_claim(name).begin(owner("a"))
+        inspector = backend.inspector()
+        assert isinstance(inspector, PostgresInspector)
+        leases = "SELECT file, lease_until FROM ingestd.claims ORDER BY file"
+        before = dict(inspector._run(leases))
+        with psycopg.connect(pg.url) as blocker:
+            blocker.execute("SELECT 1 FROM ingestd.claims WHERE file = %s FOR UPDATE", (B,))
+            beat = threading.Thread(
+                target=ledger.write_heartbeat,
+                args=(Heartbeat(worker=ledger.worker, host="h", pid=1, interval=5.0),),
+            )
+            beat.start()
+            beat.join(timeout=30)
+            finished_while_blocked = not beat.is_alive()
+            blocker.rollback()
+            beat.join(timeout=30)
+        assert finished_while_blocked
+        after = dict(inspector._run(leases))
+        assert after[A] > before[A] and after[B] == before[B]
+    finally:
+        next(backends, None)
