@@ -225,6 +225,92 @@ def _with_attempt(owner: Owner, attempt: int) -> Owner:
     return dataclasses.replace(owner, attempt=attempt)
 
 
+class _Writer:
+    """Writes the records of one `PostgresLedger` for its group commit (`GroupCommit`'s
+    writer): in arrival order, which is `seq` order."""
+
+    def __init__(self, ledger: PostgresLedger) -> None:
+        self._ledger = ledger
+
+    def __call__(self, batch: list[Pending[_Commit]]) -> None:
+        """Records without a transaction of their own that queued together go in one
+        transaction, one flush; a record that joins a handler's transaction goes alone."""
+        group: list[Pending[_Commit]] = []
+        for pending in [*batch, None]:
+            if pending is not None and pending.item.transaction is None:
+                group.append(pending)
+                continue
+            if group:
+                self._group(group)
+                group = []
+            if pending is not None:
+                self._joined(pending)
+
+    def _group(self, group: list[Pending[_Commit]]) -> None:
+        ledger = self._ledger
+        try:
+            with ledger._errors():
+                if len(group) == 1:
+                    results = [ledger.run(ledger.q.commit, group[0].item.params)]  # autocommit
+                else:
+                    connection = ledger._connection()
+                    # One round trip: BEGIN, a commit_record per record, COMMIT. A fenced
+                    # record returns no rows and leaves the others alone.
+                    with connection.pipeline(), connection.transaction():
+                        cursors = [
+                            connection.execute(ledger.q.commit, p.item.params) for p in group
+                        ]
+                    results = [cursor.fetchall() for cursor in cursors]
+        except BaseException as exc:
+            for pending in group:
+                pending.settle(error=exc)
+            return
+        for pending, rows in zip(group, results, strict=True):
+            self._settle(pending, rows)
+
+    def _joined(self, pending: Pending[_Commit]) -> None:
+        ledger = self._ledger
+        transaction, params = pending.item.transaction, pending.item.params
+        try:
+            if (
+                isinstance(transaction, Joinable)
+                and ledger.database
+                and transaction.database == ledger.database
+            ):
+                # The handler's rows and our record: one transaction, one COMMIT.
+                with ledger._errors():
+                    rows = transaction.connection.execute(ledger.q.commit, params).fetchall()
+                if rows:
+                    transaction.commit()
+            else:
+                assert transaction is not None
+                with ledger._errors(), ledger._connection().transaction() as tx:
+                    # Another database's work commits first, inside our fencing.
+                    rows = tx.connection.execute(ledger.q.commit, params).fetchall()
+                    if rows:
+                        transaction.commit()
+        except BaseException as exc:
+            pending.settle(error=exc)
+            return
+        self._settle(pending, rows)
+
+    @staticmethod
+    def _settle(pending: Pending[_Commit], rows: list[Any]) -> None:
+        """A record's statement returned `rows`: none when fenced out, else ours and the
+        records committed since the caller's last look. `on_written` runs here, in record
+        order, so the worker's stats follow the ledger's."""
+        commit = pending.item
+        commit.rows = rows
+        commit.hold.committed = written = bool(rows)
+        if written and commit.on_written is not None:
+            try:
+                commit.on_written()
+            except BaseException as exc:  # written all the same: the caller hears why
+                pending.settle(error=exc)
+                return
+        pending.settle(written=written)
+
+
 class PostgresLedger:
     def __init__(
         self,
@@ -248,7 +334,7 @@ class PostgresLedger:
         self._session: Any = None  # holds our advisory lock: our liveness, seen by peers
         self._session_checked = 0.0
         self._session_mutex = threading.Lock()
-        self._group: GroupCommit[_Commit] = GroupCommit(self._write)
+        self._group: GroupCommit[_Commit] = GroupCommit(_Writer(self))
         self._opened: list[Any] = []  # every thread's connection, to close them all at the end
         # Give-backs that failed while the database was away: (statement, parameters) by file.
         self._deferred: dict[str, tuple[Any, tuple[Any, ...]]] = {}
@@ -463,81 +549,6 @@ class PostgresLedger:
         else:
             self.sync()  # fenced out: see what the peer recorded
         return written
-
-    def _write(self, batch: list[Pending[_Commit]]) -> None:
-        """Group commit (`GroupCommit`'s writer): records without a transaction of their own
-        that queued together go in one transaction, one flush; a record that joins a
-        handler's transaction is written alone. In arrival order, which is `seq` order."""
-        group: list[Pending[_Commit]] = []
-        for pending in [*batch, None]:
-            if pending is not None and pending.item.transaction is None:
-                group.append(pending)
-                continue
-            if group:
-                self._write_group(group)
-                group = []
-            if pending is not None:
-                self._write_joined(pending)
-
-    def _write_group(self, group: list[Pending[_Commit]]) -> None:
-        try:
-            with self._errors():
-                connection = self._connection()
-                if len(group) == 1:
-                    results = [self.run(self.q.commit, group[0].item.params)]  # autocommit
-                else:
-                    # One round trip: BEGIN, a commit_record per record, COMMIT. A fenced
-                    # record returns no rows and leaves the others alone.
-                    with connection.pipeline(), connection.transaction():
-                        cursors = [connection.execute(self.q.commit, p.item.params) for p in group]
-                    results = [cursor.fetchall() for cursor in cursors]
-        except BaseException as exc:
-            for pending in group:
-                pending.settle(error=exc)
-            return
-        for pending, rows in zip(group, results, strict=True):
-            self._settle(pending, rows)
-
-    def _write_joined(self, pending: Pending[_Commit]) -> None:
-        transaction, params = pending.item.transaction, pending.item.params
-        try:
-            if (
-                isinstance(transaction, Joinable)
-                and self.database
-                and transaction.database == self.database
-            ):
-                # The handler's rows and our record: one transaction, one COMMIT.
-                with self._errors():
-                    rows = transaction.connection.execute(self.q.commit, params).fetchall()
-                if rows:
-                    transaction.commit()
-            else:
-                assert transaction is not None
-                with self._errors(), self._connection().transaction() as tx:
-                    # Another database's work commits first, inside our fencing.
-                    rows = tx.connection.execute(self.q.commit, params).fetchall()
-                    if rows:
-                        transaction.commit()
-        except BaseException as exc:
-            pending.settle(error=exc)
-            return
-        self._settle(pending, rows)
-
-    @staticmethod
-    def _settle(pending: Pending[_Commit], rows: list[Any]) -> None:
-        """A record's statement returned `rows`: none when fenced out, else ours and the
-        records committed since the caller's last look. `on_written` runs here, in record
-        order, so the worker's stats follow the ledger's."""
-        commit = pending.item
-        commit.rows = rows
-        commit.hold.committed = written = bool(rows)
-        if written and commit.on_written is not None:
-            try:
-                commit.on_written()
-            except BaseException as exc:  # written all the same: the caller hears why
-                pending.settle(error=exc)
-                return
-        pending.settle(written=written)
 
     def leftovers(self) -> list[str]:
         return []  # the record and the claim's removal are one transaction

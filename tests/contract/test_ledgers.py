@@ -650,6 +650,18 @@ def test_postgresql_commits_that_queue_together_share_one_transaction(
         next(backends, None)
 
 
+def finishes_meanwhile(action: Callable[[], object], release: Callable[[], None]) -> bool:
+    """Whether `action`, run in a thread, returns while what it must not wait for is still
+    held; `release` lets that go either way."""
+    thread = threading.Thread(target=action)
+    thread.start()
+    thread.join(timeout=30)
+    finished = not thread.is_alive()
+    release()
+    thread.join(timeout=30)
+    return finished
+
+
 @pytest.mark.server
 @pytest.mark.postgres
 def test_postgresql_a_claim_never_waits_for_a_group_of_commits(tmp_path: Path, pg: Any) -> None:
@@ -685,12 +697,9 @@ def test_postgresql_a_claim_never_waits_for_a_group_of_commits(tmp_path: Path, p
             ):
                 time.sleep(0.01)  # until the group waits for B's row, A's deleted
             claimed: list[Any] = []
-            peer = threading.Thread(target=lambda: claimed.append(b.claim_first([A])))
-            peer.start()
-            peer.join(timeout=30)
-            finished_while_blocked = not peer.is_alive()
-            blocker.rollback()
-            peer.join(timeout=30)
+            finished_while_blocked = finishes_meanwhile(
+                lambda: claimed.append(b.claim_first([A])), blocker.rollback
+            )
             committing.join(timeout=30)
         assert finished_while_blocked  # it did not wait for the group
         passed, hold = claimed[0]
@@ -723,15 +732,10 @@ def test_postgresql_a_heartbeat_renews_what_it_can_without_waiting(tmp_path: Pat
         before = dict(inspector._run(leases))
         with psycopg.connect(pg.url) as blocker:
             blocker.execute("SELECT 1 FROM ingestd.claims WHERE file = %s FOR UPDATE", (B,))
-            beat = threading.Thread(
-                target=ledger.write_heartbeat,
-                args=(Heartbeat(worker=ledger.worker, host="h", pid=1, interval=5.0),),
+            beat = Heartbeat(worker=ledger.worker, host="h", pid=1, interval=5.0)
+            finished_while_blocked = finishes_meanwhile(
+                lambda: ledger.write_heartbeat(beat), blocker.rollback
             )
-            beat.start()
-            beat.join(timeout=30)
-            finished_while_blocked = not beat.is_alive()
-            blocker.rollback()
-            beat.join(timeout=30)
         assert finished_while_blocked
         after = dict(inspector._run(leases))
         assert after[A] > before[A] and after[B] == before[B]
