@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import wait_for
 
 A = "2018_06_28_00_00.txt"
@@ -107,10 +108,13 @@ def test_a_cut_session_is_taken_over_and_its_late_commit_fenced_out(
     assert cut.terminate() == 0 and heir.terminate() == 0
 
 
-def test_a_database_restart_mid_run_loses_and_doubles_nothing(data: Path, spawn, pg: Any) -> None:
+@pytest.mark.parametrize("concurrency", [1, 4])  # 4: records go in groups, cut mid-group
+def test_a_database_restart_mid_run_loses_and_doubles_nothing(
+    data: Path, spawn, pg: Any, concurrency: int
+) -> None:
     names = [f"2018_06_28_{h:02d}_{m:02d}.txt" for h in range(10) for m in (0, 15, 30, 45)]
-    workers = [spawn(data, "--ledger", pg.url, "--seconds-in-min", "0.002", name=f"w{i}")
-               for i in range(2)]  # fmt: skip
+    workers = [spawn(data, "--ledger", pg.url, "--seconds-in-min", "0.002", "--concurrency",
+                     str(concurrency), name=f"w{i}") for i in range(2)]  # fmt: skip
     for w in workers:
         wait_for(lambda w=w: w.events("ready"))
     for n, name in enumerate(names):
