@@ -167,8 +167,9 @@ def main() -> None:
     headers = ["workers", "files", "postgresql files/s", "file ledger files/s", "ratio",
                "pg: worker CPU ms/file", "pg: server CPU ms/file",
                "file: worker CPU ms/file"]  # fmt: skip
+    print(f"--concurrency {args.concurrency}")
     print(table(headers, rows))
-    record("pg_ledger", {"rows": rows, "takeovers": takeovers})
+    record("pg_ledger", {"rows": rows, "takeovers": takeovers, "concurrency": args.concurrency})
 
 
 if __name__ == "__main__":
