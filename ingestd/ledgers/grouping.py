@@ -31,6 +31,17 @@ class Pending(Generic[T]):
         if not self.settled:
             self.settled, self.written, self.error = True, written, error
 
+    def settle_written(self, on_written: Callable[[], None] | None) -> None:
+        """Written durably: run the caller's `on_written` (in record order, the writer's
+        thread); if it fails, the record stands all the same and the caller hears why."""
+        try:
+            if on_written is not None:
+                on_written()
+        except BaseException as exc:
+            self.settle(error=exc)
+        else:
+            self.settle(written=True)
+
 
 class GroupCommit(Generic[T]):
     """Calls `write(batch)` for what is queued, one write at a time.

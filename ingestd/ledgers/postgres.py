@@ -235,16 +235,12 @@ class _Writer:
     def __call__(self, batch: list[Pending[_Commit]]) -> None:
         """Records without a transaction of their own that queued together go in one
         transaction, one flush; a record that joins a handler's transaction goes alone."""
-        group: list[Pending[_Commit]] = []
-        for pending in [*batch, None]:
-            if pending is not None and pending.item.transaction is None:
-                group.append(pending)
-                continue
-            if group:
-                self._group(group)
-                group = []
-            if pending is not None:
-                self._joined(pending)
+        for alone, run in itertools.groupby(batch, lambda p: p.item.transaction is not None):
+            if alone:
+                for pending in run:
+                    self._joined(pending)
+            else:
+                self._group(list(run))
 
     def _group(self, group: list[Pending[_Commit]]) -> None:
         ledger = self._ledger
@@ -301,14 +297,11 @@ class _Writer:
         order, so the worker's stats follow the ledger's."""
         commit = pending.item
         commit.rows = rows
-        commit.hold.committed = written = bool(rows)
-        if written and commit.on_written is not None:
-            try:
-                commit.on_written()
-            except BaseException as exc:  # written all the same: the caller hears why
-                pending.settle(error=exc)
-                return
-        pending.settle(written=written)
+        commit.hold.committed = bool(rows)
+        if rows:
+            pending.settle_written(commit.on_written)
+        else:
+            pending.settle(written=False)
 
 
 class PostgresLedger:

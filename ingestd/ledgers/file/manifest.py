@@ -425,13 +425,7 @@ class Manifest:
                 _append(self.path, b"".join(p.item.line for p in taken))
                 self.refresh()
             for pending in taken:
-                try:
-                    if pending.item.on_written is not None:
-                        pending.item.on_written()
-                except BaseException as exc:  # written all the same: the caller hears why
-                    pending.settle(error=exc)
-                else:
-                    pending.settle(written=True)
+                pending.settle_written(pending.item.on_written)
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
